@@ -1,0 +1,36 @@
+"""Tunables of the Paxos core, all in virtual milliseconds or counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class PaxosConfig:
+    """Cluster size, timers and limits. Every queue and batch has a bound."""
+
+    cluster_size: int
+    resend_ms: int = 200  # resend an unanswered Prepare/Accept after this long
+    backoff_base_ms: int = 10  # first backoff ceiling after a Nack; doubles per attempt
+    backoff_cap_ms: int = 1_000  # the ceiling never exceeds this
+    recovery_idle_ms: int = 500  # settle an undecided position after the account is idle this long
+    anti_entropy_ms: int = 1_000  # ask a peer for its account tails this often
+    catch_up_batch: int = 256  # chosen values per catch-up reply
+    promise_chosen_limit: int = 64  # chosen values reported in one Promise
+    tails_batch: int = 256  # accounts per anti-entropy reply
+    learn_ahead_limit: int = 1_024  # chosen values held beyond a gap in the prefix
+    round_reservation: int = 1_000  # rounds reserved per RoundWrite
+    fast_path: bool = True  # skip Prepare while a range promise from a majority holds
+
+    def __post_init__(self) -> None:
+        assert self.cluster_size >= 1
+        assert 0 < self.backoff_base_ms <= self.backoff_cap_ms
+        assert self.resend_ms > 0 and self.recovery_idle_ms > 0 and self.anti_entropy_ms > 0
+        assert self.catch_up_batch >= 1 and self.promise_chosen_limit >= 1
+        assert self.tails_batch >= 1 and self.learn_ahead_limit >= 1
+        assert self.round_reservation >= 1
+
+    @property
+    def quorum(self) -> int:
+        """A strict majority: any two quorums share an acceptor."""
+        return self.cluster_size // 2 + 1

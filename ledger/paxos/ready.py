@@ -1,0 +1,65 @@
+"""The result of one step of the core: what to persist, then send, then apply."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ledger.paxos.messages import Envelope
+from ledger.paxos.records import Write
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """`value` is chosen at `position`; positions arrive in order per account."""
+
+    account: str
+    position: int
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The end of a proposal this node made at `position` with value `proposed`."""
+
+    account: str
+    position: int
+    chosen: bytes
+    proposed: bytes
+
+    @property
+    def won(self) -> bool:
+        """True when the proposed value is the one chosen at `position`."""
+        return self.chosen == self.proposed
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """One step's effects, to be carried out strictly in this order.
+
+    1. `writes` become durable (staged, then synced), after those of every earlier Ready;
+    2. then `messages` may be sent;
+    3. then `committed` entries are applied and `outcomes` reported.
+    """
+
+    writes: tuple[Write, ...] = ()
+    messages: tuple[Envelope, ...] = ()
+    committed: tuple[Committed, ...] = ()
+    outcomes: tuple[Outcome, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.writes or self.messages or self.committed or self.outcomes)
+
+
+@dataclass(slots=True)
+class ReadyBuilder:
+    """Collects one step's effects; the node turns it into a frozen Ready."""
+
+    writes: list[Write] = field(default_factory=list)
+    messages: list[Envelope] = field(default_factory=list)
+    committed: list[Committed] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def build(self) -> Ready:
+        return Ready(
+            tuple(self.writes), tuple(self.messages), tuple(self.committed), tuple(self.outcomes)
+        )

@@ -1,0 +1,89 @@
+"""What the core asks storage to make durable, and how it reads durable state back.
+
+The core never writes: it returns `Write` records in a `Ready`, and the driver
+stages them in a `DurableView` implementation and syncs them to disk before it
+sends any message of that `Ready` (or of a later one). Reads see staged writes
+at once, so the core's view of its own state never goes backwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from ledger.paxos.ballot import Ballot
+from ledger.paxos.messages import AcceptedEntry, AccountTail
+
+
+@dataclass(frozen=True, slots=True)
+class PromiseWrite:
+    """The acceptor promised `ballot` for every position of `account`."""
+
+    account: str
+    ballot: Ballot
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptWrite:
+    """The acceptor accepted `value` at `position` under `ballot`."""
+
+    account: str
+    position: int
+    ballot: Ballot
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ChosenWrite:
+    """`value` is chosen at `position`, the next position of the chosen prefix.
+
+    It supersedes the acceptor's vote at that position, which storage may drop.
+    """
+
+    account: str
+    position: int
+    value: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RoundWrite:
+    """The proposer may use rounds up to `reserved_round`; a restart resumes above it."""
+
+    reserved_round: int
+
+
+Write = PromiseWrite | AcceptWrite | ChosenWrite | RoundWrite
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRecord:
+    """An account's acceptor and learner state as storage holds it."""
+
+    promised: Ballot
+    chosen_through: int
+    accepted: tuple[AcceptedEntry, ...]  # votes at positions > chosen_through, sorted
+
+
+class DurableView(Protocol):
+    """Read access to the node's durable state (staged writes included)."""
+
+    def reserved_round(self) -> int:
+        """The highest round the proposer may have used (0 on a new node)."""
+        ...
+
+    def account_record(self, account: str) -> AccountRecord:
+        """The account's promise, chosen prefix and undecided votes (empty if unknown)."""
+        ...
+
+    def chosen_values(self, account: str, from_position: int, limit: int) -> Sequence[bytes]:
+        """Chosen values from `from_position` on, contiguous, at most `limit`."""
+        ...
+
+    def account_tails(self, after: str, limit: int) -> Sequence[AccountTail]:
+        """Accounts sorted after `after` with their chosen prefix, at most `limit`."""
+        ...
+
+    def accounts_with_votes(self) -> Sequence[str]:
+        """Accounts holding a vote at a position above their chosen prefix."""
+        ...

@@ -1,0 +1,1 @@
+"""Durable state of a node: what the Paxos core asks to persist, behind one Protocol."""

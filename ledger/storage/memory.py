@@ -1,0 +1,134 @@
+"""An in-memory store with the same staging and sync semantics as the durable one.
+
+Writes are staged (visible to reads at once) and become durable at `sync`; a
+`crash` drops everything staged but not synced. The simulator relies on this to
+model a node that loses its unsynced writes when it dies.
+"""
+
+from __future__ import annotations
+
+import bisect
+import copy
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from ledger.paxos.ballot import NULL_BALLOT, Ballot
+from ledger.paxos.messages import AcceptedEntry, AccountTail
+from ledger.paxos.records import (
+    AcceptWrite,
+    AccountRecord,
+    ChosenWrite,
+    PromiseWrite,
+    RoundWrite,
+    Write,
+)
+
+
+@dataclass(slots=True)
+class MemoryTables:
+    """One consistent image of a node's state; reads implement `DurableView`."""
+
+    round_reserved: int = 0
+    promised: dict[str, Ballot] = field(default_factory=dict)
+    votes: dict[str, dict[int, AcceptedEntry]] = field(default_factory=dict)
+    chosen: dict[str, list[bytes]] = field(default_factory=dict)
+    sorted_accounts: list[str] = field(default_factory=list)  # accounts with a chosen value
+
+    def apply(self, write: Write) -> None:
+        if isinstance(write, PromiseWrite):
+            assert write.ballot > self.promised.get(write.account, NULL_BALLOT)
+            self.promised[write.account] = write.ballot
+        elif isinstance(write, AcceptWrite):
+            assert write.ballot >= self.promised.get(write.account, NULL_BALLOT)
+            decided = len(self.chosen.get(write.account, ()))
+            assert write.position >= decided, "a vote on a decided position"
+            vote = AcceptedEntry(write.position, write.ballot, write.value)
+            self.votes.setdefault(write.account, {})[write.position] = vote
+        elif isinstance(write, ChosenWrite):
+            log = self.chosen.get(write.account)
+            if log is None:
+                log = self.chosen[write.account] = []
+                bisect.insort(self.sorted_accounts, write.account)
+            assert write.position == len(log), "chosen values extend the prefix in order"
+            log.append(write.value)
+            account_votes = self.votes.get(write.account)
+            if account_votes is not None:
+                account_votes.pop(write.position, None)
+                if not account_votes:
+                    del self.votes[write.account]
+        else:
+            assert isinstance(write, RoundWrite)
+            self.round_reserved = write.reserved_round
+
+    # DurableView
+
+    def reserved_round(self) -> int:
+        return self.round_reserved
+
+    def account_record(self, account: str) -> AccountRecord:
+        chosen_through = len(self.chosen.get(account, ())) - 1
+        votes = tuple(
+            vote for position, vote in sorted(self.votes.get(account, {}).items())
+            if position > chosen_through
+        )
+        return AccountRecord(self.promised.get(account, NULL_BALLOT), chosen_through, votes)
+
+    def chosen_values(self, account: str, from_position: int, limit: int) -> Sequence[bytes]:
+        assert from_position >= 0 and limit >= 0
+        return self.chosen.get(account, [])[from_position:from_position + limit]
+
+    def account_tails(self, after: str, limit: int) -> Sequence[AccountTail]:
+        start = bisect.bisect_right(self.sorted_accounts, after)
+        return [
+            AccountTail(account, len(self.chosen[account]) - 1)
+            for account in self.sorted_accounts[start:start + limit]
+        ]
+
+    def accounts_with_votes(self) -> Sequence[str]:
+        return sorted(self.votes)
+
+
+class MemoryStore:
+    """A node's store held in memory: staged writes are visible, synced ones survive `crash`."""
+
+    def __init__(self) -> None:
+        self._visible = MemoryTables()
+        self._synced = MemoryTables()
+        self._staged: list[Write] = []
+
+    @property
+    def synced(self) -> MemoryTables:
+        """The durable image: what a restart would find."""
+        return self._synced
+
+    def stage(self, writes: Iterable[Write]) -> None:
+        for write in writes:
+            self._visible.apply(write)
+            self._staged.append(write)
+
+    def sync(self) -> None:
+        for write in self._staged:
+            self._synced.apply(write)
+        self._staged.clear()
+
+    def crash(self) -> None:
+        """Lose every staged write, as a killed process would."""
+        self._staged.clear()
+        self._visible = copy.deepcopy(self._synced)
+
+    # DurableView, over the visible image
+
+    def reserved_round(self) -> int:
+        return self._visible.reserved_round()
+
+    def account_record(self, account: str) -> AccountRecord:
+        return self._visible.account_record(account)
+
+    def chosen_values(self, account: str, from_position: int, limit: int) -> Sequence[bytes]:
+        return self._visible.chosen_values(account, from_position, limit)
+
+    def account_tails(self, after: str, limit: int) -> Sequence[AccountTail]:
+        return self._visible.account_tails(after, limit)
+
+    def accounts_with_votes(self) -> Sequence[str]:
+        return self._visible.accounts_with_votes()

@@ -1,0 +1,70 @@
+"""Broken variants of the core, planted to prove the simulator's checker can fail."""
+
+from __future__ import annotations
+
+from ledger.paxos.ballot import NULL_BALLOT
+from ledger.paxos.node import PaxosNode
+from ledger.paxos.proposer import Proposer
+from ledger.paxos.ready import Ready
+from ledger.paxos.records import PromiseWrite
+from ledger.storage.memory import MemoryStore, MemoryTables
+
+
+class MinorityQuorumNode(PaxosNode):
+    """Counts N/2 (rounded down) as a majority."""
+
+    @property
+    def quorum(self) -> int:
+        return self.config.cluster_size // 2
+
+
+class IgnoresVotesProposer(Proposer):
+    """Always proposes its own value, ignoring votes reported in promises."""
+
+    def choose_value(self) -> bytes | None:
+        return self.value if self.value is not None else super().choose_value()
+
+
+class IgnoresVotesNode(PaxosNode):
+    proposer_class = IgnoresVotesProposer
+
+
+class ReusesRoundsNode(PaxosNode):
+    """Forgets, at restart, which rounds it already used."""
+
+    def _restored_round(self) -> int:
+        return 0
+
+
+def _forget_promises(tables: MemoryTables) -> None:
+    for account in list(tables.promised):
+        votes = tables.votes.get(account, {}).values()
+        highest_vote = max((vote.ballot for vote in votes), default=NULL_BALLOT)
+        tables.promised[account] = highest_vote
+
+
+class ForgetsPromisesStore(MemoryStore):
+    """An acceptor with amnesia: a restart loses its promises (its votes survive)."""
+
+    def crash(self) -> None:
+        _forget_promises(self.synced)
+        super().crash()
+
+
+class UnsyncedPromisesNode(PaxosNode):
+    """Sends promises without asking for them to be made durable first."""
+
+    def handle(self, envelope, now_ms):  # type: ignore[no-untyped-def]
+        ready = super().handle(envelope, now_ms)
+        writes = tuple(w for w in ready.writes if not isinstance(w, PromiseWrite))
+        return Ready(writes, ready.messages, ready.committed, ready.outcomes)
+
+
+class NeverCatchesUpNode(PaxosNode):
+    """Never asks peers for missed values and never settles undecided positions."""
+
+    def _request_catch_up(self, account, state, now_ms, out):  # type: ignore[no-untyped-def]
+        state.catch_up_at_ms = None
+
+    def _settle(self, account, state, now_ms, out):  # type: ignore[no-untyped-def]
+        return
