@@ -21,6 +21,7 @@ class PaxosConfig:
     learn_ahead_limit: int = 1_024  # chosen values held beyond a gap in the prefix
     round_reservation: int = 1_000  # rounds reserved per RoundWrite
     fast_path: bool = True  # skip Prepare while a range promise from a majority holds
+    barrier_settle_ms: int = 100  # a read waits this long for in-flight votes before settling
 
     def __post_init__(self) -> None:
         assert self.cluster_size >= 1

@@ -106,6 +106,24 @@ class CatchUpReply:
 
 
 @dataclass(frozen=True, slots=True)
+class TailQuery:
+    """Read barrier: how far do your chosen prefix and your votes on `account` reach?"""
+
+    account: str
+    nonce: int  # names the barrier round the answer belongs to
+
+
+@dataclass(frozen=True, slots=True)
+class TailReport:
+    """The answer to a TailQuery: chosen prefix end and highest voted position (-1: none)."""
+
+    account: str
+    nonce: int
+    chosen_through: int
+    highest_vote: int
+
+
+@dataclass(frozen=True, slots=True)
 class AccountTail:
     """An account and the end of the sender's chosen prefix for it."""
 
@@ -139,6 +157,8 @@ Message = (
     | Learn
     | CatchUpRequest
     | CatchUpReply
+    | TailQuery
+    | TailReport
     | TailsRequest
     | TailsReply
 )

@@ -30,11 +30,13 @@ from ledger.paxos.messages import (
     Nack,
     Prepare,
     Promise,
+    TailQuery,
+    TailReport,
     TailsReply,
     TailsRequest,
 )
 from ledger.paxos.proposer import Phase, Proposer
-from ledger.paxos.ready import Committed, Outcome, Ready, ReadyBuilder
+from ledger.paxos.ready import BarrierDone, Committed, Outcome, Ready, ReadyBuilder
 from ledger.paxos.records import ChosenWrite, DurableView, RoundWrite
 
 
@@ -56,6 +58,21 @@ class Leadership:
 
 
 @dataclass(slots=True)
+class Barrier:
+    """One read-barrier round: which positions must be settled before a read may answer.
+
+    `target` is the highest position a majority reports a chosen value or a vote at;
+    every write decided before the round began is at or below it.
+    """
+
+    nonce: int
+    deadline_ms: int  # resend queries, or settle what is still undecided
+    reports: dict[int, TailReport] = field(default_factory=dict)
+    target: int | None = None
+    prepare_seq: int = 0  # prepares begun before the target was known prove nothing
+
+
+@dataclass(slots=True)
 class AccountState:
     """Everything the node holds in memory for one account."""
 
@@ -71,6 +88,7 @@ class AccountState:
     catch_up_source: int | None = None  # a peer known to be ahead
     recovery_at_ms: int | None = None  # when to settle undecided positions ourselves
     timer_ms: int | None = None  # earliest timer queued for this account
+    barriers: dict[int, Barrier] = field(default_factory=dict)
 
     def unsettled(self) -> bool:
         """Does this node hold votes or know of positions it has not seen decided?"""
@@ -105,6 +123,8 @@ class PaxosNode:
         self._timer_seq = 0
         self._next_anti_entropy_ms = now_ms + self._jitter_ms(config.anti_entropy_ms)
         self._tails_cursor = ""
+        self._next_nonce = 1
+        self._prepare_seq = 0
         for account in store.accounts_with_votes():
             state = self._state(account, now_ms)
             self._schedule_recovery(account, state, now_ms)
@@ -185,6 +205,28 @@ class PaxosNode:
             self._after_event(account, state, now_ms, out)
         return out.build()
 
+    def read_barrier(self, account: str, now_ms: int) -> tuple[int, Ready]:
+        """Begin a read barrier on `account`; a `BarrierDone` with the returned nonce follows.
+
+        It asks every node how far its chosen prefix and votes reach; once a
+        majority answered, it catches up and settles every position up to the
+        highest of those, so a read served after it reflects every write decided
+        before it began (linearizable reads).
+        """
+        out = ReadyBuilder()
+        state = self._state(account, now_ms)
+        nonce = self._next_nonce
+        self._next_nonce += 1
+        state.barriers[nonce] = Barrier(nonce, now_ms + self.config.resend_ms)
+        self._broadcast(TailQuery(account, nonce), out)
+        self._after_event(account, state, now_ms, out)
+        return nonce, out.build()
+
+    def cancel_barrier(self, account: str, nonce: int) -> None:
+        state = self._accounts.get(account)
+        if state is not None:
+            state.barriers.pop(nonce, None)
+
     def handle(self, envelope: Envelope, now_ms: int) -> Ready:
         """Process one message addressed to this node."""
         assert envelope.destination == self.node_index
@@ -243,6 +285,10 @@ class PaxosNode:
             self._learn(account, state, message.position, message.value, out)
         elif isinstance(message, CatchUpRequest):
             self._on_catch_up_request(source, state, message, out)
+        elif isinstance(message, TailQuery):
+            self._on_tail_query(source, state, message, out)
+        elif isinstance(message, TailReport):
+            self._on_tail_report(source, state, message, now_ms)
         else:
             assert isinstance(message, CatchUpReply)
             self._on_catch_up_reply(source, account, state, message, now_ms, out)
@@ -294,6 +340,41 @@ class PaxosNode:
         reply = CatchUpReply(request.account, request.from_position, values, state.chosen_through)
         out.messages.append(Envelope(self.node_index, source, reply))
 
+    def _on_tail_query(
+        self, source: int, state: AccountState, query: TailQuery, out: ReadyBuilder
+    ) -> None:
+        highest = max(state.known_tail, max(state.acceptor.votes, default=-1),
+                      max(state.learned, default=-1))
+        report = TailReport(query.account, query.nonce, state.chosen_through, highest)
+        out.messages.append(Envelope(self.node_index, source, report))
+
+    def _on_tail_report(
+        self, source: int, state: AccountState, report: TailReport, now_ms: int
+    ) -> None:
+        self._note_tail(state, report.chosen_through, source)
+        barrier = state.barriers.get(report.nonce)
+        if barrier is None or barrier.target is not None:
+            return
+        barrier.reports[source] = report
+        if len(barrier.reports) >= self.quorum:
+            barrier.target = max(max(r.chosen_through, r.highest_vote)
+                                 for r in barrier.reports.values())
+            barrier.prepare_seq = self._prepare_seq
+            # Give votes in flight a moment to be learned before settling them ourselves.
+            barrier.deadline_ms = now_ms + self.config.barrier_settle_ms
+
+    def _check_barriers(
+        self, account: str, state: AccountState, out: ReadyBuilder, log_end_seq: int = 0
+    ) -> None:
+        """Pass every barrier whose target is committed here, or proven past the log's end."""
+        for nonce, barrier in list(state.barriers.items()):
+            target = barrier.target
+            if target is None:
+                continue
+            if state.chosen_through >= target or barrier.prepare_seq < log_end_seq:
+                del state.barriers[nonce]
+                out.barriers.append(BarrierDone(account, nonce, state.chosen_through))
+
     def _on_tails_request(self, source: int, request: TailsRequest, out: ReadyBuilder) -> None:
         limit = min(request.limit, self.config.tails_batch)
         tails = tuple(self._store.account_tails(request.after, limit))
@@ -306,6 +387,8 @@ class PaxosNode:
         self, state: AccountState, proposer: Proposer, now_ms: int, out: ReadyBuilder
     ) -> None:
         ballot = self._new_ballot(state, out)
+        self._prepare_seq += 1
+        proposer.prepare_seq = self._prepare_seq
         self._broadcast(proposer.begin_prepare(ballot, now_ms, self.config.resend_ms), out)
 
     def _new_ballot(self, state: AccountState, out: ReadyBuilder) -> Ballot:
@@ -343,6 +426,7 @@ class PaxosNode:
             # Nobody in a majority voted here and we have nothing to propose:
             # the log ends before this position.
             state.proposer = None
+            self._check_barriers(account, state, out, log_end_seq=proposer.prepare_seq)
             return
         if self.config.fast_path:
             state.leader = Leadership(proposer.ballot, proposer.position, phase_one.later_votes)
@@ -491,6 +575,7 @@ class PaxosNode:
         self, account: str, state: AccountState, now_ms: int, out: ReadyBuilder
     ) -> None:
         """Start catch-up when behind, plan recovery of undecided positions, arm timers."""
+        self._check_barriers(account, state, out)
         behind = state.known_tail > state.chosen_through and self.config.cluster_size > 1
         if not behind:
             state.catch_up_at_ms = None
@@ -517,12 +602,27 @@ class PaxosNode:
                 self._resend(proposer, now_ms, out)
         if state.catch_up_at_ms is not None and state.catch_up_at_ms <= now_ms:
             self._request_catch_up(account, state, now_ms, out)
+        for barrier in state.barriers.values():
+            if barrier.deadline_ms <= now_ms:
+                self._on_barrier_timer(account, state, barrier, now_ms, out)
         if state.recovery_at_ms is not None and state.recovery_at_ms <= now_ms:
             state.recovery_at_ms = None
             idle_since_ms = state.last_activity_ms + self.config.recovery_idle_ms
             if state.proposer is None and state.unsettled() and idle_since_ms <= now_ms:
                 self._settle(account, state, now_ms, out)
         self._after_event(account, state, now_ms, out)
+
+    def _on_barrier_timer(
+        self, account: str, state: AccountState, barrier: Barrier, now_ms: int, out: ReadyBuilder
+    ) -> None:
+        barrier.deadline_ms = now_ms + self.config.resend_ms
+        if barrier.target is None:
+            query = TailQuery(account, barrier.nonce)
+            for node in range(self.config.cluster_size):
+                if node not in barrier.reports:
+                    out.messages.append(Envelope(self.node_index, node, query))
+        elif state.proposer is None and state.chosen_through < barrier.target:
+            self._settle(account, state, now_ms, out)
 
     def _settle(self, account: str, state: AccountState, now_ms: int, out: ReadyBuilder) -> None:
         """Run Paxos at the first undecided position with no value of our own.
@@ -551,6 +651,7 @@ class PaxosNode:
                 state.proposer.deadline_ms if state.proposer is not None else None,
                 state.catch_up_at_ms,
                 state.recovery_at_ms,
+                *(barrier.deadline_ms for barrier in state.barriers.values()),
             ) if deadline is not None
         ]
         if not deadlines:

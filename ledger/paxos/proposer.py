@@ -49,6 +49,7 @@ class Proposer:
     promises: dict[int, Promise] = field(default_factory=dict)
     proposal: bytes | None = None  # the value sent in Accepts under `ballot`
     accepted_by: set[int] = field(default_factory=set)
+    prepare_seq: int = 0  # the node's count of prepares when this round began
 
     def begin_prepare(self, ballot: Ballot, now_ms: int, resend_ms: int) -> Prepare:
         assert ballot > self.ballot, "a new round needs a higher ballot"

@@ -33,21 +33,33 @@ class Outcome:
 
 
 @dataclass(frozen=True, slots=True)
+class BarrierDone:
+    """Read barrier `nonce` on `account` passed: positions 0..`position` are chosen and
+    committed here, and no write decided before the barrier began lies beyond them."""
+
+    account: str
+    nonce: int
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
 class Ready:
     """One step's effects, to be carried out strictly in this order.
 
     1. `writes` become durable (staged, then synced), after those of every earlier Ready;
     2. then `messages` may be sent;
-    3. then `committed` entries are applied and `outcomes` reported.
+    3. then `committed` entries are applied, then `outcomes` and `barriers` reported.
     """
 
     writes: tuple[Write, ...] = ()
     messages: tuple[Envelope, ...] = ()
     committed: tuple[Committed, ...] = ()
     outcomes: tuple[Outcome, ...] = ()
+    barriers: tuple[BarrierDone, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.writes or self.messages or self.committed or self.outcomes)
+        return bool(self.writes or self.messages or self.committed or self.outcomes
+                    or self.barriers)
 
 
 @dataclass(slots=True)
@@ -58,8 +70,10 @@ class ReadyBuilder:
     messages: list[Envelope] = field(default_factory=list)
     committed: list[Committed] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
+    barriers: list[BarrierDone] = field(default_factory=list)
 
     def build(self) -> Ready:
         return Ready(
-            tuple(self.writes), tuple(self.messages), tuple(self.committed), tuple(self.outcomes)
+            tuple(self.writes), tuple(self.messages), tuple(self.committed),
+            tuple(self.outcomes), tuple(self.barriers),
         )

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from ledger.paxos.config import PaxosConfig
 from ledger.paxos.messages import Envelope
 from ledger.paxos.node import PaxosNode
-from ledger.paxos.ready import Outcome, Ready
+from ledger.paxos.ready import BarrierDone, Outcome, Ready
 from ledger.paxos.records import AcceptWrite, DurableView
 from ledger.sim.checker import SafetyChecker
 from ledger.sim.scenario import Partition, Scenario
@@ -27,6 +27,7 @@ from ledger.storage.memory import MemoryStore
 NodeFactory = Callable[[int, PaxosConfig, DurableView, random.Random, int], PaxosNode]
 StoreFactory = Callable[[], MemoryStore]
 
+READ_CHANCE = 0.25  # a client reads (through a read barrier) instead of writing next
 CHECK_EVERY_MS = 250  # how often the settled state is checked once faults are over
 MAX_EVENTS = 2_000_000  # a run that needs more is reported, not left to spin
 
@@ -46,11 +47,14 @@ class SimResult:
 
 @dataclass(slots=True)
 class Client:
-    """Proposes its values one at a time, retrying at the next position after a loss."""
+    """Proposes its values one at a time, retrying at the next position after a loss;
+    between values it sometimes reads an account through a read barrier."""
 
     queue: deque[tuple[str, bytes]]
     in_flight: tuple[str, bytes] | None = None
     done: list[tuple[str, int, bytes]] = field(default_factory=list)
+    reading: tuple[str, int, int] | None = None  # (account, nonce, lowest acceptable position)
+    reads: int = 0
 
 
 @dataclass(slots=True)
@@ -85,6 +89,7 @@ class Simulation:
         self._seq = 0
         self.cut: set[tuple[int, int]] = set()  # directed links that drop everything
         self.faults_over = False
+        self.acknowledged: dict[str, int] = {}  # highest position acknowledged per account
         self.nodes: list[SimNode] = []
         for index in range(scenario.nodes):
             client = None
@@ -177,13 +182,42 @@ class Simulation:
         node = self.nodes[index]
         client = node.client
         assert client is not None
-        if node.core is None or client.in_flight is not None or not client.queue:
+        if node.core is None or client.in_flight is not None or client.reading is not None:
+            return
+        if not client.queue:
+            return
+        if self.rng.random() < READ_CHANCE:
+            self._read(node, client, self.rng.choice(self.scenario.accounts))
             return
         account, value = client.queue.popleft()
         # A retry after a crash is a new attempt with a new value, as a real client's would be.
         value = value.split(b"@")[0] + b"@%d" % node.incarnation
         client.in_flight = (account, value)
         self._propose(node, account, value)
+
+    def _read(self, node: SimNode, client: Client, account: str) -> None:
+        """A linearizable read must see every write acknowledged before it began."""
+        assert node.core is not None
+        nonce, ready = node.core.read_barrier(account, self.now_ms)
+        client.reading = (account, nonce, self.acknowledged.get(account, -1))
+        self._process(node, ready)
+
+    def _on_barrier(self, node: SimNode, done: BarrierDone) -> None:
+        client = node.client
+        if client is None or client.reading is None or client.reading[:2] != (
+            done.account, done.nonce
+        ):
+            return
+        lowest = client.reading[2]
+        if done.position < lowest:
+            self.checker.violation(
+                self.now_ms,
+                f"linearizability: node {node.index} read {done.account} through position "
+                f"{done.position}, but position {lowest} was acknowledged before the read began",
+            )
+        client.reading = None
+        client.reads += 1
+        self._at(self.now_ms, "client", node.index)
 
     def _on_crash(self, index: int) -> None:
         node = self.nodes[index]
@@ -199,6 +233,8 @@ class Simulation:
         if client is not None and client.in_flight is not None:
             client.queue.appendleft(client.in_flight)  # its outcome is unknown: try again
             client.in_flight = None
+        if client is not None:
+            client.reading = None
 
     def _on_restart(self, index: int) -> None:
         node = self.nodes[index]
@@ -267,6 +303,8 @@ class Simulation:
                                         committed.position, committed.value)
             for outcome in ready.outcomes:
                 self._on_outcome(node, outcome)
+            for done in ready.barriers:
+                self._on_barrier(node, done)
 
     def _crash_now(self) -> bool:
         """Kill a node right after it sent (before it applied): the most revealing moment."""
@@ -279,6 +317,8 @@ class Simulation:
             return
         if outcome.won:
             client.done.append((outcome.account, outcome.position, outcome.proposed))
+            self.acknowledged[outcome.account] = max(
+                self.acknowledged.get(outcome.account, -1), outcome.position)
             client.in_flight = None
             think_ms = self.rng.randrange(self.scenario.think_ms + 1)
             self._at(self.now_ms + think_ms, "client", node.index)
@@ -321,6 +361,8 @@ class Simulation:
             client = node.client
             if client is not None and (client.queue or client.in_flight is not None):
                 return f"node {node.index}'s client still has undecided values"
+            if client is not None and client.reading is not None:
+                return f"node {node.index}'s client is still waiting for a read barrier"
         for node in self.nodes:
             if node.store.accounts_with_votes():
                 return f"node {node.index} holds votes at undecided positions"

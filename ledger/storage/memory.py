@@ -22,6 +22,14 @@ from ledger.paxos.records import (
     RoundWrite,
     Write,
 )
+from ledger.storage.base import (
+    APP_TABLES,
+    EMPTY_DIGEST,
+    AccountSummary,
+    AppWrite,
+    NodeIdentity,
+    chain_digest,
+)
 
 
 @dataclass(slots=True)
@@ -33,9 +41,18 @@ class MemoryTables:
     votes: dict[str, dict[int, AcceptedEntry]] = field(default_factory=dict)
     chosen: dict[str, list[bytes]] = field(default_factory=dict)
     sorted_accounts: list[str] = field(default_factory=list)  # accounts with a chosen value
+    digests: dict[str, bytes] = field(default_factory=dict)
+    app: dict[str, dict[bytes, bytes]] = field(
+        default_factory=lambda: {table: {} for table in APP_TABLES}
+    )
 
-    def apply(self, write: Write) -> None:
-        if isinstance(write, PromiseWrite):
+    def apply(self, write: Write | AppWrite) -> None:
+        if isinstance(write, AppWrite):
+            if write.value is None:
+                self.app[write.table].pop(write.key, None)
+            else:
+                self.app[write.table][write.key] = write.value
+        elif isinstance(write, PromiseWrite):
             assert write.ballot > self.promised.get(write.account, NULL_BALLOT)
             self.promised[write.account] = write.ballot
         elif isinstance(write, AcceptWrite):
@@ -51,6 +68,9 @@ class MemoryTables:
                 bisect.insort(self.sorted_accounts, write.account)
             assert write.position == len(log), "chosen values extend the prefix in order"
             log.append(write.value)
+            self.digests[write.account] = chain_digest(
+                self.digests.get(write.account, EMPTY_DIGEST), write.value
+            )
             account_votes = self.votes.get(write.account)
             if account_votes is not None:
                 account_votes.pop(write.position, None)
@@ -58,6 +78,7 @@ class MemoryTables:
                     del self.votes[write.account]
         else:
             assert isinstance(write, RoundWrite)
+            assert write.reserved_round >= self.round_reserved, "the reserved round went down"
             self.round_reserved = write.reserved_round
 
     # DurableView
@@ -87,6 +108,24 @@ class MemoryTables:
     def accounts_with_votes(self) -> Sequence[str]:
         return sorted(self.votes)
 
+    def account_summary(self, account: str) -> AccountSummary:
+        return AccountSummary(account, len(self.chosen.get(account, ())) - 1,
+                              self.digests.get(account, EMPTY_DIGEST))
+
+    def account_summaries(self, after: str, limit: int) -> Sequence[AccountSummary]:
+        start = bisect.bisect_right(self.sorted_accounts, after)
+        return [self.account_summary(a) for a in self.sorted_accounts[start:start + limit]]
+
+    def app_get(self, table: str, key: bytes) -> bytes | None:
+        return self.app[table].get(key)
+
+    def app_range(
+        self, table: str, start: bytes, stop: bytes, limit: int
+    ) -> Sequence[tuple[bytes, bytes]]:
+        rows = self.app[table]
+        keys = sorted(key for key in rows if start <= key < stop)[:limit]
+        return [(key, rows[key]) for key in keys]
+
 
 class MemoryStore:
     """A node's store held in memory: staged writes are visible, synced ones survive `crash`."""
@@ -94,14 +133,15 @@ class MemoryStore:
     def __init__(self) -> None:
         self._visible = MemoryTables()
         self._synced = MemoryTables()
-        self._staged: list[Write] = []
+        self._staged: list[Write | AppWrite] = []
+        self._identity: NodeIdentity | None = None
 
     @property
     def synced(self) -> MemoryTables:
         """The durable image: what a restart would find."""
         return self._synced
 
-    def stage(self, writes: Iterable[Write]) -> None:
+    def stage(self, writes: Iterable[Write | AppWrite]) -> None:
         for write in writes:
             self._visible.apply(write)
             self._staged.append(write)
@@ -132,3 +172,28 @@ class MemoryStore:
 
     def accounts_with_votes(self) -> Sequence[str]:
         return self._visible.accounts_with_votes()
+
+    # Store
+
+    def close(self) -> None:
+        self.sync()
+
+    def identity(self) -> NodeIdentity | None:
+        return self._identity
+
+    def set_identity(self, identity: NodeIdentity) -> None:
+        self._identity = identity
+
+    def account_summary(self, account: str) -> AccountSummary:
+        return self._visible.account_summary(account)
+
+    def account_summaries(self, after: str, limit: int) -> Sequence[AccountSummary]:
+        return self._visible.account_summaries(after, limit)
+
+    def app_get(self, table: str, key: bytes) -> bytes | None:
+        return self._visible.app_get(table, key)
+
+    def app_range(
+        self, table: str, start: bytes, stop: bytes, limit: int
+    ) -> Sequence[tuple[bytes, bytes]]:
+        return self._visible.app_range(table, start, stop, limit)

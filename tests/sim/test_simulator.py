@@ -73,7 +73,9 @@ def _agreement(violation: str) -> bool:
                      id="acceptor-forgets-promise"),
         pytest.param({"node_factory": planted.IgnoresVotesNode}, id="proposer-ignores-votes"),
         pytest.param({"node_factory": planted.MinorityQuorumNode}, id="quorum-of-n-over-2"),
-        pytest.param({"node_factory": planted.ReusesRoundsNode}, id="round-reused-after-restart"),
+        pytest.param({"node_factory": planted.ReusesRoundsNode,
+                      "store_factory": planted.LowersRoundsStore},
+                     id="round-reused-after-restart"),
     ],
 )
 def test_the_checker_finds_an_agreement_violation_in_a_broken_core(
@@ -92,4 +94,10 @@ def test_the_checker_catches_a_promise_sent_before_it_is_durable() -> None:
 def test_the_checker_catches_a_cluster_that_never_converges() -> None:
     found = _first_violation(lambda v: "liveness" in v, seeds=50,
                              node_factory=planted.NeverCatchesUpNode)
+    assert found is not None
+
+
+def test_the_checker_catches_a_read_that_misses_an_acknowledged_write() -> None:
+    found = _first_violation(lambda v: "linearizability" in v, seeds=100,
+                             node_factory=planted.LocalReadsNode)
     assert found is not None

@@ -1,0 +1,1 @@
+"""Command-line tools: thin layers that parse, call the library, and print."""

@@ -1,0 +1,46 @@
+"""`ledger cluster up`: a local cluster of real server processes, in the foreground."""
+
+from __future__ import annotations
+
+import pathlib
+import time
+
+import click
+
+from ledger.localcluster import ProcessCluster
+
+
+@click.group()
+def cluster() -> None:
+    """Run a local cluster for development and demos."""
+
+
+@cluster.command()
+@click.option("--nodes", default=3, show_default=True, type=click.IntRange(1, 9))
+@click.option("--base-port", default=7001, show_default=True, type=click.IntRange(1, 65527))
+@click.option("--data-dir", default="ledger-data", show_default=True,
+              type=click.Path(path_type=pathlib.Path),
+              help="One subdirectory (and log file) per node; reused across runs.")
+def up(nodes: int, base_port: int, data_dir: pathlib.Path) -> None:
+    """Start NODES servers on 127.0.0.1:BASE-PORT... and keep them running until Ctrl-C."""
+    local = ProcessCluster(data_dir, nodes, ports=range(base_port, base_port + nodes))
+    try:
+        local.start()
+    except (RuntimeError, TimeoutError) as error:
+        local.stop()
+        raise click.ClickException(f"the cluster did not come up: {error}") from error
+    click.echo(f"cluster {local.cluster_flag} is up; data and logs in {data_dir}/", err=True)
+    click.echo("Ctrl-C stops every node", err=True)
+    reported: set[str] = set()
+    try:
+        while True:
+            for node in local.nodes:
+                if not node.running and node.node_id not in reported:
+                    reported.add(node.node_id)
+                    click.echo(f"node {node.node_id} exited; see {node.log_path}", err=True)
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        local.stop()
+        click.echo("cluster stopped", err=True)

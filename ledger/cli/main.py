@@ -1,0 +1,20 @@
+"""The `ledger` command: run and inspect storage servers."""
+
+from __future__ import annotations
+
+import click
+
+from ledger.cli.cluster import cluster
+from ledger.cli.serve import serve
+from ledger.cli.status import status
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="paxos-ledger")
+def main() -> None:
+    """A Paxos-replicated bank ledger: storage servers and operator tools."""
+
+
+main.add_command(serve)
+main.add_command(cluster)
+main.add_command(status)

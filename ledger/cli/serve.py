@@ -1,0 +1,82 @@
+"""`ledger serve`: run one storage server in the foreground."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pathlib
+
+import click
+
+from ledger.node.cluster import ClusterConfig, ConfigError, parse_address
+from ledger.node.server import IdentityMismatch, ServeConfig
+from ledger.storage.base import StorageError
+
+
+def build_config(
+    node_id: str, data_dir: pathlib.Path, cluster: str, listen: str | None, map_size_mb: int
+) -> ServeConfig:
+    """Validate the flags together; raise click.BadParameter naming the bad one."""
+    try:
+        parsed = ClusterConfig.parse(cluster)
+    except ConfigError as error:
+        raise click.BadParameter(str(error), param_hint="--cluster") from error
+    try:
+        parsed.index_of(node_id)
+    except ConfigError as error:
+        raise click.BadParameter(str(error), param_hint="--node-id") from error
+    if listen is not None:
+        try:
+            parse_address(listen)
+        except ConfigError as error:
+            raise click.BadParameter(str(error), param_hint="--listen") from error
+    if map_size_mb < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--map-size-mb")
+    return ServeConfig(node_id, data_dir, parsed, listen, map_size_mb)
+
+
+@click.command()
+@click.option("--node-id", required=True, help="This node's id; it must appear in --cluster.")
+@click.option("--data-dir", required=True, type=click.Path(path_type=pathlib.Path),
+              help="Where this node keeps its state (created on first start).")
+@click.option("--cluster", required=True, metavar="ID=HOST:PORT,...",
+              help="Every member of the cluster, this node included, in any order.")
+@click.option("--listen", metavar="HOST:PORT",
+              help="Bind here instead of this node's --cluster address (for containers).")
+@click.option("--map-size-mb", default=1024, show_default=True,
+              help="Initial LMDB map size; it grows on its own when full.")
+@click.option("--check-config", is_flag=True,
+              help="Validate the flags, print what they mean, and exit without serving.")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))
+def serve(
+    node_id: str, data_dir: pathlib.Path, cluster: str, listen: str | None, map_size_mb: int,
+    check_config: bool, log_level: str,
+) -> None:
+    """Run a storage server: a Paxos node for every account, until SIGTERM or Ctrl-C.
+
+    The data directory is bound to this node id and cluster on first start; a
+    restart with another id or cluster is refused. Never start a node on a wiped
+    data directory while the rest of the cluster still runs: it would forget its
+    promises (see README).
+    """
+    config = build_config(node_id, data_dir, cluster, listen, map_size_mb)
+    if check_config:
+        click.echo(f"node {config.node_id} (ballot index {config.node_index} of "
+                   f"{config.cluster.size}) listens on {config.bind_address}")
+        click.echo(f"cluster {config.cluster.canonical()} fingerprint {config.cluster.fingerprint}")
+        return
+    logging.basicConfig(
+        level=log_level.upper(),
+        format=f"%(asctime)s %(levelname)s node={node_id} %(name)s: %(message)s",
+    )
+    from ledger.node.server import serve as run
+
+    try:
+        asyncio.run(run(config))
+    except IdentityMismatch as error:
+        raise click.ClickException(str(error)) from error
+    except StorageError as error:
+        raise click.ClickException(f"storage: {error}") from error
+    except OSError as error:
+        raise click.ClickException(str(error)) from error

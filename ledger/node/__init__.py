@@ -1,0 +1,1 @@
+"""A storage server: the Paxos core driven over gRPC and durable storage."""

@@ -1,0 +1,410 @@
+"""The node driver: the only code that calls the Paxos core, one turn at a time.
+
+Everything runs on one asyncio loop, so the core is never entered concurrently.
+A turn takes everything that arrived since the last one (peer messages, replies,
+proposals, cancellations, due timers), feeds it to the core, then carries out
+the resulting Readies in the order the core demands:
+
+1. persist: stage every write and sync once (group commit: one fsync per turn);
+2. send: answers to peers that called us go back in their calls' replies, the
+   rest to the transport, messages to ourselves to the next turn;
+3. apply: committed entries go to the state machine, outcomes to proposers.
+
+While a turn syncs, new work queues up and forms the next turn's batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from ledger.paxos import (
+    Committed,
+    Envelope,
+    Outcome,
+    PaxosConfig,
+    PaxosNode,
+    ProposalInProgress,
+    Ready,
+)
+from ledger.paxos.backoff import RandomSource
+from ledger.paxos.records import Write
+from ledger.storage.base import AppWrite, StorageError, Store
+
+log = logging.getLogger(__name__)
+
+Send = Callable[[int, list[Envelope]], None]
+
+STORAGE_RETRY_MS = 100  # how often a failing disk is retried when nothing else happens
+
+
+class NoQuorum(Exception):
+    """No majority answered before the deadline; the value may or may not be chosen."""
+
+
+class StorageUnavailable(Exception):
+    """The node cannot make writes durable (disk or map full); the message says why."""
+
+
+class StateMachine(Protocol):
+    """What committed entries are applied to, in log order per account."""
+
+    def applied_position(self, account: str) -> int:
+        """The last position applied to the account (-1: none)."""
+        ...
+
+    def apply(self, committed: Committed) -> list[AppWrite]:
+        """Apply the next entry of an account; return the writes recording it."""
+        ...
+
+
+class AppliedPositions:
+    """The simplest state machine: remembers how far each account's log was applied."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def applied_position(self, account: str) -> int:
+        raw = self._store.app_get("applied", account.encode())
+        return -1 if raw is None else int.from_bytes(raw, "big", signed=True)
+
+    def apply(self, committed: Committed) -> list[AppWrite]:
+        assert committed.position == self.applied_position(committed.account) + 1
+        raw = committed.position.to_bytes(8, "big", signed=True)
+        return [AppWrite("applied", committed.account.encode(), raw)]
+
+
+def monotonic_ms() -> int:
+    return time.monotonic_ns() // 1_000_000
+
+
+@dataclass(slots=True, eq=False)
+class _Proposal:
+    account: str
+    value: bytes
+    future: asyncio.Future[Outcome]
+    started: bool = False
+
+
+@dataclass(slots=True, eq=False)
+class _Call:
+    """A peer's Step call, waiting for the answers its messages cause."""
+
+    source: int
+    envelopes: list[Envelope]
+    future: asyncio.Future[list[Envelope]]
+
+
+@dataclass(slots=True, eq=False)
+class _Read:
+    """A caller waiting for a read barrier on `account`."""
+
+    account: str
+    future: asyncio.Future[int]
+
+
+@dataclass(slots=True)
+class _Inbox:
+    calls: list[_Call] = field(default_factory=list)
+    messages: list[Envelope] = field(default_factory=list)
+    cancels: list[_Proposal] = field(default_factory=list)
+    reads: list[_Read] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.calls or self.messages or self.cancels or self.reads)
+
+
+class NodeDriver:
+    """Owns the core, the store and the state machine; serialises all access to them."""
+
+    def __init__(
+        self,
+        node_index: int,
+        config: PaxosConfig,
+        store: Store,
+        send: Send,
+        rng: RandomSource,
+        state_machine: StateMachine | None = None,
+        clock_ms: Callable[[], int] = monotonic_ms,
+    ) -> None:
+        self.node_index = node_index
+        self.config = config
+        self._store = store
+        self._send = send
+        self._clock_ms = clock_ms
+        self._state_machine = state_machine or AppliedPositions(store)
+        self._core = PaxosNode(node_index, config, store, rng, clock_ms())
+        self._inbox = _Inbox()
+        self._waiting: dict[str, deque[_Proposal]] = defaultdict(deque)
+        self._active: dict[str, _Proposal] = {}
+        self._barriers: dict[tuple[str, int], list[_Read]] = {}
+        self._dirty = False  # something is staged but not yet synced
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self.storage_error: str | None = None
+        self.turns = 0
+        self.syncs = 0
+
+    # ------------------------------------------------------------------ inputs
+
+    def deliver(self, source: int, envelopes: list[Envelope]) -> asyncio.Future[list[Envelope]]:
+        """Messages from a peer's call; resolves with our answers to it, once durable."""
+        future: asyncio.Future[list[Envelope]] = asyncio.get_running_loop().create_future()
+        self._inbox.calls.append(_Call(source, envelopes, future))
+        self._wake.set()
+        return future
+
+    def receive(self, envelopes: list[Envelope]) -> None:
+        """Messages that need no answer in a reply (answers to our own calls)."""
+        self._inbox.messages.extend(envelopes)
+        self._wake.set()
+
+    async def propose(self, account: str, value: bytes, timeout_s: float) -> Outcome:
+        """Propose `value` at the account's next undecided position and wait for the outcome.
+
+        Proposals on one account run one at a time, in arrival order. Raises NoQuorum
+        if no decision came within `timeout_s`: the value may still be chosen later.
+        """
+        if self.storage_error is not None:
+            raise StorageUnavailable(self.storage_error)
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        proposal = _Proposal(account, value, future)
+        self._waiting[account].append(proposal)
+        self._wake.set()
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout_s)
+        except TimeoutError:
+            if not future.done():
+                future.cancel()
+                self._inbox.cancels.append(proposal)
+                self._wake.set()
+            raise NoQuorum(
+                f"no majority decided position for account {account!r} within "
+                f"{timeout_s:.1f}s; the value may or may not be chosen"
+            ) from None
+
+    async def read_barrier(self, account: str, timeout_s: float) -> int:
+        """Wait until this node has applied every write decided before the call began.
+
+        Returns the position through which the account is then applied. Reads
+        arriving in one turn share one barrier round. Raises NoQuorum on timeout.
+        """
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._inbox.reads.append(_Read(account, future))
+        self._wake.set()
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), timeout_s)
+        except TimeoutError:
+            future.cancel()
+            raise NoQuorum(
+                f"no majority answered a read of account {account!r} within {timeout_s:.1f}s"
+            ) from None
+
+    # ----------------------------------------------------------------- queries
+
+    @property
+    def core(self) -> PaxosNode:
+        return self._core
+
+    def applied_position(self, account: str) -> int:
+        return self._state_machine.applied_position(account)
+
+    # -------------------------------------------------------------------- loop
+
+    async def run(self) -> None:
+        """Turn until `stop`; first apply what was chosen but not applied before a crash."""
+        self._recover_unapplied()
+        while not self._stopping:
+            await self._wait_for_work()
+            if self._stopping:
+                break
+            self._turn()
+        self._turn()  # flush what arrived last, and stage the final applies
+        self._sync()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def _wait_for_work(self) -> None:
+        # Always yield once: servicers and the transport run on this loop too.
+        await asyncio.sleep(0)
+        failing = self.storage_error is not None
+        if self._inbox or self._has_startable_proposal() or (self._dirty and not failing):
+            return
+        delay_ms = self._core.next_timer_ms() - self._clock_ms()
+        if failing:
+            delay_ms = min(delay_ms, STORAGE_RETRY_MS)
+        if delay_ms <= 0:
+            return
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), delay_ms / 1000)
+
+    def _has_startable_proposal(self) -> bool:
+        return any(
+            queue and account not in self._active for account, queue in self._waiting.items()
+        )
+
+    def _turn(self) -> None:
+        self.turns += 1
+        now_ms = self._clock_ms()
+        inbox, self._inbox = self._inbox, _Inbox()
+        core = self._core
+        readies: list[Ready] = []
+        for call in inbox.calls:
+            for envelope in call.envelopes:
+                readies.append(core.handle(envelope, now_ms))
+        for envelope in inbox.messages:
+            readies.append(core.handle(envelope, now_ms))
+        for proposal in inbox.cancels:
+            if self._active.get(proposal.account) is proposal:
+                del self._active[proposal.account]
+                readies.append(core.cancel(proposal.account, now_ms))
+            elif proposal in self._waiting[proposal.account]:
+                self._waiting[proposal.account].remove(proposal)
+        readies.extend(self._start_proposals(now_ms))
+        readies.extend(self._start_barriers(inbox.reads, now_ms))
+        readies.append(core.tick(now_ms))
+
+        # 1. persist (also what an earlier turn staged but could not sync)
+        writes = [write for ready in readies for write in ready.writes]
+        if writes:
+            self._dirty = True
+        if self._dirty and not (self._stage(writes) and self._sync()):
+            self._drop_turn(inbox.calls)
+            return
+
+        # 2. send
+        outbound: dict[int, list[Envelope]] = defaultdict(list)
+        for ready in readies:
+            for envelope in ready.messages:
+                if envelope.destination == self.node_index:
+                    self._inbox.messages.append(envelope)
+                else:
+                    outbound[envelope.destination].append(envelope)
+        for call in inbox.calls:
+            if not call.future.done():
+                call.future.set_result(outbound.pop(call.source, []))
+        for peer, envelopes in outbound.items():
+            self._send(peer, envelopes)
+        if self._inbox:
+            self._wake.set()
+
+        # 3. apply; what applying writes is derived from the log, so it may trail it
+        for ready in readies:
+            for committed in ready.committed:
+                self._stage(self._state_machine.apply(committed))
+                self._dirty = True
+            for outcome in ready.outcomes:
+                self._finish(outcome)
+            for done in ready.barriers:
+                for read in self._barriers.pop((done.account, done.nonce), []):
+                    if not read.future.done():
+                        read.future.set_result(done.position)
+        if self._dirty:
+            self._wake.set()  # the next turn syncs them, with whatever else arrived
+
+    def _start_proposals(self, now_ms: int) -> list[Ready]:
+        readies = []
+        for account, queue in self._waiting.items():
+            while queue and queue[0].future.done():
+                queue.popleft()  # its caller gave up before it started
+            if not queue or account in self._active:
+                continue
+            proposal = queue[0]
+            try:
+                readies.append(self._core.propose(account, proposal.value, now_ms))
+            except ProposalInProgress:
+                continue  # a cancelled proposal of ours is still settling; try next turn
+            queue.popleft()
+            self._active[account] = proposal
+        return readies
+
+    def _start_barriers(self, reads: list[_Read], now_ms: int) -> list[Ready]:
+        """One barrier round per account for all reads that arrived since the last turn."""
+        by_account: dict[str, list[_Read]] = defaultdict(list)
+        for read in reads:
+            by_account[read.account].append(read)
+        readies = []
+        for account, waiting in by_account.items():
+            nonce, ready = self._core.read_barrier(account, now_ms)
+            self._barriers[(account, nonce)] = waiting
+            readies.append(ready)
+        # Rounds whose readers all gave up are dropped from the core.
+        for key, waiting in list(self._barriers.items()):
+            if all(read.future.done() for read in waiting):
+                del self._barriers[key]
+                self._core.cancel_barrier(*key)
+        return readies
+
+    def _finish(self, outcome: Outcome) -> None:
+        proposal = self._active.get(outcome.account)
+        if proposal is None or proposal.value != outcome.proposed:
+            return
+        del self._active[outcome.account]
+        if not proposal.future.done():
+            proposal.future.set_result(outcome)
+        if self._waiting.get(outcome.account):
+            self._wake.set()
+
+    def _stage(self, writes: list[Write] | list[AppWrite]) -> bool:
+        """Stage writes; a store that cannot take them keeps them staged for the next sync."""
+        try:
+            self._store.stage(writes)
+        except StorageError as error:
+            self._storage_failed(error)
+            return False
+        return True
+
+    def _storage_failed(self, error: StorageError) -> None:
+        if self.storage_error is None:
+            log.error("cannot persist writes, refusing to answer until it can: %s", error)
+        self.storage_error = str(error)
+
+    def _sync(self) -> bool:
+        """Make staged writes durable; on failure keep them staged and report."""
+        try:
+            self._store.sync()
+        except StorageError as error:
+            self._storage_failed(error)
+            return False
+        self.syncs += 1
+        self._dirty = False
+        if self.storage_error is not None:
+            log.warning("storage is writable again")
+            self.storage_error = None
+        return True
+
+    def _drop_turn(self, calls: list[_Call]) -> None:
+        """Nothing of an unsynced turn may leave; peers and proposers will retry."""
+        for call in calls:
+            if not call.future.done():
+                call.future.set_result([])
+        failure = StorageUnavailable(self.storage_error or "storage unavailable")
+        for proposal in list(self._active.values()):
+            if not proposal.future.done():
+                proposal.future.set_exception(failure)
+
+    def _recover_unapplied(self) -> None:
+        """Apply chosen entries a crash left unapplied (apply writes trail the log)."""
+        after = ""
+        while True:
+            summaries = self._store.account_summaries(after, 1_000)
+            for summary in summaries:
+                applied = self._state_machine.applied_position(summary.account)
+                for position in range(applied + 1, summary.chosen_through + 1):
+                    (value,) = self._store.chosen_values(summary.account, position, 1)
+                    committed = Committed(summary.account, position, value)
+                    self._store.stage(self._state_machine.apply(committed))
+                    self._dirty = True
+            if len(summaries) < 1_000:
+                break
+            after = summaries[-1].account
+        self._sync()

@@ -1,0 +1,159 @@
+"""A storage server process: LMDB store, node driver, peer transport, gRPC services."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pathlib
+import random
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import grpc
+
+from ledger.node.cluster import ClusterConfig, parse_address
+from ledger.node.driver import NodeDriver, StateMachine
+from ledger.node.servicers import AdminServicer, ReplicaServicer
+from ledger.node.transport import CHANNEL_OPTIONS, PeerTransport
+from ledger.paxos import PaxosConfig
+from ledger.storage.base import NodeIdentity, Store
+from ledger.v1 import replica_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+
+class IdentityMismatch(Exception):
+    """The data directory belongs to another node or another cluster."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServeConfig:
+    node_id: str
+    data_dir: pathlib.Path
+    cluster: ClusterConfig
+    listen: str | None = None  # bind address; defaults to this node's cluster address
+    map_size_mb: int = 1024
+
+    @property
+    def node_index(self) -> int:
+        return self.cluster.index_of(self.node_id)
+
+    @property
+    def bind_address(self) -> str:
+        if self.listen is not None:
+            host, port = parse_address(self.listen)
+            return f"{host}:{port}"
+        return self.cluster.members[self.node_index].address
+
+
+def check_identity(store: Store, node_id: str, cluster: ClusterConfig) -> None:
+    """Record who owns a new data directory; refuse a restart under another identity."""
+    wanted = NodeIdentity(node_id, cluster.as_pairs())
+    recorded = store.identity()
+    if recorded is None:
+        store.set_identity(wanted)
+        return
+    if recorded != wanted:
+        recorded_cluster = ",".join(f"{i}={a}" for i, a in recorded.cluster)
+        raise IdentityMismatch(
+            f"this data directory belongs to node {recorded.node_id!r} of cluster "
+            f"{recorded_cluster}; refusing to start it as node {node_id!r} of cluster "
+            f"{cluster.canonical()}. Use that node's own data directory, or a new one."
+        )
+
+
+def open_store(config: ServeConfig) -> Store:
+    from ledger.storage.lmdb_store import LmdbStore
+
+    return LmdbStore(config.data_dir, map_size_bytes=config.map_size_mb << 20)
+
+
+ExtraServices = Callable[[grpc.aio.Server, Store, NodeDriver], None]
+
+
+class NodeServer:
+    """One running node. `start`, then `wait` until a signal, then `stop`."""
+
+    def __init__(
+        self,
+        config: ServeConfig,
+        store: Store,
+        state_machine: Callable[[Store], StateMachine] | None = None,
+        extra_services: ExtraServices | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        index = config.node_index
+        self.transport = PeerTransport(config.cluster, index, self._on_answers)
+        self.driver = NodeDriver(
+            index,
+            PaxosConfig(cluster_size=config.cluster.size),
+            store,
+            self.transport.send,
+            random.Random(),
+            state_machine(store) if state_machine else None,
+        )
+        self.server = grpc.aio.server(options=CHANNEL_OPTIONS)
+        pb_grpc.add_ReplicaServicer_to_server(
+            ReplicaServicer(config.cluster, index, self.driver), self.server
+        )
+        pb_grpc.add_AdminServicer_to_server(
+            AdminServicer(config.node_id, config.cluster, store, self.driver), self.server
+        )
+        if extra_services is not None:
+            extra_services(self.server, store, self.driver)
+        self._driver_task: asyncio.Task[None] | None = None
+        self._stopped = asyncio.Event()
+
+    def _on_answers(self, envelopes: list) -> None:  # type: ignore[type-arg]
+        self.driver.receive(envelopes)
+
+    async def start(self) -> None:
+        port = self.server.add_insecure_port(self.config.bind_address)
+        if port == 0:
+            raise OSError(f"cannot listen on {self.config.bind_address}")
+        self.transport.start()
+        self._driver_task = asyncio.create_task(self.driver.run())
+        await self.server.start()
+        log.info("node %s serving on %s (cluster %s)", self.config.node_id,
+                 self.config.bind_address, self.config.cluster.canonical())
+
+    async def wait(self) -> None:
+        assert self._driver_task is not None
+        stopped = asyncio.create_task(self._stopped.wait())
+        done, _ = await asyncio.wait({self._driver_task, stopped},
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if self._driver_task in done:
+            self._driver_task.result()  # re-raise what ended the driver
+
+    def request_stop(self) -> None:
+        self._stopped.set()
+
+    async def stop(self) -> None:
+        await self.server.stop(grace=1.0)
+        self.driver.stop()
+        if self._driver_task is not None:
+            await self._driver_task
+        await self.transport.stop()
+        self.store.close()
+        log.info("node %s stopped cleanly", self.config.node_id)
+
+
+async def serve(config: ServeConfig, **node_options: object) -> None:
+    """Run a node until SIGTERM or SIGINT, then shut down cleanly."""
+    store = open_store(config)
+    try:
+        check_identity(store, config.node_id, config.cluster)
+    except IdentityMismatch:
+        store.close()
+        raise
+    node = NodeServer(config, store, **node_options)  # type: ignore[arg-type]
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, node.request_stop)
+    await node.start()
+    try:
+        await node.wait()
+    finally:
+        await node.stop()

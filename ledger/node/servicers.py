@@ -1,0 +1,99 @@
+"""gRPC servicers of the peer and admin APIs: decode, call the node, encode. No logic."""
+
+from __future__ import annotations
+
+import grpc
+
+from ledger.node import convert
+from ledger.node.cluster import ClusterConfig, ConfigError
+from ledger.node.driver import NodeDriver, NoQuorum, StorageUnavailable
+from ledger.node.proposals import propose_until_chosen
+from ledger.node.status import node_status
+from ledger.paxos import Envelope
+from ledger.storage.base import Store
+from ledger.v1 import replica_pb2 as pb
+from ledger.v1 import replica_pb2_grpc as pb_grpc
+
+DEFAULT_DEADLINE_S = 10.0
+DEADLINE_SHARE = 0.8  # give up early enough that the caller hears why
+
+
+def time_budget_s(context: grpc.aio.ServicerContext) -> float:
+    """How long the server may work on a call: about 80% of the caller's deadline."""
+    remaining = context.time_remaining()
+    if remaining is None:
+        remaining = DEFAULT_DEADLINE_S
+    return max(0.0, remaining * DEADLINE_SHARE)
+
+
+class ReplicaServicer(pb_grpc.ReplicaServicer):
+    def __init__(self, cluster: ClusterConfig, node_index: int, driver: NodeDriver) -> None:
+        self._cluster = cluster
+        self._node_index = node_index
+        self._driver = driver
+
+    async def Step(
+        self, request: pb.StepRequest, context: grpc.aio.ServicerContext
+    ) -> pb.StepReply:
+        if request.cluster_fingerprint != self._cluster.fingerprint:
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"cluster configuration mismatch: this node runs {self._cluster.canonical()} "
+                f"(fingerprint {self._cluster.fingerprint}), the caller's fingerprint is "
+                f"{request.cluster_fingerprint}",
+            )
+        try:
+            source = self._cluster.index_of(request.source_node_id)
+            envelopes = [Envelope(source, self._node_index, convert.from_pb(message))
+                         for message in request.messages]
+        except (ConfigError, convert.MalformedMessage) as error:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        answers = await self._driver.deliver(source, envelopes)
+        return pb.StepReply(messages=[convert.to_pb(e.message) for e in answers])
+
+    async def Propose(
+        self, request: pb.ProposeRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ProposeReply:
+        if not request.account:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "account is required")
+        try:
+            position = await propose_until_chosen(
+                self._driver, request.account, request.value, time_budget_s(context)
+            )
+        except (NoQuorum, StorageUnavailable) as error:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
+        return pb.ProposeReply(account=request.account, position=position)
+
+
+class AdminServicer(pb_grpc.AdminServicer):
+    def __init__(
+        self, node_id: str, cluster: ClusterConfig, store: Store, driver: NodeDriver
+    ) -> None:
+        self._node_id = node_id
+        self._cluster = cluster
+        self._store = store
+        self._driver = driver
+
+    async def Status(
+        self, request: pb.StatusRequest, context: grpc.aio.ServicerContext
+    ) -> pb.StatusReply:
+        status = node_status(self._node_id, self._cluster, self._store, self._driver,
+                             request.after, request.limit)
+        return pb.StatusReply(
+            node_id=status.node_id,
+            peers=list(status.peers),
+            cluster_fingerprint=status.cluster_fingerprint,
+            accounts=[
+                pb.AccountStatus(account=a.account, applied_position=a.applied_position,
+                                 chosen_through=a.chosen_through, digest=a.digest)
+                for a in status.accounts
+            ],
+            complete=status.complete,
+        )
+
+    async def Log(self, request: pb.LogRequest, context: grpc.aio.ServicerContext) -> pb.LogReply:
+        limit = min(request.limit or 100, 1_000)
+        values = self._store.chosen_values(request.account, request.from_position, limit)
+        summary = self._store.account_summary(request.account)
+        return pb.LogReply(account=request.account, from_position=request.from_position,
+                           values=list(values), chosen_through=summary.chosen_through)

@@ -1,0 +1,112 @@
+"""The storage contract every backend implements (in-memory and LMDB).
+
+A store is the node's single writer. Writes are *staged* (visible to reads at
+once, so the core never sees its own state go backwards) and made durable by
+`sync`, one commit with one fsync for everything staged since the last one
+(group commit). A crash loses what was staged but not synced, and nothing else.
+
+Besides the Paxos state the core asks for (`ledger.paxos.records`), a store
+keeps: the node's identity, a per-account tail (chosen prefix end and a chained
+digest of the chosen values, for status and anti-entropy), and a few opaque
+application tables the layers above encode themselves (`AppWrite`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from ledger.paxos.records import DurableView, Write
+
+#: Application tables; keys and values are opaque bytes, sorted by key.
+APP_TABLES = ("applied", "history", "requests")
+
+EMPTY_DIGEST = bytes(16)
+
+
+def chain_digest(previous: bytes, value: bytes) -> bytes:
+    """The digest of a log after appending `value` to a log whose digest is `previous`."""
+    return hashlib.blake2b(previous + value, digest_size=16).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class AppWrite:
+    """Put `value` under `key` in application table `table` (None deletes)."""
+
+    table: str
+    key: bytes
+    value: bytes | None
+
+    def __post_init__(self) -> None:
+        assert self.table in APP_TABLES, self.table
+
+
+@dataclass(frozen=True, slots=True)
+class NodeIdentity:
+    """Who this data directory belongs to; a restart under another identity is refused."""
+
+    node_id: str
+    cluster: tuple[tuple[str, str], ...]  # (node id, address), sorted by id
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSummary:
+    """An account's chosen prefix as this node holds it."""
+
+    account: str
+    chosen_through: int  # -1: nothing chosen
+    digest: bytes  # chain_digest over the chosen values 0..chosen_through
+
+
+class StorageError(Exception):
+    """The store cannot do what was asked (full disk, corrupt data); the message says why."""
+
+
+class StorageFull(StorageError):
+    """The disk or the configured map size is exhausted; nothing staged was lost."""
+
+
+class Corruption(StorageError):
+    """A stored record failed its checksum."""
+
+
+class Store(DurableView, Protocol):
+    """A node's durable state. Not thread-safe: one writer (the node's event loop)."""
+
+    def stage(self, writes: Iterable[Write | AppWrite]) -> None:
+        """Apply writes so reads see them; durable only after the next `sync`.
+
+        May raise StorageError (StorageFull): the writes then stay staged and the
+        next `sync` retries them; nothing staged is ever silently dropped.
+        """
+        ...
+
+    def sync(self) -> None:
+        """Make every staged write durable in one commit. May raise StorageFull."""
+        ...
+
+    def close(self) -> None: ...
+
+    def identity(self) -> NodeIdentity | None:
+        """The identity recorded by `set_identity`, or None for a new data directory."""
+        ...
+
+    def set_identity(self, identity: NodeIdentity) -> None:
+        """Record the identity durably (at once, not staged)."""
+        ...
+
+    def account_summary(self, account: str) -> AccountSummary: ...
+
+    def account_summaries(self, after: str, limit: int) -> Sequence[AccountSummary]:
+        """Accounts with a chosen value, sorted, strictly after `after`."""
+        ...
+
+    def app_get(self, table: str, key: bytes) -> bytes | None: ...
+
+    def app_range(
+        self, table: str, start: bytes, stop: bytes, limit: int
+    ) -> Sequence[tuple[bytes, bytes]]:
+        """Entries with start <= key < stop, sorted by key, at most `limit`."""
+        ...

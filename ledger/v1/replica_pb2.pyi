@@ -1,0 +1,281 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Ballot(_message.Message):
+    __slots__ = ("round", "node_index")
+    ROUND_FIELD_NUMBER: _ClassVar[int]
+    NODE_INDEX_FIELD_NUMBER: _ClassVar[int]
+    round: int
+    node_index: int
+    def __init__(self, round: _Optional[int] = ..., node_index: _Optional[int] = ...) -> None: ...
+
+class Vote(_message.Message):
+    __slots__ = ("position", "ballot", "value")
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    BALLOT_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    position: int
+    ballot: Ballot
+    value: bytes
+    def __init__(self, position: _Optional[int] = ..., ballot: _Optional[_Union[Ballot, _Mapping]] = ..., value: _Optional[bytes] = ...) -> None: ...
+
+class Prepare(_message.Message):
+    __slots__ = ("account", "from_position", "ballot")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    FROM_POSITION_FIELD_NUMBER: _ClassVar[int]
+    BALLOT_FIELD_NUMBER: _ClassVar[int]
+    account: str
+    from_position: int
+    ballot: Ballot
+    def __init__(self, account: _Optional[str] = ..., from_position: _Optional[int] = ..., ballot: _Optional[_Union[Ballot, _Mapping]] = ...) -> None: ...
+
+class Promise(_message.Message):
+    __slots__ = ("account", "from_position", "ballot", "accepted", "chosen", "chosen_through")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    FROM_POSITION_FIELD_NUMBER: _ClassVar[int]
+    BALLOT_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    CHOSEN_FIELD_NUMBER: _ClassVar[int]
+    CHOSEN_THROUGH_FIELD_NUMBER: _ClassVar[int]
+    account: str
+    from_position: int
+    ballot: Ballot
+    accepted: _containers.RepeatedCompositeFieldContainer[Vote]
+    chosen: _containers.RepeatedScalarFieldContainer[bytes]
+    chosen_through: int
+    def __init__(self, account: _Optional[str] = ..., from_position: _Optional[int] = ..., ballot: _Optional[_Union[Ballot, _Mapping]] = ..., accepted: _Optional[_Iterable[_Union[Vote, _Mapping]]] = ..., chosen: _Optional[_Iterable[bytes]] = ..., chosen_through: _Optional[int] = ...) -> None: ...
+
+class Accept(_message.Message):
+    __slots__ = ("account", "position", "ballot", "value")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    BALLOT_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    account: str
+    position: int
+    ballot: Ballot
+    value: bytes
+    def __init__(self, account: _Optional[str] = ..., position: _Optional[int] = ..., ballot: _Optional[_Union[Ballot, _Mapping]] = ..., value: _Optional[bytes] = ...) -> None: ...
+
+class Accepted(_message.Message):
+    __slots__ = ("account", "position", "ballot")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    BALLOT_FIELD_NUMBER: _ClassVar[int]
+    account: str
+    position: int
+    ballot: Ballot
+    def __init__(self, account: _Optional[str] = ..., position: _Optional[int] = ..., ballot: _Optional[_Union[Ballot, _Mapping]] = ...) -> None: ...
+
+class Nack(_message.Message):
+    __slots__ = ("account", "position", "ballot", "promised", "chosen_through")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    BALLOT_FIELD_NUMBER: _ClassVar[int]
+    PROMISED_FIELD_NUMBER: _ClassVar[int]
+    CHOSEN_THROUGH_FIELD_NUMBER: _ClassVar[int]
+    account: str
+    position: int
+    ballot: Ballot
+    promised: Ballot
+    chosen_through: int
+    def __init__(self, account: _Optional[str] = ..., position: _Optional[int] = ..., ballot: _Optional[_Union[Ballot, _Mapping]] = ..., promised: _Optional[_Union[Ballot, _Mapping]] = ..., chosen_through: _Optional[int] = ...) -> None: ...
+
+class Learn(_message.Message):
+    __slots__ = ("account", "position", "value")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    account: str
+    position: int
+    value: bytes
+    def __init__(self, account: _Optional[str] = ..., position: _Optional[int] = ..., value: _Optional[bytes] = ...) -> None: ...
+
+class CatchUpRequest(_message.Message):
+    __slots__ = ("account", "from_position", "limit")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    FROM_POSITION_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    account: str
+    from_position: int
+    limit: int
+    def __init__(self, account: _Optional[str] = ..., from_position: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class CatchUpReply(_message.Message):
+    __slots__ = ("account", "from_position", "values", "chosen_through")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    FROM_POSITION_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    CHOSEN_THROUGH_FIELD_NUMBER: _ClassVar[int]
+    account: str
+    from_position: int
+    values: _containers.RepeatedScalarFieldContainer[bytes]
+    chosen_through: int
+    def __init__(self, account: _Optional[str] = ..., from_position: _Optional[int] = ..., values: _Optional[_Iterable[bytes]] = ..., chosen_through: _Optional[int] = ...) -> None: ...
+
+class TailQuery(_message.Message):
+    __slots__ = ("account", "nonce")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    account: str
+    nonce: int
+    def __init__(self, account: _Optional[str] = ..., nonce: _Optional[int] = ...) -> None: ...
+
+class TailReport(_message.Message):
+    __slots__ = ("account", "nonce", "chosen_through", "highest_vote")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
+    CHOSEN_THROUGH_FIELD_NUMBER: _ClassVar[int]
+    HIGHEST_VOTE_FIELD_NUMBER: _ClassVar[int]
+    account: str
+    nonce: int
+    chosen_through: int
+    highest_vote: int
+    def __init__(self, account: _Optional[str] = ..., nonce: _Optional[int] = ..., chosen_through: _Optional[int] = ..., highest_vote: _Optional[int] = ...) -> None: ...
+
+class AccountTail(_message.Message):
+    __slots__ = ("account", "chosen_through")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    CHOSEN_THROUGH_FIELD_NUMBER: _ClassVar[int]
+    account: str
+    chosen_through: int
+    def __init__(self, account: _Optional[str] = ..., chosen_through: _Optional[int] = ...) -> None: ...
+
+class TailsRequest(_message.Message):
+    __slots__ = ("after", "limit")
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    after: str
+    limit: int
+    def __init__(self, after: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class TailsReply(_message.Message):
+    __slots__ = ("after", "tails", "complete")
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    TAILS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    after: str
+    tails: _containers.RepeatedCompositeFieldContainer[AccountTail]
+    complete: bool
+    def __init__(self, after: _Optional[str] = ..., tails: _Optional[_Iterable[_Union[AccountTail, _Mapping]]] = ..., complete: _Optional[bool] = ...) -> None: ...
+
+class PeerMessage(_message.Message):
+    __slots__ = ("prepare", "promise", "accept", "accepted", "nack", "learn", "catch_up_request", "catch_up_reply", "tails_request", "tails_reply", "tail_query", "tail_report")
+    PREPARE_FIELD_NUMBER: _ClassVar[int]
+    PROMISE_FIELD_NUMBER: _ClassVar[int]
+    ACCEPT_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    NACK_FIELD_NUMBER: _ClassVar[int]
+    LEARN_FIELD_NUMBER: _ClassVar[int]
+    CATCH_UP_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    CATCH_UP_REPLY_FIELD_NUMBER: _ClassVar[int]
+    TAILS_REQUEST_FIELD_NUMBER: _ClassVar[int]
+    TAILS_REPLY_FIELD_NUMBER: _ClassVar[int]
+    TAIL_QUERY_FIELD_NUMBER: _ClassVar[int]
+    TAIL_REPORT_FIELD_NUMBER: _ClassVar[int]
+    prepare: Prepare
+    promise: Promise
+    accept: Accept
+    accepted: Accepted
+    nack: Nack
+    learn: Learn
+    catch_up_request: CatchUpRequest
+    catch_up_reply: CatchUpReply
+    tails_request: TailsRequest
+    tails_reply: TailsReply
+    tail_query: TailQuery
+    tail_report: TailReport
+    def __init__(self, prepare: _Optional[_Union[Prepare, _Mapping]] = ..., promise: _Optional[_Union[Promise, _Mapping]] = ..., accept: _Optional[_Union[Accept, _Mapping]] = ..., accepted: _Optional[_Union[Accepted, _Mapping]] = ..., nack: _Optional[_Union[Nack, _Mapping]] = ..., learn: _Optional[_Union[Learn, _Mapping]] = ..., catch_up_request: _Optional[_Union[CatchUpRequest, _Mapping]] = ..., catch_up_reply: _Optional[_Union[CatchUpReply, _Mapping]] = ..., tails_request: _Optional[_Union[TailsRequest, _Mapping]] = ..., tails_reply: _Optional[_Union[TailsReply, _Mapping]] = ..., tail_query: _Optional[_Union[TailQuery, _Mapping]] = ..., tail_report: _Optional[_Union[TailReport, _Mapping]] = ...) -> None: ...
+
+class StepRequest(_message.Message):
+    __slots__ = ("cluster_fingerprint", "source_node_id", "messages")
+    CLUSTER_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    cluster_fingerprint: str
+    source_node_id: str
+    messages: _containers.RepeatedCompositeFieldContainer[PeerMessage]
+    def __init__(self, cluster_fingerprint: _Optional[str] = ..., source_node_id: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[PeerMessage, _Mapping]]] = ...) -> None: ...
+
+class StepReply(_message.Message):
+    __slots__ = ("messages",)
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    messages: _containers.RepeatedCompositeFieldContainer[PeerMessage]
+    def __init__(self, messages: _Optional[_Iterable[_Union[PeerMessage, _Mapping]]] = ...) -> None: ...
+
+class ProposeRequest(_message.Message):
+    __slots__ = ("account", "value")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    account: str
+    value: bytes
+    def __init__(self, account: _Optional[str] = ..., value: _Optional[bytes] = ...) -> None: ...
+
+class ProposeReply(_message.Message):
+    __slots__ = ("account", "position")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    account: str
+    position: int
+    def __init__(self, account: _Optional[str] = ..., position: _Optional[int] = ...) -> None: ...
+
+class StatusRequest(_message.Message):
+    __slots__ = ("after", "limit")
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    after: str
+    limit: int
+    def __init__(self, after: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class AccountStatus(_message.Message):
+    __slots__ = ("account", "applied_position", "chosen_through", "digest")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_POSITION_FIELD_NUMBER: _ClassVar[int]
+    CHOSEN_THROUGH_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    account: str
+    applied_position: int
+    chosen_through: int
+    digest: bytes
+    def __init__(self, account: _Optional[str] = ..., applied_position: _Optional[int] = ..., chosen_through: _Optional[int] = ..., digest: _Optional[bytes] = ...) -> None: ...
+
+class StatusReply(_message.Message):
+    __slots__ = ("node_id", "peers", "cluster_fingerprint", "accounts", "complete")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    PEERS_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNTS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    peers: _containers.RepeatedScalarFieldContainer[str]
+    cluster_fingerprint: str
+    accounts: _containers.RepeatedCompositeFieldContainer[AccountStatus]
+    complete: bool
+    def __init__(self, node_id: _Optional[str] = ..., peers: _Optional[_Iterable[str]] = ..., cluster_fingerprint: _Optional[str] = ..., accounts: _Optional[_Iterable[_Union[AccountStatus, _Mapping]]] = ..., complete: _Optional[bool] = ...) -> None: ...
+
+class LogRequest(_message.Message):
+    __slots__ = ("account", "from_position", "limit")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    FROM_POSITION_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    account: str
+    from_position: int
+    limit: int
+    def __init__(self, account: _Optional[str] = ..., from_position: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class LogReply(_message.Message):
+    __slots__ = ("account", "from_position", "values", "chosen_through")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    FROM_POSITION_FIELD_NUMBER: _ClassVar[int]
+    VALUES_FIELD_NUMBER: _ClassVar[int]
+    CHOSEN_THROUGH_FIELD_NUMBER: _ClassVar[int]
+    account: str
+    from_position: int
+    values: _containers.RepeatedScalarFieldContainer[bytes]
+    chosen_through: int
+    def __init__(self, account: _Optional[str] = ..., from_position: _Optional[int] = ..., values: _Optional[_Iterable[bytes]] = ..., chosen_through: _Optional[int] = ...) -> None: ...

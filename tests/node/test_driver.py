@@ -1,0 +1,130 @@
+"""The node driver and servers in one process, over real gRPC on loopback, memory stores."""
+
+from __future__ import annotations
+
+import asyncio
+import pathlib
+import random
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+
+from ledger.localcluster import free_ports
+from ledger.node.cluster import ClusterConfig
+from ledger.node.driver import NodeDriver, NoQuorum, StorageUnavailable
+from ledger.node.server import NodeServer, ServeConfig
+from ledger.paxos import Ballot, Envelope, PaxosConfig, Prepare, Promise
+from ledger.storage.base import StorageFull
+from ledger.storage.memory import MemoryStore
+from ledger.v1 import replica_pb2 as pb
+from ledger.v1 import replica_pb2_grpc as pb_grpc
+
+
+class Servers:
+    def __init__(self, size: int) -> None:
+        ports = free_ports(size)
+        self.cluster = ClusterConfig.parse(
+            ",".join(f"n{i + 1}=127.0.0.1:{port}" for i, port in enumerate(ports)))
+        self.nodes: list[NodeServer | None] = [None] * size
+
+    async def start(self, index: int) -> NodeServer:
+        config = ServeConfig(f"n{index + 1}", pathlib.Path("/nonexistent"), self.cluster)
+        node = NodeServer(config, MemoryStore())
+        await node.start()
+        self.nodes[index] = node
+        return node
+
+    def address(self, index: int) -> str:
+        return self.cluster.members[index].address
+
+    async def stop(self) -> None:
+        for node in self.nodes:
+            if node is not None:
+                await node.stop()
+
+
+@pytest.fixture
+async def servers() -> AsyncIterator[Servers]:
+    running = Servers(3)
+    yield running
+    await running.stop()
+
+
+async def propose(address: str, account: str, value: bytes, timeout_s: float = 5) -> int:
+    async with grpc.aio.insecure_channel(address) as channel:
+        reply = await pb_grpc.ReplicaStub(channel).Propose(
+            pb.ProposeRequest(account=account, value=value), timeout=timeout_s)
+    return reply.position
+
+
+async def test_proposals_through_any_node_are_chosen_everywhere(servers: Servers) -> None:
+    nodes = [await servers.start(i) for i in range(3)]
+    positions = [await propose(servers.address(i % 3), "a", b"v%d" % i) for i in range(30)]
+    assert positions == list(range(30))
+    for _ in range(100):
+        if all(n.store.account_summary("a").chosen_through == 29 for n in nodes):
+            break
+        await asyncio.sleep(0.05)
+    assert len({n.store.account_summary("a") for n in nodes}) == 1
+
+
+async def test_without_a_majority_a_proposal_ends_with_no_quorum(servers: Servers) -> None:
+    node = await servers.start(0)
+    with pytest.raises(NoQuorum, match="may or may not"):
+        await node.driver.propose("a", b"v", timeout_s=0.5)
+
+
+async def test_a_peer_with_another_cluster_configuration_is_refused(servers: Servers) -> None:
+    await servers.start(0)
+    async with grpc.aio.insecure_channel(servers.address(0)) as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await pb_grpc.ReplicaStub(channel).Step(
+                pb.StepRequest(cluster_fingerprint="0" * 16, source_node_id="n2"), timeout=5)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "cluster configuration mismatch" in (refused.value.details() or "")
+
+
+class FlakyDisk(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.full = False
+
+    def sync(self) -> None:
+        if self.full:
+            raise StorageFull("disk full (test)")
+        super().sync()
+
+
+def make_driver(store: MemoryStore, sent: list[Envelope]) -> NodeDriver:
+    return NodeDriver(0, PaxosConfig(cluster_size=3), store,
+                      lambda peer, envelopes: sent.extend(envelopes), random.Random(0))
+
+
+async def test_a_promise_is_answered_only_once_it_is_durable() -> None:
+    store, sent = FlakyDisk(), []
+    driver = make_driver(store, sent)
+    task = asyncio.create_task(driver.run())
+    prepare = Prepare("a", 0, Ballot(5, 1))
+    answers = await driver.deliver(1, [Envelope(1, 0, prepare)])
+    assert [type(e.message) for e in answers] == [Promise]
+    assert store.synced.account_record("a").promised == Ballot(5, 1)
+    driver.stop()
+    await task
+
+
+async def test_when_the_disk_is_full_nothing_is_answered_until_it_is_not() -> None:
+    store, sent = FlakyDisk(), []
+    driver = make_driver(store, sent)
+    task = asyncio.create_task(driver.run())
+    store.full = True
+    answers = await driver.deliver(1, [Envelope(1, 0, Prepare("a", 0, Ballot(5, 1)))])
+    assert answers == [] and driver.storage_error is not None
+    with pytest.raises(StorageUnavailable, match="disk full"):
+        await driver.propose("a", b"v", timeout_s=1)
+    store.full = False
+    answers = await driver.deliver(1, [Envelope(1, 0, Prepare("a", 0, Ballot(5, 1)))])
+    assert [type(e.message) for e in answers] == [Promise]
+    assert driver.storage_error is None
+    driver.stop()
+    await task
