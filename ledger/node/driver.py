@@ -88,8 +88,8 @@ def monotonic_ms() -> int:
 class _Proposal:
     account: str
     value: bytes
-    future: asyncio.Future[Outcome]
-    started: bool = False
+    future: asyncio.Future[Outcome | None]
+    expected_position: int | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -165,16 +165,21 @@ class NodeDriver:
         self._inbox.messages.extend(envelopes)
         self._wake.set()
 
-    async def propose(self, account: str, value: bytes, timeout_s: float) -> Outcome:
+    async def propose(
+        self, account: str, value: bytes, timeout_s: float, expected_position: int | None = None
+    ) -> Outcome | None:
         """Propose `value` at the account's next undecided position and wait for the outcome.
 
-        Proposals on one account run one at a time, in arrival order. Raises NoQuorum
-        if no decision came within `timeout_s`: the value may still be chosen later.
+        Proposals on one account run one at a time, in arrival order. With
+        `expected_position`, the proposal is made only if that is the next undecided
+        position when its turn comes; otherwise it returns None at once (the prefix
+        the caller checked its request against has moved). Raises NoQuorum if no
+        decision came within `timeout_s`: the value may still be chosen later.
         """
         if self.storage_error is not None:
             raise StorageUnavailable(self.storage_error)
-        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        proposal = _Proposal(account, value, future)
+        future: asyncio.Future[Outcome | None] = asyncio.get_running_loop().create_future()
+        proposal = _Proposal(account, value, future, expected_position)
         self._waiting[account].append(proposal)
         self._wake.set()
         try:
@@ -319,6 +324,11 @@ class NodeDriver:
             if not queue or account in self._active:
                 continue
             proposal = queue[0]
+            expected = proposal.expected_position
+            if expected is not None and self._core.chosen_through(account) + 1 != expected:
+                queue.popleft()
+                proposal.future.set_result(None)
+                continue
             try:
                 readies.append(self._core.propose(account, proposal.value, now_ms))
             except ProposalInProgress:

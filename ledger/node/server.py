@@ -1,4 +1,8 @@
-"""A storage server process: LMDB store, node driver, peer transport, gRPC services."""
+"""A storage server process: LMDB store, node driver, peer transport, gRPC services.
+
+The server wires the layers together (the bank over the driver over the core and
+the store); it is the one module of the node package that knows the bank exists.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +11,20 @@ import logging
 import pathlib
 import random
 import signal
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import grpc
 
+from ledger.api.servicer import LedgerServicer
+from ledger.bank.service import Bank
+from ledger.bank.state_machine import LedgerStateMachine
 from ledger.node.cluster import ClusterConfig, parse_address
-from ledger.node.driver import NodeDriver, StateMachine
+from ledger.node.driver import NodeDriver
 from ledger.node.servicers import AdminServicer, ReplicaServicer
 from ledger.node.transport import CHANNEL_OPTIONS, PeerTransport
-from ledger.paxos import PaxosConfig
+from ledger.paxos import Envelope, PaxosConfig
 from ledger.storage.base import NodeIdentity, Store
+from ledger.v1 import ledger_pb2_grpc
 from ledger.v1 import replica_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
@@ -69,45 +76,42 @@ def open_store(config: ServeConfig) -> Store:
     return LmdbStore(config.data_dir, map_size_bytes=config.map_size_mb << 20)
 
 
-ExtraServices = Callable[[grpc.aio.Server, Store, NodeDriver], None]
-
-
 class NodeServer:
     """One running node. `start`, then `wait` until a signal, then `stop`."""
 
-    def __init__(
-        self,
-        config: ServeConfig,
-        store: Store,
-        state_machine: Callable[[Store], StateMachine] | None = None,
-        extra_services: ExtraServices | None = None,
-    ) -> None:
+    def __init__(self, config: ServeConfig, store: Store) -> None:
         self.config = config
         self.store = store
         index = config.node_index
         self.transport = PeerTransport(config.cluster, index, self._on_answers)
+        self.machine = LedgerStateMachine(store)
         self.driver = NodeDriver(
             index,
             PaxosConfig(cluster_size=config.cluster.size),
             store,
             self.transport.send,
             random.Random(),
-            state_machine(store) if state_machine else None,
+            self.machine,
         )
+        self.bank = Bank(self.driver, self.machine)
         self.server = grpc.aio.server(options=CHANNEL_OPTIONS)
         pb_grpc.add_ReplicaServicer_to_server(
             ReplicaServicer(config.cluster, index, self.driver), self.server
         )
         pb_grpc.add_AdminServicer_to_server(
-            AdminServicer(config.node_id, config.cluster, store, self.driver), self.server
+            AdminServicer(config.node_id, config.cluster, store, self.driver, self._balance),
+            self.server,
         )
-        if extra_services is not None:
-            extra_services(self.server, store, self.driver)
+        ledger_pb2_grpc.add_LedgerServicer_to_server(LedgerServicer(self.bank), self.server)
         self._driver_task: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
 
-    def _on_answers(self, envelopes: list) -> None:  # type: ignore[type-arg]
+    def _on_answers(self, envelopes: list[Envelope]) -> None:
         self.driver.receive(envelopes)
+
+    def _balance(self, account: str) -> int | None:
+        state = self.machine.account(account).state
+        return state.balance if state.opened else None
 
     async def start(self) -> None:
         port = self.server.add_insecure_port(self.config.bind_address)
@@ -132,6 +136,7 @@ class NodeServer:
 
     async def stop(self) -> None:
         await self.server.stop(grace=1.0)
+        await self.bank.close()
         self.driver.stop()
         if self._driver_task is not None:
             await self._driver_task
@@ -140,7 +145,7 @@ class NodeServer:
         log.info("node %s stopped cleanly", self.config.node_id)
 
 
-async def serve(config: ServeConfig, **node_options: object) -> None:
+async def serve(config: ServeConfig) -> None:
     """Run a node until SIGTERM or SIGINT, then shut down cleanly."""
     store = open_store(config)
     try:
@@ -148,7 +153,7 @@ async def serve(config: ServeConfig, **node_options: object) -> None:
     except IdentityMismatch:
         store.close()
         raise
-    node = NodeServer(config, store, **node_options)  # type: ignore[arg-type]
+    node = NodeServer(config, store)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, node.request_stop)

@@ -6,9 +6,8 @@ import grpc
 
 from ledger.node import convert
 from ledger.node.cluster import ClusterConfig, ConfigError
-from ledger.node.driver import NodeDriver, NoQuorum, StorageUnavailable
-from ledger.node.proposals import propose_until_chosen
-from ledger.node.status import node_status
+from ledger.node.driver import NodeDriver
+from ledger.node.status import BalanceOf, node_status
 from ledger.paxos import Envelope
 from ledger.storage.base import Store
 from ledger.v1 import replica_pb2 as pb
@@ -51,41 +50,31 @@ class ReplicaServicer(pb_grpc.ReplicaServicer):
         answers = await self._driver.deliver(source, envelopes)
         return pb.StepReply(messages=[convert.to_pb(e.message) for e in answers])
 
-    async def Propose(
-        self, request: pb.ProposeRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ProposeReply:
-        if not request.account:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "account is required")
-        try:
-            position = await propose_until_chosen(
-                self._driver, request.account, request.value, time_budget_s(context)
-            )
-        except (NoQuorum, StorageUnavailable) as error:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
-        return pb.ProposeReply(account=request.account, position=position)
-
 
 class AdminServicer(pb_grpc.AdminServicer):
     def __init__(
-        self, node_id: str, cluster: ClusterConfig, store: Store, driver: NodeDriver
+        self, node_id: str, cluster: ClusterConfig, store: Store, driver: NodeDriver,
+        balance_of: BalanceOf,
     ) -> None:
         self._node_id = node_id
         self._cluster = cluster
         self._store = store
         self._driver = driver
+        self._balance_of = balance_of
 
     async def Status(
         self, request: pb.StatusRequest, context: grpc.aio.ServicerContext
     ) -> pb.StatusReply:
         status = node_status(self._node_id, self._cluster, self._store, self._driver,
-                             request.after, request.limit)
+                             self._balance_of, request.after, request.limit)
         return pb.StatusReply(
             node_id=status.node_id,
             peers=list(status.peers),
             cluster_fingerprint=status.cluster_fingerprint,
             accounts=[
                 pb.AccountStatus(account=a.account, applied_position=a.applied_position,
-                                 chosen_through=a.chosen_through, digest=a.digest)
+                                 chosen_through=a.chosen_through, digest=a.digest,
+                                 opened=a.balance is not None, balance=a.balance or 0)
                 for a in status.accounts
             ],
             complete=status.complete,

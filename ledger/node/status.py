@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ledger.node.cluster import ClusterConfig
@@ -11,12 +12,16 @@ from ledger.storage.base import Store
 MAX_ACCOUNTS_PER_PAGE = 1_000
 
 
+BalanceOf = Callable[[str], int | None]  # an account's applied balance, None if not open
+
+
 @dataclass(frozen=True, slots=True)
 class AccountStatus:
     account: str
     applied_position: int
     chosen_through: int
     digest: bytes
+    balance: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,12 +34,14 @@ class NodeStatus:
 
 
 def node_status(
-    node_id: str, cluster: ClusterConfig, store: Store, driver: NodeDriver, after: str, limit: int
+    node_id: str, cluster: ClusterConfig, store: Store, driver: NodeDriver,
+    balance_of: BalanceOf, after: str, limit: int,
 ) -> NodeStatus:
     limit = min(limit or MAX_ACCOUNTS_PER_PAGE, MAX_ACCOUNTS_PER_PAGE)
     summaries = store.account_summaries(after, limit)
     accounts = tuple(
-        AccountStatus(s.account, driver.applied_position(s.account), s.chosen_through, s.digest)
+        AccountStatus(s.account, driver.applied_position(s.account), s.chosen_through, s.digest,
+                      balance_of(s.account))
         for s in summaries
     )
     peers = tuple(f"{m.node_id}={m.address}" for m in cluster.members)

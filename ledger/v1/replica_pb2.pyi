@@ -208,22 +208,6 @@ class StepReply(_message.Message):
     messages: _containers.RepeatedCompositeFieldContainer[PeerMessage]
     def __init__(self, messages: _Optional[_Iterable[_Union[PeerMessage, _Mapping]]] = ...) -> None: ...
 
-class ProposeRequest(_message.Message):
-    __slots__ = ("account", "value")
-    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
-    VALUE_FIELD_NUMBER: _ClassVar[int]
-    account: str
-    value: bytes
-    def __init__(self, account: _Optional[str] = ..., value: _Optional[bytes] = ...) -> None: ...
-
-class ProposeReply(_message.Message):
-    __slots__ = ("account", "position")
-    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
-    POSITION_FIELD_NUMBER: _ClassVar[int]
-    account: str
-    position: int
-    def __init__(self, account: _Optional[str] = ..., position: _Optional[int] = ...) -> None: ...
-
 class StatusRequest(_message.Message):
     __slots__ = ("after", "limit")
     AFTER_FIELD_NUMBER: _ClassVar[int]
@@ -233,16 +217,20 @@ class StatusRequest(_message.Message):
     def __init__(self, after: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class AccountStatus(_message.Message):
-    __slots__ = ("account", "applied_position", "chosen_through", "digest")
+    __slots__ = ("account", "applied_position", "chosen_through", "digest", "opened", "balance")
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     APPLIED_POSITION_FIELD_NUMBER: _ClassVar[int]
     CHOSEN_THROUGH_FIELD_NUMBER: _ClassVar[int]
     DIGEST_FIELD_NUMBER: _ClassVar[int]
+    OPENED_FIELD_NUMBER: _ClassVar[int]
+    BALANCE_FIELD_NUMBER: _ClassVar[int]
     account: str
     applied_position: int
     chosen_through: int
     digest: bytes
-    def __init__(self, account: _Optional[str] = ..., applied_position: _Optional[int] = ..., chosen_through: _Optional[int] = ..., digest: _Optional[bytes] = ...) -> None: ...
+    opened: bool
+    balance: int
+    def __init__(self, account: _Optional[str] = ..., applied_position: _Optional[int] = ..., chosen_through: _Optional[int] = ..., digest: _Optional[bytes] = ..., opened: _Optional[bool] = ..., balance: _Optional[int] = ...) -> None: ...
 
 class StatusReply(_message.Message):
     __slots__ = ("node_id", "peers", "cluster_fingerprint", "accounts", "complete")

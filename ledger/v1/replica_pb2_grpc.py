@@ -39,11 +39,6 @@ class ReplicaStub:
                 request_serializer=ledger_dot_v1_dot_replica__pb2.StepRequest.SerializeToString,
                 response_deserializer=ledger_dot_v1_dot_replica__pb2.StepReply.FromString,
                 _registered_method=True)
-        self.Propose = channel.unary_unary(
-                '/ledger.v1.Replica/Propose',
-                request_serializer=ledger_dot_v1_dot_replica__pb2.ProposeRequest.SerializeToString,
-                response_deserializer=ledger_dot_v1_dot_replica__pb2.ProposeReply.FromString,
-                _registered_method=True)
 
 
 class ReplicaServicer:
@@ -56,13 +51,6 @@ class ReplicaServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def Propose(self, request, context):
-        """Get a raw value chosen at the next free position of an account (operators, tests).
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
 
 def add_ReplicaServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -70,11 +58,6 @@ def add_ReplicaServicer_to_server(servicer, server):
                     servicer.Step,
                     request_deserializer=ledger_dot_v1_dot_replica__pb2.StepRequest.FromString,
                     response_serializer=ledger_dot_v1_dot_replica__pb2.StepReply.SerializeToString,
-            ),
-            'Propose': grpc.unary_unary_rpc_method_handler(
-                    servicer.Propose,
-                    request_deserializer=ledger_dot_v1_dot_replica__pb2.ProposeRequest.FromString,
-                    response_serializer=ledger_dot_v1_dot_replica__pb2.ProposeReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -104,33 +87,6 @@ class Replica:
             '/ledger.v1.Replica/Step',
             ledger_dot_v1_dot_replica__pb2.StepRequest.SerializeToString,
             ledger_dot_v1_dot_replica__pb2.StepReply.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def Propose(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/ledger.v1.Replica/Propose',
-            ledger_dot_v1_dot_replica__pb2.ProposeRequest.SerializeToString,
-            ledger_dot_v1_dot_replica__pb2.ProposeReply.FromString,
             options,
             channel_credentials,
             insecure,

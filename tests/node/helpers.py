@@ -8,33 +8,26 @@ from typing import TypeVar
 
 import grpc
 
+from ledger.client import LedgerClient
 from ledger.v1 import replica_pb2 as pb
 from ledger.v1 import replica_pb2_grpc as pb_grpc
 
 T = TypeVar("T")
 
 
-def propose(address: str, account: str, value: bytes, timeout_s: float = 10.0) -> int:
+def client(address: str, timeout_s: float = 10.0) -> LedgerClient:
+    """A client bound to one node (no failover): the test chooses where writes go."""
+    return LedgerClient([address], timeout_s=timeout_s)
+
+
+def log_length(address: str, account: str) -> int:
     with grpc.insecure_channel(address) as channel:
-        reply = pb_grpc.ReplicaStub(channel).Propose(
-            pb.ProposeRequest(account=account, value=value), timeout=timeout_s)
-    return reply.position
+        reply = pb_grpc.AdminStub(channel).Log(pb.LogRequest(account=account, limit=1), timeout=5)
+    return reply.chosen_through + 1
 
 
-def log(address: str, account: str) -> list[bytes]:
-    values: list[bytes] = []
-    with grpc.insecure_channel(address) as channel:
-        stub = pb_grpc.AdminStub(channel)
-        while True:
-            reply = stub.Log(pb.LogRequest(account=account, from_position=len(values),
-                                           limit=1_000), timeout=5)
-            values.extend(reply.values)
-            if not reply.values:
-                return values
-
-
-def digests(address: str) -> dict[str, tuple[int, bytes]]:
-    """account -> (chosen_through, digest) as the node holds it."""
+def digests(address: str) -> dict[str, tuple[int, bytes, int]]:
+    """account -> (chosen_through, digest, balance) as the node holds it."""
     result = {}
     with grpc.insecure_channel(address) as channel:
         stub = pb_grpc.AdminStub(channel)
@@ -42,7 +35,9 @@ def digests(address: str) -> dict[str, tuple[int, bytes]]:
         while True:
             page = stub.Status(pb.StatusRequest(after=after), timeout=5)
             for account in page.accounts:
-                result[account.account] = (account.chosen_through, account.digest)
+                if account.applied_position == account.chosen_through:
+                    result[account.account] = (account.chosen_through, account.digest,
+                                               account.balance)
             if page.complete or not page.accounts:
                 return result
             after = page.accounts[-1].account
@@ -63,7 +58,7 @@ def eventually(check: Callable[[], T], timeout_s: float = 30.0, what: str = "") 
     raise AssertionError(f"not within {timeout_s}s: {what} (last: {last!r})")
 
 
-def converged(addresses: list[str]) -> dict[str, tuple[int, bytes]] | None:
-    """The common account digests if every node holds identical logs, else None."""
+def converged(addresses: list[str]) -> dict[str, tuple[int, bytes, int]] | None:
+    """The common per-account view if every node holds and applied identical logs."""
     views = [digests(address) for address in addresses]
     return views[0] if all(view == views[0] for view in views) and views[0] else None

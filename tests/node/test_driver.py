@@ -51,19 +51,14 @@ async def servers() -> AsyncIterator[Servers]:
     await running.stop()
 
 
-async def propose(address: str, account: str, value: bytes, timeout_s: float = 5) -> int:
-    async with grpc.aio.insecure_channel(address) as channel:
-        reply = await pb_grpc.ReplicaStub(channel).Propose(
-            pb.ProposeRequest(account=account, value=value), timeout=timeout_s)
-    return reply.position
-
-
-async def test_proposals_through_any_node_are_chosen_everywhere(servers: Servers) -> None:
+async def test_writes_through_any_node_are_chosen_everywhere(servers: Servers) -> None:
     nodes = [await servers.start(i) for i in range(3)]
-    positions = [await propose(servers.address(i % 3), "a", b"v%d" % i) for i in range(30)]
-    assert positions == list(range(30))
+    await nodes[0].bank.open_account("a", 0, "open", 5)
+    results = [await nodes[i % 3].bank.deposit("a", 1, f"d{i}", "", 5) for i in range(30)]
+    assert [r.position for r in results] == list(range(1, 31))
+    assert results[-1].balance == 30
     for _ in range(100):
-        if all(n.store.account_summary("a").chosen_through == 29 for n in nodes):
+        if all(n.machine.account("a").state.balance == 30 for n in nodes):
             break
         await asyncio.sleep(0.05)
     assert len({n.store.account_summary("a") for n in nodes}) == 1

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import pathlib
 import subprocess
 import sys
 import threading
 
-import grpc
 import pytest
 
+from ledger.client import LedgerError, Unavailable
 from ledger.localcluster import ProcessCluster
-from tests.node.helpers import converged, eventually, log, propose
+from tests.node.helpers import client, converged, eventually
 
 pytestmark = pytest.mark.xdist_group("processes")
 
@@ -24,30 +23,37 @@ def cluster(tmp_path: pathlib.Path):  # type: ignore[no-untyped-def]
 
 
 def test_writes_through_every_node_agree_everywhere(cluster: ProcessCluster) -> None:
-    written = []
-    for round_ in range(5):
-        for index, address in enumerate(cluster.addresses):
-            value = b"shared-%d-%d" % (round_, index)
-            written.append(value)
-            propose(address, "shared", value)
-            propose(address, f"own-{index}", b"x%d" % round_)
-    view = eventually(lambda: converged(cluster.addresses), what="logs converge")
+    clients = [client(address) for address in cluster.addresses]
+    clients[0].open_account("shared", 0)
+    for index, bank in enumerate(clients):
+        bank.open_account(f"own-{index}", 100)
+    for round_ in range(4):
+        for index, bank in enumerate(clients):
+            bank.deposit("shared", 10 * index + 1, memo=f"round {round_}")
+            bank.withdraw(f"own-{index}", 1)
+    view = eventually(lambda: converged(cluster.addresses), what="replicas converge")
     assert set(view) == {"shared", "own-0", "own-1", "own-2"}
-    assert log(cluster.addresses[2], "shared") == written
-    assert view["own-1"][0] == 4
+    assert view["shared"][2] == 4 * (1 + 11 + 21)
+    assert view["own-2"][2] == 96
+    history = clients[2].history("shared", local=True)
+    assert [e.position for e in history] == list(range(13))
 
 
 def test_a_node_killed_mid_write_catches_up_without_client_help(cluster: ProcessCluster) -> None:
+    writer_bank = client(cluster.addresses[0], timeout_s=5)
+    writer_bank.open_account("hot", 0)
     stop = threading.Event()
-    acknowledged: list[tuple[int, bytes]] = []
+    acknowledged: list[tuple[int, str]] = []
 
     def writer() -> None:
-        i = 0
-        while not stop.is_set() and i < 2_000:
-            value = b"w%d" % i
-            with contextlib.suppress(grpc.RpcError):
-                acknowledged.append((propose(cluster.addresses[0], "hot", value, 5), value))
-            i += 1
+        for i in range(2_000):
+            if stop.is_set():
+                return
+            try:
+                done = writer_bank.deposit("hot", 1, request_id=f"w{i}")
+            except LedgerError:
+                continue
+            acknowledged.append((done.position, done.request_id))
 
     thread = threading.Thread(target=writer)
     thread.start()
@@ -59,53 +65,57 @@ def test_a_node_killed_mid_write_catches_up_without_client_help(cluster: Process
     finally:
         stop.set()
         thread.join()
+    for i in range(5):  # accounts the dead node has never heard of
+        client(cluster.addresses[i % 2]).open_account(f"born-while-down-{i}", i)
     cluster.start_node(2)  # no client traffic from here on
     view = eventually(lambda: converged(cluster.addresses), what="the restarted node catches up")
-    final = log(cluster.addresses[2], "hot")
-    assert view["hot"][0] == len(final) - 1
-    for position, value in acknowledged:
-        assert final[position] == value
+    assert {f"born-while-down-{i}" for i in range(5)} <= set(view)
+    history = {e.position: e for e in client(cluster.addresses[2]).history(
+        "hot", limit=1_000, local=True)}
+    for position, request_id in acknowledged:
+        assert history[position].request_id == request_id
+    assert view["hot"][2] == len(acknowledged)
 
 
 def test_without_a_majority_writes_fail_clearly_and_resume_after(
     cluster: ProcessCluster,
 ) -> None:
-    propose(cluster.addresses[0], "acct", b"before")
+    bank = client(cluster.addresses[0], timeout_s=2)
+    bank.open_account("acct", 100)
     cluster.kill(1)
     cluster.kill(2)
-    with pytest.raises(grpc.RpcError) as failure:
-        propose(cluster.addresses[0], "acct", b"during", timeout_s=2.0)
-    # The server gave up on its own (at ~80% of the deadline) and said why.
-    assert failure.value.code() == grpc.StatusCode.UNAVAILABLE
-    assert "no majority" in failure.value.details() or "no position" in failure.value.details()
+    with pytest.raises(Unavailable, match="may or may not") as failure:
+        bank.deposit("acct", 5, request_id="during")
+    assert failure.value.request_id == "during"
     cluster.start_node(1)
     cluster.start_node(2)
-    position = propose(cluster.addresses[0], "acct", b"after")
+    retried = client(cluster.addresses[0]).deposit("acct", 5, request_id="during")
+    after = client(cluster.addresses[0]).deposit("acct", 7, request_id="after")
     view = eventually(lambda: converged(cluster.addresses), what="convergence after quorum")
-    values = log(cluster.addresses[1], "acct")
-    assert values[0] == b"before" and values[position] == b"after"
-    assert values.count(b"during") <= 1  # decided once, or not at all: never half
-    assert view["acct"][0] == len(values) - 1
+    assert view["acct"][2] == 112  # "during" applied exactly once, whichever attempt won
+    assert after.position == retried.position + 1
 
 
-def test_acknowledged_votes_survive_repeated_sigkill(tmp_path: pathlib.Path) -> None:
+def test_acknowledged_writes_survive_repeated_sigkill(tmp_path: pathlib.Path) -> None:
     # With n3 down, every acknowledged write needs n2's durable vote. Kill n2 again
     # and again mid-write; then let n2 and a fresh n3 (which never ran, so it
     # promised nothing) form the majority: every acknowledged write must survive.
     with ProcessCluster(tmp_path / "c", 3) as cluster:
         cluster.terminate(2)
-        acknowledged: list[tuple[int, bytes]] = []
+        bank = client(cluster.addresses[0], timeout_s=2)
+        bank.open_account("acct", 0)
+        acknowledged: list[tuple[int, str]] = []
         stop = threading.Event()
 
         def writer() -> None:
-            i = 0
-            while not stop.is_set() and i < 5_000:
+            for i in range(5_000):
+                if stop.is_set():
+                    return
                 try:
-                    position = propose(cluster.addresses[0], "acct", b"v%d" % i, 2)
-                    acknowledged.append((position, b"v%d" % i))
-                except grpc.RpcError:
-                    pass
-                i += 1
+                    done = bank.deposit("acct", 1, request_id=f"v{i}")
+                except LedgerError:
+                    continue
+                acknowledged.append((done.position, done.request_id))
 
         thread = threading.Thread(target=writer)
         thread.start()
@@ -120,18 +130,16 @@ def test_acknowledged_votes_survive_repeated_sigkill(tmp_path: pathlib.Path) -> 
             stop.set()
             thread.join()
         cluster.kill(0)
-        (cluster.nodes[2].data_dir).mkdir(parents=True, exist_ok=True)
         cluster.start_node(2)
-        last = propose(cluster.addresses[1], "acct", b"final")
-        final = eventually(lambda: len(log(cluster.addresses[2], "acct")) > last
-                           and log(cluster.addresses[2], "acct"), what="n3 learns the log")
-        assert final[last] == b"final"
-        for position, value in acknowledged:
-            assert final[position] == value, f"acknowledged write at {position} was lost"
+        survivors = client(cluster.addresses[2])
+        history = {e.position: e.request_id for e in survivors.history("acct", limit=1_000)}
+        for position, request_id in acknowledged:
+            assert history.get(position) == request_id, f"acknowledged write {position} lost"
+        assert survivors.balance("acct").balance >= len(acknowledged)
 
 
 def test_sigterm_shuts_down_cleanly(cluster: ProcessCluster) -> None:
-    propose(cluster.addresses[0], "a", b"v")
+    client(cluster.addresses[0]).open_account("a", 1)
     assert cluster.terminate(0) == 0
     assert "stopped cleanly" in cluster.log_tail(0)
     cluster.start_node(0)

@@ -1,0 +1,77 @@
+"""Operations, account state and verdicts: immutable values, money in integer minor units."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+MAX_AMOUNT = 10**15  # largest deposit, withdrawal or opening balance, in minor units
+MAX_BALANCE = 10**18  # no balance may exceed this
+
+
+class Kind(enum.Enum):
+    OPEN = "open"
+    DEPOSIT = "deposit"
+    WITHDRAWAL = "withdrawal"
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One client request as it goes into the log. For OPEN, `amount` is the opening balance."""
+
+    kind: Kind
+    amount: int
+    request_id: str
+    memo: str = ""
+    recorded_at_ms: int = 0  # the proposing node's wall clock; informational only
+
+
+@dataclass(frozen=True, slots=True)
+class AccountState:
+    """An account after applying a prefix of its log."""
+
+    opened: bool = False
+    balance: int = 0
+    operations: int = 0  # operations numbered so far; the next one's position
+
+    def __post_init__(self) -> None:
+        assert 0 <= self.balance <= MAX_BALANCE, "a balance is never negative or past the limit"
+        assert self.opened or (self.balance == 0 and self.operations == 0)
+
+
+class Refusal(enum.Enum):
+    INSUFFICIENT_FUNDS = "insufficient funds"
+    BALANCE_LIMIT = "balance limit"
+
+
+class Skip(enum.Enum):
+    DUPLICATE = "request id already decided earlier in the log"
+    ALREADY_OPEN = "account already open"
+    NOT_OPEN = "account not open"
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    """The operation took effect: it is operation number `position`."""
+
+    position: int
+    balance: int
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """The operation was decided and refused: operation `position`, balance unchanged."""
+
+    position: int
+    balance: int
+    reason: Refusal
+
+
+@dataclass(frozen=True, slots=True)
+class NoOp:
+    """The log entry carries the operation but it has no effect and no number."""
+
+    reason: Skip
+
+
+Verdict = Applied | Refused | NoOp

@@ -1,0 +1,104 @@
+"""The Ledger gRPC servicer: decode, call the bank, encode; errors become status codes."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import grpc
+
+from ledger import errors
+from ledger.bank.service import Bank, TransactionResult
+from ledger.node.servicers import time_budget_s
+from ledger.v1 import ledger_pb2 as pb
+from ledger.v1 import ledger_pb2_grpc as pb_grpc
+
+T = TypeVar("T")
+
+STATUS = {
+    "INVALID_ARGUMENT": grpc.StatusCode.INVALID_ARGUMENT,
+    "NOT_FOUND": grpc.StatusCode.NOT_FOUND,
+    "ALREADY_EXISTS": grpc.StatusCode.ALREADY_EXISTS,
+    "FAILED_PRECONDITION": grpc.StatusCode.FAILED_PRECONDITION,
+    "UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
+}
+
+
+async def answer(context: grpc.aio.ServicerContext, call: Callable[[], Awaitable[T]]) -> T:
+    """Run `call`; a LedgerError ends the RPC with its status code and message."""
+    try:
+        return await call()
+    except errors.LedgerError as error:
+        if isinstance(error, errors.Refused):
+            # The numbers behind a refusal, for clients that want them without parsing.
+            context.set_trailing_metadata(tuple(
+                (key, str(value)) for key, value in (
+                    ("ledger-reason", "insufficient-funds" if isinstance(
+                        error, errors.InsufficientFunds) else "balance-limit"),
+                    ("ledger-balance", error.balance), ("ledger-amount", error.amount),
+                    ("ledger-position", error.position),
+                ) if value is not None))
+        await context.abort(STATUS.get(error.status, grpc.StatusCode.UNKNOWN), str(error))
+        raise  # unreachable: abort raises
+
+
+def _strong(consistency: int) -> bool:
+    return consistency != pb.CONSISTENCY_LOCAL
+
+
+def _transaction(result: TransactionResult) -> pb.TransactionReply:
+    return pb.TransactionReply(account_id=result.account_id, position=result.position,
+                               balance=result.balance, duplicate=result.duplicate)
+
+
+class LedgerServicer(pb_grpc.LedgerServicer):
+    def __init__(self, bank: Bank) -> None:
+        self._bank = bank
+
+    async def OpenAccount(
+        self, request: pb.OpenAccountRequest, context: grpc.aio.ServicerContext
+    ) -> pb.TransactionReply:
+        result = await answer(context, lambda: self._bank.open_account(
+            request.account_id, request.opening_balance, request.request_id,
+            time_budget_s(context)))
+        return _transaction(result)
+
+    async def Deposit(
+        self, request: pb.DepositRequest, context: grpc.aio.ServicerContext
+    ) -> pb.TransactionReply:
+        result = await answer(context, lambda: self._bank.deposit(
+            request.account_id, request.amount, request.request_id, request.memo,
+            time_budget_s(context)))
+        return _transaction(result)
+
+    async def Withdraw(
+        self, request: pb.WithdrawRequest, context: grpc.aio.ServicerContext
+    ) -> pb.TransactionReply:
+        result = await answer(context, lambda: self._bank.withdraw(
+            request.account_id, request.amount, request.request_id, request.memo,
+            time_budget_s(context)))
+        return _transaction(result)
+
+    async def GetBalance(
+        self, request: pb.GetBalanceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.BalanceReply:
+        balance = await answer(context, lambda: self._bank.balance(
+            request.account_id, _strong(request.consistency), time_budget_s(context)))
+        return pb.BalanceReply(account_id=balance.account_id, balance=balance.balance,
+                               position=balance.position)
+
+    async def GetHistory(
+        self, request: pb.GetHistoryRequest, context: grpc.aio.ServicerContext
+    ) -> pb.HistoryReply:
+        entries = await answer(context, lambda: self._bank.history(
+            request.account_id, request.from_position, request.limit,
+            _strong(request.consistency), time_budget_s(context)))
+        return pb.HistoryReply(account_id=request.account_id, entries=entries)
+
+    async def ListAccounts(
+        self, request: pb.ListAccountsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListAccountsReply:
+        async def listed() -> list[str]:
+            return self._bank.list_accounts(request.after, request.limit)
+
+        return pb.ListAccountsReply(account_ids=await answer(context, listed))

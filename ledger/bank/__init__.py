@@ -1,0 +1,1 @@
+"""The bank: the ledger state machine over the replicated logs, and its write and read paths."""

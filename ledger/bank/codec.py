@@ -1,0 +1,122 @@
+"""Ledger records <-> bytes: log entries, account records, request decisions, history.
+
+The only module that knows both the accounts domain and the storage encoding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError
+
+from ledger.accounts import AccountState, Kind, Operation
+from ledger.v1 import ledger_pb2, records_pb2
+
+KIND_TO_PB = {
+    Kind.OPEN: ledger_pb2.ENTRY_KIND_OPEN,
+    Kind.DEPOSIT: ledger_pb2.ENTRY_KIND_DEPOSIT,
+    Kind.WITHDRAWAL: ledger_pb2.ENTRY_KIND_WITHDRAWAL,
+}
+PB_TO_KIND = {value: kind for kind, value in KIND_TO_PB.items()}
+
+
+def encode_entry(operations: Sequence[Operation]) -> bytes:
+    """The value proposed for one log position."""
+    return records_pb2.LogEntry(operations=[
+        records_pb2.LogOperation(kind=KIND_TO_PB[op.kind], amount=op.amount,
+                                 request_id=op.request_id, memo=op.memo,
+                                 recorded_at_ms=op.recorded_at_ms)
+        for op in operations
+    ]).SerializeToString()
+
+
+class MalformedEntry(ValueError):
+    """A chosen value that is not a ledger entry (it can only be a no-op)."""
+
+
+def decode_entry(value: bytes) -> list[Operation]:
+    try:
+        entry = records_pb2.LogEntry.FromString(value)
+        return [Operation(PB_TO_KIND[op.kind], op.amount, op.request_id, op.memo,
+                          op.recorded_at_ms)
+                for op in entry.operations]
+    except (DecodeError, KeyError, AssertionError) as error:
+        raise MalformedEntry(f"not a ledger entry: {error!r}") from error
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAccount:
+    """An account's state and the log position it reflects."""
+
+    state: AccountState
+    applied_slot: int  # -1: nothing applied
+
+
+def encode_account(account: StoredAccount) -> bytes:
+    state = account.state
+    return records_pb2.AccountRecord(
+        applied_slot=account.applied_slot, opened=state.opened, balance=state.balance,
+        operations=state.operations,
+    ).SerializeToString()
+
+
+def decode_account(raw: bytes | None) -> StoredAccount:
+    if raw is None:
+        return StoredAccount(AccountState(), -1)
+    record = records_pb2.AccountRecord.FromString(raw)
+    state = AccountState(record.opened, record.balance, record.operations)
+    return StoredAccount(state, record.applied_slot)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """How a request id was decided: by the first operation carrying it."""
+
+    position: int
+    operation: Operation
+    rejected: bool
+    reject_reason: str
+    balance_after: int
+    slot: int  # the log position of the entry that carried it
+
+
+def encode_decision(decision: Decision) -> bytes:
+    op = decision.operation
+    return records_pb2.RequestRecord(
+        position=decision.position, kind=KIND_TO_PB[op.kind], amount=op.amount, memo=op.memo,
+        rejected=decision.rejected, reject_reason=decision.reject_reason,
+        balance_after=decision.balance_after, slot=decision.slot,
+    ).SerializeToString()
+
+
+def decode_decision(raw: bytes, request_id: str) -> Decision:
+    record = records_pb2.RequestRecord.FromString(raw)
+    operation = Operation(PB_TO_KIND[record.kind], record.amount, request_id, record.memo)
+    return Decision(record.position, operation, record.rejected, record.reject_reason,
+                    record.balance_after, record.slot)
+
+
+def history_entry(decision: Decision) -> ledger_pb2.Entry:
+    """The public history entry of a decided operation."""
+    op = decision.operation
+    return ledger_pb2.Entry(
+        position=decision.position, kind=KIND_TO_PB[op.kind], amount=op.amount,
+        balance_after=decision.balance_after, request_id=op.request_id, memo=op.memo,
+        rejected=decision.rejected, reject_reason=decision.reject_reason,
+        recorded_at_ms=op.recorded_at_ms,
+    )
+
+
+# Keys: the account, a NUL (account ids never contain one), then the rest.
+
+def account_key(account: str) -> bytes:
+    return account.encode()
+
+
+def history_key(account: str, position: int) -> bytes:
+    return account.encode() + b"\x00" + position.to_bytes(8, "big")
+
+
+def request_key(account: str, request_id: str) -> bytes:
+    return account.encode() + b"\x00" + request_id.encode()

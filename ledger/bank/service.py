@@ -1,0 +1,331 @@
+"""The bank's write and read paths (Megastore's optimistic scheme), over the node driver.
+
+Writes: requests for one account queue up and are decided together, several in
+one log entry, by a single worker per account:
+
+1. check each request against exactly the applied prefix 0..N: a request id
+   already decided answers with its recorded outcome (or ALREADY_EXISTS if the
+   fields differ); an open of an open account is ALREADY_EXISTS; a deposit or
+   withdrawal on an account unknown here first waits for a read barrier, and is
+   NOT_FOUND if a majority confirms position 0 is not chosen;
+2. propose the entry at N+1, and only there (the driver checks the prefix has
+   not moved; if it has, go to 1 at once);
+3. if the entry is chosen, every request in it gets the verdict applying it
+   computed; if another entry won N+1, back off (randomised, exponential) and
+   go to 1.
+
+Reads: STRONG passes a read barrier first (linearizable); LOCAL answers from
+this node's applied state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ledger import errors
+from ledger.accounts import Kind, Operation, same_request
+from ledger.accounts.validation import (
+    check_account_id,
+    check_amount,
+    check_memo,
+    check_opening_balance,
+    check_page,
+    check_request_id,
+)
+from ledger.bank import codec
+from ledger.bank.codec import Decision
+from ledger.bank.state_machine import LedgerStateMachine
+from ledger.node.driver import NodeDriver, NoQuorum, StorageUnavailable
+from ledger.v1 import ledger_pb2
+
+MAX_OPERATIONS_PER_ENTRY = 512  # one log entry decides at most this many requests
+BACKOFF_BASE_S = 0.002
+BACKOFF_CAP_S = 0.2
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionResult:
+    account_id: str
+    position: int  # the operation's number in the account's history
+    balance: int  # the balance right after it
+    duplicate: bool  # the request id had already been applied; nothing new was written
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    account_id: str
+    balance: int
+    position: int  # the last operation the balance reflects
+
+
+@dataclass(slots=True, eq=False)
+class _Request:
+    account: str
+    operation: Operation
+    future: asyncio.Future[TransactionResult]
+    deadline: float  # time.monotonic() by which the caller wants an answer
+
+
+@dataclass(slots=True)
+class _AccountQueue:
+    waiting: deque[_Request] = field(default_factory=deque)
+    worker: asyncio.Task[None] | None = None
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Bank:
+    """Opens accounts, moves money, answers balances and histories."""
+
+    def __init__(
+        self,
+        driver: NodeDriver,
+        machine: LedgerStateMachine,
+        rng: random.Random | None = None,
+        clock_ms: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        self._driver = driver
+        self._machine = machine
+        self._rng = rng or random.Random()
+        self._clock_ms = clock_ms
+        self._queues: dict[str, _AccountQueue] = {}
+
+    # ----------------------------------------------------------------- writes
+
+    async def open_account(
+        self, account_id: str, opening_balance: int, request_id: str, timeout_s: float
+    ) -> TransactionResult:
+        check_account_id(account_id)
+        check_request_id(request_id)
+        check_opening_balance(opening_balance)
+        operation = Operation(Kind.OPEN, opening_balance, request_id, "", self._clock_ms())
+        return await self._write(account_id, operation, timeout_s)
+
+    async def deposit(
+        self, account_id: str, amount: int, request_id: str, memo: str, timeout_s: float
+    ) -> TransactionResult:
+        return await self._transfer(Kind.DEPOSIT, account_id, amount, request_id, memo,
+                                    timeout_s)
+
+    async def withdraw(
+        self, account_id: str, amount: int, request_id: str, memo: str, timeout_s: float
+    ) -> TransactionResult:
+        return await self._transfer(Kind.WITHDRAWAL, account_id, amount, request_id, memo,
+                                    timeout_s)
+
+    async def _transfer(
+        self, kind: Kind, account_id: str, amount: int, request_id: str, memo: str,
+        timeout_s: float,
+    ) -> TransactionResult:
+        check_account_id(account_id)
+        check_request_id(request_id)
+        check_amount(amount)
+        check_memo(memo)
+        operation = Operation(kind, amount, request_id, memo, self._clock_ms())
+        return await self._write(account_id, operation, timeout_s)
+
+    async def _write(
+        self, account: str, operation: Operation, timeout_s: float
+    ) -> TransactionResult:
+        loop = asyncio.get_running_loop()
+        request = _Request(account, operation, loop.create_future(), time.monotonic() + timeout_s)
+        queue = self._queues.setdefault(account, _AccountQueue())
+        queue.waiting.append(request)
+        if queue.worker is None:
+            queue.worker = asyncio.create_task(self._work(account, queue))
+        try:
+            return await asyncio.wait_for(asyncio.shield(request.future), timeout_s)
+        except TimeoutError:
+            request.future.cancel()
+            raise errors.Unavailable(
+                f"no majority decided request {operation.request_id!r} on account {account!r} "
+                f"within {timeout_s:.1f}s: it may or may not have been applied; retrying with "
+                "the same request id is safe"
+            ) from None
+
+    async def _work(self, account: str, queue: _AccountQueue) -> None:
+        """Decide the account's queued requests, a log entry at a time, until none are left."""
+        attempt = 0
+        try:
+            while queue.waiting:
+                batch = await self._admit(account, queue)
+                if not batch:
+                    continue
+                stored = self._machine.account(account)
+                expected = stored.applied_slot + 1
+                value = codec.encode_entry([r.operation for r in batch])
+                budget_s = max(r.deadline for r in batch) - time.monotonic()
+                try:
+                    outcome = await self._driver.propose(account, value, max(budget_s, 0.001),
+                                                         expected_position=expected)
+                except (NoQuorum, StorageUnavailable) as error:
+                    self._fail(batch, errors.Unavailable(
+                        f"{error}; retrying with the same request id is safe"))
+                    continue
+                if outcome is not None and outcome.won:
+                    attempt = 0
+                    for request in batch:
+                        self._answer_decided(request, outcome.position)
+                    continue
+                # The prefix moved, or another entry won the position: check again.
+                queue.waiting.extendleft(reversed(batch))
+                if outcome is not None:
+                    attempt += 1
+                    ceiling_s = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt)
+                    await asyncio.sleep(self._rng.uniform(0, ceiling_s))
+        finally:
+            queue.worker = None
+            if queue.waiting:  # arrived while the worker was finishing
+                queue.worker = asyncio.create_task(self._work(account, queue))
+            else:
+                self._queues.pop(account, None)
+
+    async def _admit(self, account: str, queue: _AccountQueue) -> list[_Request]:
+        """Take the next requests that must be proposed; answer the others now."""
+        batch: list[_Request] = []
+        seen: set[str] = set()
+        deferred: list[_Request] = []
+        while queue.waiting and len(batch) < MAX_OPERATIONS_PER_ENTRY:
+            request = queue.waiting.popleft()
+            if request.future.done():
+                continue  # its caller gave up before it was proposed
+            operation = request.operation
+            if operation.request_id in seen:
+                deferred.append(request)  # decided by the first of them; answer it after
+                continue
+            if operation.kind is Kind.OPEN and batch:
+                deferred.append(request)  # an open goes alone, at position 0
+                continue
+            if (
+                operation.kind is not Kind.OPEN
+                and not self._machine.account(account).state.opened
+                and not await self._confirm_open(request)
+            ):
+                continue
+            if self._answer_known(request):
+                continue
+            if operation.kind is Kind.OPEN:
+                batch.append(request)
+                break
+            seen.add(operation.request_id)
+            batch.append(request)
+        queue.waiting.extendleft(reversed(deferred))
+        return batch
+
+    async def _confirm_open(self, request: _Request) -> bool:
+        """An account unknown here: ask a majority before calling it NOT_FOUND."""
+        try:
+            await self._driver.read_barrier(request.account, request.deadline - time.monotonic())
+        except NoQuorum as error:
+            self._fail([request], errors.Unavailable(str(error)))
+            return False
+        if self._machine.account(request.account).state.opened:
+            return True
+        self._fail([request], errors.AccountNotFound(
+            f"account {request.account!r} does not exist; open it first"))
+        return False
+
+    def _answer_known(self, request: _Request) -> bool:
+        """Answer from the applied prefix if it already decides the request."""
+        account, operation = request.account, request.operation
+        decision = self._machine.decision(account, operation.request_id)
+        if decision is not None:
+            self._answer(request, decision, duplicate=True)
+            return True
+        if operation.kind is Kind.OPEN and self._machine.account(account).state.opened:
+            self._fail([request], errors.AccountExists(
+                f"account {account!r} is already open (under another request id)"))
+            return True
+        return False
+
+    def _answer_decided(self, request: _Request, slot: int) -> None:
+        """Our entry was chosen at `slot`: answer with the verdict applying it computed."""
+        decision = self._machine.decision(request.account, request.operation.request_id)
+        if decision is None:  # applying found nothing to do (cannot happen with one opener)
+            self._fail([request], errors.AccountExists(
+                f"account {request.account!r} is already open"))
+            return
+        self._answer(request, decision, duplicate=decision.slot != slot)
+
+    def _answer(self, request: _Request, decision: Decision, duplicate: bool) -> None:
+        operation = request.operation
+        if not same_request(decision.operation, operation):
+            self._fail([request], errors.AccountExists(
+                f"request id {operation.request_id!r} was already used on account "
+                f"{request.account!r} for a {decision.operation.kind.value} of "
+                f"{decision.operation.amount}; use a new request id for a new request"))
+            return
+        if decision.rejected:
+            self._fail([request], refusal(decision, request.account))
+            return
+        result = TransactionResult(request.account, decision.position, decision.balance_after,
+                                   duplicate)
+        if not request.future.done():
+            request.future.set_result(result)
+
+    @staticmethod
+    def _fail(requests: list[_Request], error: Exception) -> None:
+        for request in requests:
+            if not request.future.done():
+                request.future.set_exception(error)
+
+    # ------------------------------------------------------------------ reads
+
+    async def balance(self, account_id: str, strong: bool, timeout_s: float) -> Balance:
+        check_account_id(account_id)
+        if strong:
+            await self._barrier(account_id, timeout_s)
+        state = self._machine.account(account_id).state
+        if not state.opened:
+            raise errors.AccountNotFound(f"account {account_id!r} does not exist")
+        return Balance(account_id, state.balance, state.operations - 1)
+
+    async def history(
+        self, account_id: str, from_position: int, limit: int, strong: bool, timeout_s: float
+    ) -> list[ledger_pb2.Entry]:
+        check_account_id(account_id)
+        limit = check_page(limit)
+        if strong:
+            await self._barrier(account_id, timeout_s)
+        if not self._machine.account(account_id).state.opened:
+            raise errors.AccountNotFound(f"account {account_id!r} does not exist")
+        return self._machine.history(account_id, from_position, limit)
+
+    def list_accounts(self, after: str, limit: int) -> list[str]:
+        return self._machine.opened_accounts(after, check_page(limit))
+
+    async def _barrier(self, account: str, timeout_s: float) -> None:
+        try:
+            await self._driver.read_barrier(account, timeout_s)
+        except NoQuorum as error:
+            raise errors.Unavailable(str(error)) from None
+
+    async def close(self) -> None:
+        """Stop the account workers (their callers get UNAVAILABLE)."""
+        for queue in list(self._queues.values()):
+            if queue.worker is not None:
+                queue.worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await queue.worker
+
+
+def refusal(decision: Decision, account: str) -> errors.Refused:
+    """The error a refused operation is reported as, with the numbers that explain it."""
+    op = decision.operation
+    if op.kind is Kind.WITHDRAWAL:
+        return errors.InsufficientFunds(
+            f"insufficient funds: account {account!r} had a balance of {decision.balance_after} "
+            f"when the withdrawal of {op.amount} was decided (operation {decision.position})",
+            balance=decision.balance_after, amount=op.amount, position=decision.position)
+    return errors.BalanceLimit(
+        f"balance limit: a deposit of {op.amount} on account {account!r} would take its "
+        f"balance of {decision.balance_after} past the limit (operation {decision.position})",
+        balance=decision.balance_after, amount=op.amount, position=decision.position)

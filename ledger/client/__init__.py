@@ -1,0 +1,43 @@
+"""The Python client of the bank API: failover, deadlines, request ids, typed errors.
+
+    from ledger.client import LedgerClient
+
+    with LedgerClient("127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003") as bank:
+        bank.open_account("alice", opening_balance=10_000)
+        bank.deposit("alice", 2_500, memo="salary")
+        print(bank.balance("alice").balance)
+"""
+
+from ledger.client.client import (
+    Balance,
+    HistoryEntry,
+    LedgerClient,
+    Transaction,
+    new_request_id,
+)
+from ledger.errors import (
+    AccountExists,
+    AccountNotFound,
+    BalanceLimit,
+    InsufficientFunds,
+    InvalidRequest,
+    LedgerError,
+    Refused,
+    Unavailable,
+)
+
+__all__ = [
+    "AccountExists",
+    "AccountNotFound",
+    "Balance",
+    "BalanceLimit",
+    "HistoryEntry",
+    "InsufficientFunds",
+    "InvalidRequest",
+    "LedgerClient",
+    "LedgerError",
+    "Refused",
+    "Transaction",
+    "Unavailable",
+    "new_request_id",
+]

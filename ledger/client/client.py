@@ -1,0 +1,213 @@
+"""A synchronous client over the Ledger stubs.
+
+Every call has a deadline (default 10 s) covering all its attempts. A call that
+finds a server unreachable or without a majority tries the next server with the
+same request id, so a retried write can never apply twice; when the deadline
+runs out it raises Unavailable, whose request_id lets the caller retry later.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import grpc
+
+from ledger import errors
+from ledger.v1 import ledger_pb2 as pb
+from ledger.v1 import ledger_pb2_grpc as pb_grpc
+
+T = TypeVar("T")
+
+DEFAULT_TIMEOUT_S = 10.0
+RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+PAUSE_BETWEEN_ROUNDS_S = 0.05  # after every server failed once, before trying them again
+
+KIND_NAMES = {
+    pb.ENTRY_KIND_OPEN: "open",
+    pb.ENTRY_KIND_DEPOSIT: "deposit",
+    pb.ENTRY_KIND_WITHDRAWAL: "withdrawal",
+}
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    account_id: str
+    position: int  # the operation's number in the account's history
+    balance: int  # the balance right after it
+    duplicate: bool  # this request id had already been applied; nothing new was written
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    account_id: str
+    balance: int
+    position: int  # the last operation reflected
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    position: int
+    kind: str  # "open", "deposit" or "withdrawal"
+    amount: int
+    balance_after: int
+    request_id: str
+    memo: str
+    rejected: bool
+    reject_reason: str
+    recorded_at_ms: int
+
+
+def parse_servers(servers: str | Sequence[str]) -> list[str]:
+    if isinstance(servers, str):
+        servers = servers.split(",")
+    addresses = [s.strip() for s in servers if s.strip()]
+    if not addresses:
+        raise ValueError("no servers given")
+    return addresses
+
+
+class LedgerClient:
+    """Talks to any of the given servers; prefers the first that answers."""
+
+    def __init__(self, servers: str | Sequence[str], timeout_s: float = DEFAULT_TIMEOUT_S,
+                 ) -> None:
+        self.servers = parse_servers(servers)
+        self.timeout_s = timeout_s
+        self._channels = [grpc.insecure_channel(address) for address in self.servers]
+        self._stubs = [pb_grpc.LedgerStub(channel) for channel in self._channels]
+        self._preferred = 0
+
+    def close(self) -> None:
+        for channel in self._channels:
+            channel.close()
+
+    def __enter__(self) -> LedgerClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ writes
+
+    def open_account(self, account_id: str, opening_balance: int = 0,
+                     request_id: str | None = None, timeout_s: float | None = None,
+                     ) -> Transaction:
+        request_id = request_id or new_request_id()
+        request = pb.OpenAccountRequest(account_id=account_id, opening_balance=opening_balance,
+                                        request_id=request_id)
+        reply = self._call(lambda stub: stub.OpenAccount, request, timeout_s, request_id)
+        return _transaction(reply, request_id)
+
+    def deposit(self, account_id: str, amount: int, memo: str = "",
+                request_id: str | None = None, timeout_s: float | None = None) -> Transaction:
+        request_id = request_id or new_request_id()
+        request = pb.DepositRequest(account_id=account_id, amount=amount, memo=memo,
+                                    request_id=request_id)
+        reply = self._call(lambda stub: stub.Deposit, request, timeout_s, request_id)
+        return _transaction(reply, request_id)
+
+    def withdraw(self, account_id: str, amount: int, memo: str = "",
+                 request_id: str | None = None, timeout_s: float | None = None) -> Transaction:
+        request_id = request_id or new_request_id()
+        request = pb.WithdrawRequest(account_id=account_id, amount=amount, memo=memo,
+                                     request_id=request_id)
+        reply = self._call(lambda stub: stub.Withdraw, request, timeout_s, request_id)
+        return _transaction(reply, request_id)
+
+    # ------------------------------------------------------------------- reads
+
+    def balance(self, account_id: str, local: bool = False,
+                timeout_s: float | None = None) -> Balance:
+        request = pb.GetBalanceRequest(account_id=account_id, consistency=_consistency(local))
+        reply = self._call(lambda stub: stub.GetBalance, request, timeout_s)
+        return Balance(reply.account_id, reply.balance, reply.position)
+
+    def history(self, account_id: str, from_position: int = 0, limit: int = 0,
+                local: bool = False, timeout_s: float | None = None) -> list[HistoryEntry]:
+        request = pb.GetHistoryRequest(account_id=account_id, from_position=from_position,
+                                       limit=limit, consistency=_consistency(local))
+        reply = self._call(lambda stub: stub.GetHistory, request, timeout_s)
+        return [HistoryEntry(e.position, KIND_NAMES.get(e.kind, "unknown"), e.amount,
+                             e.balance_after, e.request_id, e.memo, e.rejected,
+                             e.reject_reason, e.recorded_at_ms) for e in reply.entries]
+
+    def list_accounts(self, after: str = "", limit: int = 0,
+                      timeout_s: float | None = None) -> list[str]:
+        request = pb.ListAccountsRequest(after=after, limit=limit)
+        return list(self._call(lambda stub: stub.ListAccounts, request, timeout_s).account_ids)
+
+    # ---------------------------------------------------------------- plumbing
+
+    def _call(self, method: Callable[[pb_grpc.LedgerStub], Callable[..., T]], request: object,
+              timeout_s: float | None, request_id: str | None = None) -> T:
+        """Call servers in turn until one answers or the deadline passes."""
+        deadline = time.monotonic() + (timeout_s if timeout_s is not None else self.timeout_s)
+        last: grpc.RpcError | None = None
+        attempts = 0
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0.01:
+                break
+            index = (self._preferred + attempts) % len(self.servers)
+            try:
+                reply = method(self._stubs[index])(request, timeout=remaining)
+            except grpc.RpcError as error:
+                if error.code() not in RETRYABLE:
+                    raise _typed(error, request_id) from None
+                last = error
+                attempts += 1
+                if attempts % len(self.servers) == 0:
+                    time.sleep(min(PAUSE_BETWEEN_ROUNDS_S, max(0.0, remaining / 10)))
+                continue
+            self._preferred = index
+            return reply
+        detail = f": {last.details()}" if last is not None else ""
+        error = errors.Unavailable(
+            f"no server decided the request in time{detail}"
+            + (f"; it may or may not have been applied; retrying with request id {request_id!r}"
+               " is safe" if request_id else "")
+        )
+        error.request_id = request_id
+        raise error
+
+
+def _consistency(local: bool) -> int:
+    return pb.CONSISTENCY_LOCAL if local else pb.CONSISTENCY_STRONG
+
+
+def _transaction(reply: pb.TransactionReply, request_id: str) -> Transaction:
+    return Transaction(reply.account_id, reply.position, reply.balance, reply.duplicate,
+                       request_id)
+
+
+def _typed(error: grpc.RpcError, request_id: str | None) -> errors.LedgerError:
+    """The typed exception for a status the server sent."""
+    code, message = error.code(), error.details() or ""
+    typed: errors.LedgerError
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        typed = errors.InvalidRequest(message)
+    elif code == grpc.StatusCode.NOT_FOUND:
+        typed = errors.AccountNotFound(message)
+    elif code == grpc.StatusCode.ALREADY_EXISTS:
+        typed = errors.AccountExists(message)
+    elif code == grpc.StatusCode.FAILED_PRECONDITION:
+        details = dict(error.trailing_metadata() or ())
+        numbers = {key: int(details[f"ledger-{key}"]) for key in ("balance", "amount", "position")
+                   if f"ledger-{key}" in details}
+        kind = (errors.InsufficientFunds if details.get("ledger-reason") == "insufficient-funds"
+                else errors.BalanceLimit if details.get("ledger-reason") == "balance-limit"
+                else errors.Refused)
+        typed = kind(message, **numbers)
+    else:
+        typed = errors.LedgerError(f"{code.name}: {message}")
+    typed.request_id = request_id
+    return typed

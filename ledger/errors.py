@@ -1,0 +1,66 @@
+"""Typed errors of the bank API, shared by the server and the Python client.
+
+Each names the gRPC status it travels as. Refusals carry the numbers a person
+needs to act on them.
+"""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """Base class; `status` is the gRPC status code name it maps to.
+
+    `request_id` names the request the error is about, when there is one (the
+    client sets it, so a caller can retry an unknown outcome with the same id).
+    """
+
+    status = "UNKNOWN"
+    request_id: str | None = None
+
+
+class InvalidRequest(LedgerError):
+    """The request is malformed (bad id, amount, memo, request id or limit); nothing written."""
+
+    status = "INVALID_ARGUMENT"
+
+
+class AccountNotFound(LedgerError):
+    """The account was never opened (a majority confirmed it); nothing written."""
+
+    status = "NOT_FOUND"
+
+
+class AccountExists(LedgerError):
+    """The account is already open, or the request id was used with other fields."""
+
+    status = "ALREADY_EXISTS"
+
+
+class Refused(LedgerError):
+    """The ledger decided the operation and refused it; the refusal is in the log, final."""
+
+    status = "FAILED_PRECONDITION"
+
+    def __init__(self, message: str, *, balance: int | None = None,
+                 amount: int | None = None, position: int | None = None) -> None:
+        super().__init__(message)
+        self.balance = balance
+        self.amount = amount
+        self.position = position
+
+
+class InsufficientFunds(Refused):
+    """A withdrawal larger than the balance."""
+
+
+class BalanceLimit(Refused):
+    """A deposit that would take the balance past the limit."""
+
+
+class Unavailable(LedgerError):
+    """No majority answered in time: the write may or may not have happened.
+
+    Retrying with the same request id is always safe.
+    """
+
+    status = "UNAVAILABLE"

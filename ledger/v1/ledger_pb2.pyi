@@ -1,0 +1,148 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Consistency(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CONSISTENCY_UNSPECIFIED: _ClassVar[Consistency]
+    CONSISTENCY_STRONG: _ClassVar[Consistency]
+    CONSISTENCY_LOCAL: _ClassVar[Consistency]
+
+class EntryKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ENTRY_KIND_UNSPECIFIED: _ClassVar[EntryKind]
+    ENTRY_KIND_OPEN: _ClassVar[EntryKind]
+    ENTRY_KIND_DEPOSIT: _ClassVar[EntryKind]
+    ENTRY_KIND_WITHDRAWAL: _ClassVar[EntryKind]
+CONSISTENCY_UNSPECIFIED: Consistency
+CONSISTENCY_STRONG: Consistency
+CONSISTENCY_LOCAL: Consistency
+ENTRY_KIND_UNSPECIFIED: EntryKind
+ENTRY_KIND_OPEN: EntryKind
+ENTRY_KIND_DEPOSIT: EntryKind
+ENTRY_KIND_WITHDRAWAL: EntryKind
+
+class OpenAccountRequest(_message.Message):
+    __slots__ = ("account_id", "opening_balance", "request_id")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    OPENING_BALANCE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    opening_balance: int
+    request_id: str
+    def __init__(self, account_id: _Optional[str] = ..., opening_balance: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
+
+class DepositRequest(_message.Message):
+    __slots__ = ("account_id", "amount", "request_id", "memo")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    MEMO_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    amount: int
+    request_id: str
+    memo: str
+    def __init__(self, account_id: _Optional[str] = ..., amount: _Optional[int] = ..., request_id: _Optional[str] = ..., memo: _Optional[str] = ...) -> None: ...
+
+class WithdrawRequest(_message.Message):
+    __slots__ = ("account_id", "amount", "request_id", "memo")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    MEMO_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    amount: int
+    request_id: str
+    memo: str
+    def __init__(self, account_id: _Optional[str] = ..., amount: _Optional[int] = ..., request_id: _Optional[str] = ..., memo: _Optional[str] = ...) -> None: ...
+
+class TransactionReply(_message.Message):
+    __slots__ = ("account_id", "position", "balance", "duplicate")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    BALANCE_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    position: int
+    balance: int
+    duplicate: bool
+    def __init__(self, account_id: _Optional[str] = ..., position: _Optional[int] = ..., balance: _Optional[int] = ..., duplicate: _Optional[bool] = ...) -> None: ...
+
+class GetBalanceRequest(_message.Message):
+    __slots__ = ("account_id", "consistency")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    consistency: Consistency
+    def __init__(self, account_id: _Optional[str] = ..., consistency: _Optional[_Union[Consistency, str]] = ...) -> None: ...
+
+class BalanceReply(_message.Message):
+    __slots__ = ("account_id", "balance", "position")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    BALANCE_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    balance: int
+    position: int
+    def __init__(self, account_id: _Optional[str] = ..., balance: _Optional[int] = ..., position: _Optional[int] = ...) -> None: ...
+
+class GetHistoryRequest(_message.Message):
+    __slots__ = ("account_id", "from_position", "limit", "consistency")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_POSITION_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    CONSISTENCY_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    from_position: int
+    limit: int
+    consistency: Consistency
+    def __init__(self, account_id: _Optional[str] = ..., from_position: _Optional[int] = ..., limit: _Optional[int] = ..., consistency: _Optional[_Union[Consistency, str]] = ...) -> None: ...
+
+class Entry(_message.Message):
+    __slots__ = ("position", "kind", "amount", "balance_after", "request_id", "memo", "rejected", "reject_reason", "recorded_at_ms")
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    BALANCE_AFTER_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    MEMO_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    REJECT_REASON_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    position: int
+    kind: EntryKind
+    amount: int
+    balance_after: int
+    request_id: str
+    memo: str
+    rejected: bool
+    reject_reason: str
+    recorded_at_ms: int
+    def __init__(self, position: _Optional[int] = ..., kind: _Optional[_Union[EntryKind, str]] = ..., amount: _Optional[int] = ..., balance_after: _Optional[int] = ..., request_id: _Optional[str] = ..., memo: _Optional[str] = ..., rejected: _Optional[bool] = ..., reject_reason: _Optional[str] = ..., recorded_at_ms: _Optional[int] = ...) -> None: ...
+
+class HistoryReply(_message.Message):
+    __slots__ = ("account_id", "entries")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    entries: _containers.RepeatedCompositeFieldContainer[Entry]
+    def __init__(self, account_id: _Optional[str] = ..., entries: _Optional[_Iterable[_Union[Entry, _Mapping]]] = ...) -> None: ...
+
+class ListAccountsRequest(_message.Message):
+    __slots__ = ("after", "limit")
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    after: str
+    limit: int
+    def __init__(self, after: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListAccountsReply(_message.Message):
+    __slots__ = ("account_ids",)
+    ACCOUNT_IDS_FIELD_NUMBER: _ClassVar[int]
+    account_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, account_ids: _Optional[_Iterable[str]] = ...) -> None: ...

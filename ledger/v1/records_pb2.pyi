@@ -1,0 +1,60 @@
+from ledger.v1 import ledger_pb2 as _ledger_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class LogOperation(_message.Message):
+    __slots__ = ("kind", "amount", "request_id", "memo", "recorded_at_ms")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    MEMO_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    kind: _ledger_pb2.EntryKind
+    amount: int
+    request_id: str
+    memo: str
+    recorded_at_ms: int
+    def __init__(self, kind: _Optional[_Union[_ledger_pb2.EntryKind, str]] = ..., amount: _Optional[int] = ..., request_id: _Optional[str] = ..., memo: _Optional[str] = ..., recorded_at_ms: _Optional[int] = ...) -> None: ...
+
+class LogEntry(_message.Message):
+    __slots__ = ("operations",)
+    OPERATIONS_FIELD_NUMBER: _ClassVar[int]
+    operations: _containers.RepeatedCompositeFieldContainer[LogOperation]
+    def __init__(self, operations: _Optional[_Iterable[_Union[LogOperation, _Mapping]]] = ...) -> None: ...
+
+class AccountRecord(_message.Message):
+    __slots__ = ("applied_slot", "opened", "balance", "operations")
+    APPLIED_SLOT_FIELD_NUMBER: _ClassVar[int]
+    OPENED_FIELD_NUMBER: _ClassVar[int]
+    BALANCE_FIELD_NUMBER: _ClassVar[int]
+    OPERATIONS_FIELD_NUMBER: _ClassVar[int]
+    applied_slot: int
+    opened: bool
+    balance: int
+    operations: int
+    def __init__(self, applied_slot: _Optional[int] = ..., opened: _Optional[bool] = ..., balance: _Optional[int] = ..., operations: _Optional[int] = ...) -> None: ...
+
+class RequestRecord(_message.Message):
+    __slots__ = ("position", "kind", "amount", "memo", "rejected", "reject_reason", "balance_after", "slot")
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    MEMO_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    REJECT_REASON_FIELD_NUMBER: _ClassVar[int]
+    BALANCE_AFTER_FIELD_NUMBER: _ClassVar[int]
+    SLOT_FIELD_NUMBER: _ClassVar[int]
+    position: int
+    kind: _ledger_pb2.EntryKind
+    amount: int
+    memo: str
+    rejected: bool
+    reject_reason: str
+    balance_after: int
+    slot: int
+    def __init__(self, position: _Optional[int] = ..., kind: _Optional[_Union[_ledger_pb2.EntryKind, str]] = ..., amount: _Optional[int] = ..., memo: _Optional[str] = ..., rejected: _Optional[bool] = ..., reject_reason: _Optional[str] = ..., balance_after: _Optional[int] = ..., slot: _Optional[int] = ...) -> None: ...
