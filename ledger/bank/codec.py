@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
 
-from ledger.accounts import AccountState, Kind, Operation
+from ledger.accounts import MAX_AMOUNT, AccountState, Kind, Operation
 from ledger.v1 import ledger_pb2, records_pb2
 
 KIND_TO_PB = {
@@ -36,13 +36,24 @@ class MalformedEntry(ValueError):
 
 
 def decode_entry(value: bytes) -> list[Operation]:
+    """The operations of a chosen value; MalformedEntry if it is not one the bank proposes.
+
+    Amounts are checked here, not left to `apply_operation`'s assertions: a chosen
+    value outside the domain must be skipped alike on every replica, never crash them.
+    """
     try:
         entry = records_pb2.LogEntry.FromString(value)
-        return [Operation(PB_TO_KIND[op.kind], op.amount, op.request_id, op.memo,
-                          op.recorded_at_ms)
-                for op in entry.operations]
-    except (DecodeError, KeyError, AssertionError) as error:
+        operations = [Operation(PB_TO_KIND[op.kind], op.amount, op.request_id, op.memo,
+                                op.recorded_at_ms)
+                      for op in entry.operations]
+    except (DecodeError, KeyError) as error:
         raise MalformedEntry(f"not a ledger entry: {error!r}") from error
+    for operation in operations:
+        lowest = 0 if operation.kind is Kind.OPEN else 1
+        if not lowest <= operation.amount <= MAX_AMOUNT:
+            raise MalformedEntry(f"not a ledger entry: a {operation.kind.value} of "
+                                 f"{operation.amount} is out of range")
+    return operations
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from ledger.cli.cluster import cluster
+from ledger.cli.demo import demo
+from ledger.cli.health import health
 from ledger.cli.serve import serve
 from ledger.cli.status import status
 
@@ -18,3 +20,5 @@ def main() -> None:
 main.add_command(serve)
 main.add_command(cluster)
 main.add_command(status)
+main.add_command(demo)
+main.add_command(health)

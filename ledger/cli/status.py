@@ -7,6 +7,7 @@ import json
 import click
 import grpc
 
+from ledger.money import format_amount
 from ledger.v1 import replica_pb2 as pb
 from ledger.v1 import replica_pb2_grpc as pb_grpc
 
@@ -14,7 +15,7 @@ DEFAULT_SERVERS = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
 
 
 def fetch_status(address: str, timeout_s: float) -> list[pb.StatusReply] | str:
-    """Every page of a node's status, or the error that prevented it."""
+    """Every page of a node's status, or why it could not be had."""
     pages = []
     after = ""
     with grpc.insecure_channel(address) as channel:
@@ -34,38 +35,64 @@ def fetch_status(address: str, timeout_s: float) -> list[pb.StatusReply] | str:
 @click.option("--servers", envvar="LEDGER_SERVERS", default=DEFAULT_SERVERS, show_default=True,
               metavar="HOST:PORT,...", help="The nodes to ask (env LEDGER_SERVERS).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
-@click.option("--timeout", default=3.0, show_default=True, help="Seconds per node.")
+@click.option("--timeout", default=3.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds per node.")
 def status(servers: str, as_json: bool, timeout: float) -> None:
-    """Show each node, whether it answers, and per account its log position and digest."""
-    addresses = [s.strip() for s in servers.split(",") if s.strip()]
+    """Each node, whether it answers, how many accounts it knows, and per account its
+    last applied position and balance: equal rows mean the replicas agree.
+
+    'agree' compares the nodes that answered; a node that is down is shown as such."""
+    addresses = list(dict.fromkeys(s.strip() for s in servers.split(",") if s.strip()))
+    if not addresses:
+        raise click.BadParameter("no servers given", param_hint="--servers")
     views = {address: fetch_status(address, timeout) for address in addresses}
-    table: dict[str, dict[str, tuple[int, int, str]]] = {}
-    nodes = {}
+    nodes: dict[str, dict[str, object]] = {}
+    accounts: dict[str, dict[str, dict[str, object]]] = {}
     for address, view in views.items():
         if isinstance(view, str):
-            nodes[address] = view
+            nodes[address] = {"reachable": False, "error": view}
             continue
-        nodes[address] = f"node {view[0].node_id}"
-        for page in view:
-            for account in page.accounts:
-                table.setdefault(account.account, {})[address] = (
-                    account.applied_position, account.chosen_through, account.digest.hex()[:12])
+        known = [a for page in view for a in page.accounts]
+        nodes[address] = {"reachable": True, "node_id": view[0].node_id, "accounts": len(known)}
+        for a in known:
+            accounts.setdefault(a.account, {})[address] = {
+                "applied_position": a.applied_position, "chosen_through": a.chosen_through,
+                "balance": a.balance if a.opened else None, "digest": a.digest.hex()[:8],
+            }
+    reachable = [address for address in addresses if nodes[address]["reachable"]]
+    agree = {account: len({json.dumps(per.get(a), sort_keys=True) for a in reachable}) == 1
+             for account, per in accounts.items()}
     if as_json:
-        click.echo(json.dumps({"nodes": nodes, "accounts": {
-            acct: {addr: {"applied": a, "chosen_through": c, "digest": d}
-                   for addr, (a, c, d) in per.items()} for acct, per in table.items()}}))
+        click.echo(json.dumps({"nodes": nodes, "accounts": accounts, "agree": agree}))
         return
-    for address, state in nodes.items():
-        click.echo(f"{address:<22} {state}")
-    if not table:
+    address_width = max(len(a) for a in addresses)
+    for address, node in nodes.items():
+        state = (f"node {node['node_id']}, {node['accounts']} accounts" if node["reachable"]
+                 else node["error"])
+        click.echo(f"{address:<{address_width}}  {state}")
+    if not accounts:
         click.echo("no accounts")
         return
-    header = f"{'account':<24}" + "".join(f"{a:>28}" for a in addresses) + "  agree"
-    click.echo(header)
-    for account in sorted(table):
-        per = table[account]
-        cells = [per.get(a) for a in addresses]
-        text = "".join(
-            f"{'-':>28}" if c is None else f"{f'pos {c[0]} {c[2]}':>28}" for c in cells)
-        agree = len({c for c in cells if c is not None}) == 1 and None not in cells
-        click.echo(f"{account:<24}{text}  {'yes' if agree else 'NO'}")
+    rows = []
+    for account in sorted(accounts):
+        cells = []
+        for address in addresses:
+            cell = accounts[account].get(address)
+            if cell is None:
+                cells.append("down" if not nodes[address]["reachable"] else "-")
+                continue
+            balance = "" if cell["balance"] is None else format_amount(int(cell["balance"]))
+            cells.append(f"pos {cell['applied_position']} {balance} {cell['digest']}")
+        rows.append([account, *cells, "yes" if agree[account] else "NO"])
+    header = ["account", *addresses, "agree"]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    click.echo()
+    for row in [header, *rows]:
+        first = f"{row[0]:<{widths[0]}}"
+        rest = "  ".join(f"{cell:>{width}}" for cell, width in zip(row[1:-1], widths[1:-1],
+                                                                     strict=True))
+        click.echo(f"{first}  {rest}  {row[-1]}")
+    down = len(addresses) - len(reachable)
+    if down:
+        click.echo(f"\n{down} of {len(addresses)} nodes did not answer: 'agree' compares the "
+                   f"{len(reachable)} that did.")

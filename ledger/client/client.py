@@ -1,8 +1,9 @@
 """A synchronous client over the Ledger stubs.
 
-Every call has a deadline (default 10 s) covering all its attempts. A call that
-finds a server unreachable or without a majority tries the next server with the
-same request id, so a retried write can never apply twice; when the deadline
+Every call has a deadline (default 10 s) covering all its attempts; each attempt
+gets a share of what is left, so a server that hangs cannot use it all up. A call
+that finds a server unreachable, hung or without a majority tries the next server
+with the same request id, so a retried write can never apply twice; when the deadline
 runs out it raises Unavailable, whose request_id lets the caller retry later.
 """
 
@@ -158,8 +159,11 @@ class LedgerClient:
             if remaining <= 0.01:
                 break
             index = (self._preferred + attempts) % len(self.servers)
+            # Share what is left among the servers not yet tried in this round, so a
+            # server that hangs (rather than refusing) cannot use up the whole deadline.
+            untried = len(self.servers) - attempts % len(self.servers)
             try:
-                reply = method(self._stubs[index])(request, timeout=remaining)
+                reply = method(self._stubs[index])(request, timeout=remaining / untried)
             except grpc.RpcError as error:
                 if error.code() not in RETRYABLE:
                     raise _typed(error, request_id) from None
@@ -170,10 +174,10 @@ class LedgerClient:
                 continue
             self._preferred = index
             return reply
-        detail = f": {last.details()}" if last is not None else ""
+        detail = f" (last error: {last.details()})" if last is not None else ""
         error = errors.Unavailable(
-            f"no server decided the request in time{detail}"
-            + (f"; it may or may not have been applied; retrying with request id {request_id!r}"
+            f"no server answered in time{detail}"
+            + (f"; it may or may not have been applied: retrying with request id {request_id!r}"
                " is safe" if request_id else "")
         )
         error.request_id = request_id

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ledger.node.trace import Tracer
 from ledger.paxos import (
     Committed,
     Envelope,
@@ -42,6 +43,10 @@ log = logging.getLogger(__name__)
 Send = Callable[[int, list[Envelope]], None]
 
 STORAGE_RETRY_MS = 100  # how often a failing disk is retried when nothing else happens
+LAZY_SYNC_MS = 5  # chosen values and applied state wait at most this long for a sync
+NEVER = 1 << 62
+MAX_COALESCE_YIELDS = 8  # event-loop trips a turn waits for more work to join it
+MAX_SYNC_PACING_MS = 5  # a sync waits at most this long after the previous one
 
 
 class NoQuorum(Exception):
@@ -110,6 +115,14 @@ class _Read:
 
 
 @dataclass(slots=True)
+class _Held:
+    """What one turn produced, released once the writes it depends on are durable."""
+
+    readies: list[Ready]
+    calls: list[_Call]
+
+
+@dataclass(slots=True)
 class _Inbox:
     calls: list[_Call] = field(default_factory=list)
     messages: list[Envelope] = field(default_factory=list)
@@ -145,11 +158,19 @@ class NodeDriver:
         self._active: dict[str, _Proposal] = {}
         self._barriers: dict[tuple[str, int], list[_Read]] = {}
         self._dirty = False  # something is staged but not yet synced
+        self._urgent = False  # ... and it includes promises or votes: sync before sending
+        self._lazy_sync_at_ms = NEVER  # when staged chosen values and applied state get synced
+        self._sync_ok_at_ms = 0  # group commit: the next sync waits until then
+        self._held: list[_Held] = []  # turns whose results wait for a sync
         self._wake = asyncio.Event()
+        self.tracer = Tracer()
         self._stopping = False
         self.storage_error: str | None = None
         self.turns = 0
         self.syncs = 0
+        self.messages = 0  # handled by the core
+        self.proposals = 0
+        self.extra_counters: Callable[[], dict[str, int]] = dict
 
     # ------------------------------------------------------------------ inputs
 
@@ -217,6 +238,11 @@ class NodeDriver:
     def core(self) -> PaxosNode:
         return self._core
 
+    def counters(self) -> dict[str, int]:
+        """How much work this node did since it started, for operators and benchmarks."""
+        return {"turns": self.turns, "syncs": self.syncs, "messages": self.messages,
+                "proposals": self.proposals, **self.extra_counters()}
+
     def applied_position(self, account: str) -> int:
         return self._state_machine.applied_position(account)
 
@@ -241,9 +267,13 @@ class NodeDriver:
         # Always yield once: servicers and the transport run on this loop too.
         await asyncio.sleep(0)
         failing = self.storage_error is not None
-        if self._inbox or self._has_startable_proposal() or (self._dirty and not failing):
+        if self._inbox or self._has_startable_proposal():
+            await self._coalesce()
             return
-        delay_ms = self._core.next_timer_ms() - self._clock_ms()
+        due_ms = min(self._core.next_timer_ms(), self._lazy_sync_at_ms)
+        if self._held:
+            due_ms = min(due_ms, self._sync_ok_at_ms)
+        delay_ms = due_ms - self._clock_ms()
         if failing:
             delay_ms = min(delay_ms, STORAGE_RETRY_MS)
         if delay_ms <= 0:
@@ -251,6 +281,24 @@ class NodeDriver:
         self._wake.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), delay_ms / 1000)
+
+    async def _coalesce(self) -> None:
+        """Let work that is already on its way join this turn, so one sync serves it all.
+
+        Calls that arrived while the last turn synced need a few trips around the
+        event loop before they reach the inbox; a turn started at the first
+        message would sync for it alone.
+        """
+        for _ in range(MAX_COALESCE_YIELDS):
+            before = self._backlog()
+            await asyncio.sleep(0)
+            if self._backlog() == before:
+                return
+
+    def _backlog(self) -> int:
+        inbox = self._inbox
+        return (len(inbox.calls) + len(inbox.messages) + len(inbox.reads)
+                + sum(len(queue) for queue in self._waiting.values()))
 
     def _has_startable_proposal(self) -> bool:
         return any(
@@ -261,49 +309,64 @@ class NodeDriver:
         self.turns += 1
         now_ms = self._clock_ms()
         inbox, self._inbox = self._inbox, _Inbox()
-        core = self._core
-        readies: list[Ready] = []
-        for call in inbox.calls:
-            for envelope in call.envelopes:
-                readies.append(core.handle(envelope, now_ms))
-        for envelope in inbox.messages:
-            readies.append(core.handle(envelope, now_ms))
-        for proposal in inbox.cancels:
-            if self._active.get(proposal.account) is proposal:
-                del self._active[proposal.account]
-                readies.append(core.cancel(proposal.account, now_ms))
-            elif proposal in self._waiting[proposal.account]:
-                self._waiting[proposal.account].remove(proposal)
-        readies.extend(self._start_proposals(now_ms))
-        readies.extend(self._start_barriers(inbox.reads, now_ms))
-        readies.append(core.tick(now_ms))
-
-        # 1. persist (also what an earlier turn staged but could not sync)
-        writes = [write for ready in readies for write in ready.writes]
-        if writes:
-            self._dirty = True
-        if self._dirty and not (self._stage(writes) and self._sync()):
-            self._drop_turn(inbox.calls)
+        if self.storage_error is not None and not self._sync():
+            # While the disk refuses writes the core is not fed: what it would answer
+            # could not be made durable. Peers and proposers retry on their own.
+            self._held.append(_Held([], inbox.calls))
+            self._drop_held()
             return
+        try:
+            readies = self._run_core(inbox, now_ms)
+        except StorageError as error:
+            self._held.append(_Held([], inbox.calls))
+            self._storage_failed(error)
+            self._drop_held()
+            return
+        self._held.append(_Held(readies, inbox.calls))
 
-        # 2. send
+        # 1. persist: every Ready's writes were staged as it came; one sync for all,
+        # before anything leaves if promises or votes are among them. A sync that
+        # follows the last one closely waits as long as that one took (group commit:
+        # what arrives meanwhile shares it). Chosen values and applied state gate
+        # nothing (a majority's votes make a value chosen), so alone they are synced
+        # a moment later, with whatever comes next.
+        if self._urgent and now_ms < self._sync_ok_at_ms:
+            return  # _wait_for_work wakes us when the sync may run
+        lazy_due = self._dirty and now_ms >= self._lazy_sync_at_ms
+        if (self._urgent or lazy_due) and not self._sync():
+            self._drop_held()
+            return
+        held, self._held = self._held, []
+        for group in held:
+            self._release(group)
+        if self._dirty and self._lazy_sync_at_ms == NEVER:
+            self._lazy_sync_at_ms = now_ms + LAZY_SYNC_MS
+        if self._inbox:
+            self._wake.set()
+
+    def _release(self, group: _Held) -> None:
+        """Send, then apply, what one turn produced (its writes are durable as needed)."""
         outbound: dict[int, list[Envelope]] = defaultdict(list)
-        for ready in readies:
+        for ready in group.readies:
             for envelope in ready.messages:
                 if envelope.destination == self.node_index:
                     self._inbox.messages.append(envelope)
+                    if self.tracer.active:
+                        self.tracer.record("sent", self.node_index, envelope.message)
                 else:
                     outbound[envelope.destination].append(envelope)
-        for call in inbox.calls:
+        if self.tracer.active:
+            for envelopes in outbound.values():
+                for envelope in envelopes:
+                    self.tracer.record("sent", envelope.destination, envelope.message)
+        for call in group.calls:
             if not call.future.done():
                 call.future.set_result(outbound.pop(call.source, []))
         for peer, envelopes in outbound.items():
             self._send(peer, envelopes)
-        if self._inbox:
-            self._wake.set()
 
-        # 3. apply; what applying writes is derived from the log, so it may trail it
-        for ready in readies:
+        # Apply: what applying writes is derived from the log, so it may trail it.
+        for ready in group.readies:
             for committed in ready.committed:
                 self._stage(self._state_machine.apply(committed))
                 self._dirty = True
@@ -313,11 +376,45 @@ class NodeDriver:
                 for read in self._barriers.pop((done.account, done.nonce), []):
                     if not read.future.done():
                         read.future.set_result(done.position)
-        if self._dirty:
-            self._wake.set()  # the next turn syncs them, with whatever else arrived
 
-    def _start_proposals(self, now_ms: int) -> list[Ready]:
-        readies = []
+    def _run_core(self, inbox: _Inbox, now_ms: int) -> list[Ready]:
+        """Feed the turn's work to the core, staging each Ready's writes at once.
+
+        Staging right away matters: the core reads its durable state back (chosen
+        values for a Promise, say) while it handles the next message of the turn.
+        """
+        core = self._core
+        readies: list[Ready] = []
+
+        def take(ready: Ready) -> None:
+            readies.append(ready)
+            if ready.writes:
+                self._dirty = True
+                self._urgent |= ready.gates_sends
+                self._store.stage(ready.writes)
+
+        if self.tracer.active:
+            for envelope in [e for call in inbox.calls for e in call.envelopes] + inbox.messages:
+                self.tracer.record("received", envelope.source, envelope.message)
+        for call in inbox.calls:
+            self.messages += len(call.envelopes)
+            for envelope in call.envelopes:
+                take(core.handle(envelope, now_ms))
+        self.messages += len(inbox.messages)
+        for envelope in inbox.messages:
+            take(core.handle(envelope, now_ms))
+        for proposal in inbox.cancels:
+            if self._active.get(proposal.account) is proposal:
+                del self._active[proposal.account]
+                take(core.cancel(proposal.account, now_ms))
+            elif proposal in self._waiting[proposal.account]:
+                self._waiting[proposal.account].remove(proposal)
+        self._start_proposals(now_ms, take)
+        self._start_barriers(inbox.reads, now_ms, take)
+        take(core.tick(now_ms))
+        return readies
+
+    def _start_proposals(self, now_ms: int, take: Callable[[Ready], None]) -> None:
         for account, queue in self._waiting.items():
             while queue and queue[0].future.done():
                 queue.popleft()  # its caller gave up before it started
@@ -329,30 +426,48 @@ class NodeDriver:
                 queue.popleft()
                 proposal.future.set_result(None)
                 continue
+            if self.tracer.active:
+                self._trace_proposal(account)
             try:
-                readies.append(self._core.propose(account, proposal.value, now_ms))
+                ready = self._core.propose(account, proposal.value, now_ms)
             except ProposalInProgress:
                 continue  # a cancelled proposal of ours is still settling; try next turn
             queue.popleft()
             self._active[account] = proposal
-        return readies
+            self.proposals += 1
+            take(ready)
 
-    def _start_barriers(self, reads: list[_Read], now_ms: int) -> list[Ready]:
+    def _start_barriers(
+        self, reads: list[_Read], now_ms: int, take: Callable[[Ready], None]
+    ) -> None:
         """One barrier round per account for all reads that arrived since the last turn."""
         by_account: dict[str, list[_Read]] = defaultdict(list)
         for read in reads:
             by_account[read.account].append(read)
-        readies = []
         for account, waiting in by_account.items():
             nonce, ready = self._core.read_barrier(account, now_ms)
             self._barriers[(account, nonce)] = waiting
-            readies.append(ready)
+            take(ready)
         # Rounds whose readers all gave up are dropped from the core.
         for key, waiting in list(self._barriers.items()):
             if all(read.future.done() for read in waiting):
                 del self._barriers[key]
                 self._core.cancel_barrier(*key)
-        return readies
+
+    def _trace_proposal(self, account: str) -> None:
+        position = self._core.chosen_through(account) + 1
+        leader = self._core.leadership(account)
+        if self._core.config.fast_path and leader is not None and (
+            leader.next_position == position
+        ):
+            self.tracer.note(account, (
+                f"proposing at position {position} on the fast path: a majority promised "
+                f"ballot {leader.ballot} for every position >= {leader.since_position}, so "
+                "Prepare/Promise are skipped"))
+        else:
+            self.tracer.note(account, (
+                f"proposing at position {position}: this node holds no range promise on the "
+                "account, so Phase 1 (Prepare/Promise) runs first"))
 
     def _finish(self, outcome: Outcome) -> None:
         proposal = self._active.get(outcome.account)
@@ -380,23 +495,29 @@ class NodeDriver:
 
     def _sync(self) -> bool:
         """Make staged writes durable; on failure keep them staged and report."""
+        started_ms = self._clock_ms()
         try:
             self._store.sync()
         except StorageError as error:
             self._storage_failed(error)
             return False
+        ended_ms = self._clock_ms()
+        self._sync_ok_at_ms = ended_ms + min(ended_ms - started_ms, MAX_SYNC_PACING_MS)
         self.syncs += 1
-        self._dirty = False
+        self._dirty = self._urgent = False
+        self._lazy_sync_at_ms = NEVER
         if self.storage_error is not None:
             log.warning("storage is writable again")
             self.storage_error = None
         return True
 
-    def _drop_turn(self, calls: list[_Call]) -> None:
+    def _drop_held(self) -> None:
         """Nothing of an unsynced turn may leave; peers and proposers will retry."""
-        for call in calls:
-            if not call.future.done():
-                call.future.set_result([])
+        held, self._held = self._held, []
+        for group in held:
+            for call in group.calls:
+                if not call.future.done():
+                    call.future.set_result([])
         failure = StorageUnavailable(self.storage_error or "storage unavailable")
         for proposal in list(self._active.values()):
             if not proposal.future.done():

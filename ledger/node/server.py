@@ -14,6 +14,7 @@ import signal
 from dataclasses import dataclass
 
 import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from ledger.api.servicer import LedgerServicer
 from ledger.bank.service import Bank
@@ -93,6 +94,10 @@ class NodeServer:
             random.Random(),
             self.machine,
         )
+        self.driver.extra_counters = lambda: {
+            "peer_calls": self.transport.calls_made,
+            "peer_calls_failed": self.transport.calls_failed,
+        }
         self.bank = Bank(self.driver, self.machine)
         self.server = grpc.aio.server(options=CHANNEL_OPTIONS)
         pb_grpc.add_ReplicaServicer_to_server(
@@ -103,6 +108,9 @@ class NodeServer:
             self.server,
         )
         ledger_pb2_grpc.add_LedgerServicer_to_server(LedgerServicer(self.bank), self.server)
+        # The standard gRPC health service, for orchestrators' readiness probes.
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self._driver_task: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
 
@@ -120,6 +128,8 @@ class NodeServer:
         self.transport.start()
         self._driver_task = asyncio.create_task(self.driver.run())
         await self.server.start()
+        for service in ("", "ledger.v1.Ledger"):
+            await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         log.info("node %s serving on %s (cluster %s)", self.config.node_id,
                  self.config.bind_address, self.config.cluster.canonical())
 
@@ -135,10 +145,11 @@ class NodeServer:
         self._stopped.set()
 
     async def stop(self) -> None:
+        await self.health.enter_graceful_shutdown()
         await self.server.stop(grace=1.0)
         await self.bank.close()
         self.driver.stop()
-        if self._driver_task is not None:
+        if self._driver_task is not None and not self._driver_task.done():
             await self._driver_task
         await self.transport.stop()
         self.store.close()

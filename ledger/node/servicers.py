@@ -78,6 +78,7 @@ class AdminServicer(pb_grpc.AdminServicer):
                 for a in status.accounts
             ],
             complete=status.complete,
+            counters=self._driver.counters(),
         )
 
     async def Log(self, request: pb.LogRequest, context: grpc.aio.ServicerContext) -> pb.LogReply:
@@ -86,3 +87,20 @@ class AdminServicer(pb_grpc.AdminServicer):
         summary = self._store.account_summary(request.account)
         return pb.LogReply(account=request.account, from_position=request.from_position,
                            values=list(values), chosen_through=summary.chosen_through)
+
+    async def Trace(
+        self, request: pb.TraceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.TraceReply:
+        tracer = self._driver.tracer
+        if request.stop:
+            events = tracer.stop(request.account)
+        else:
+            if request.start:
+                tracer.start(request.account)
+            events = tracer.events(request.account)
+        members = self._cluster.members
+        return pb.TraceReply(events=[
+            pb.TraceEvent(at_ms=e.at_ms, node_id=self._node_id, direction=e.direction,
+                          peer_id="" if e.peer is None else members[e.peer].node_id, text=e.text)
+            for e in events
+        ])

@@ -55,6 +55,7 @@ class Leadership:
     ballot: Ballot
     next_position: int
     later_votes: dict[int, AcceptedEntry]
+    since_position: int  # the Prepare that won the promise named this position
 
 
 @dataclass(slots=True)
@@ -153,6 +154,11 @@ class PaxosNode:
         """True while a range promise lets this node skip Phase 1 on `account`."""
         state = self._accounts.get(account)
         return state is not None and state.leader is not None
+
+    def leadership(self, account: str) -> Leadership | None:
+        """The range promise this node holds on `account`, if any (read-only use)."""
+        state = self._accounts.get(account)
+        return None if state is None else state.leader
 
     def next_timer_ms(self) -> int:
         """The earliest time `tick` has work to do."""
@@ -429,7 +435,8 @@ class PaxosNode:
             self._check_barriers(account, state, out, log_end_seq=proposer.prepare_seq)
             return
         if self.config.fast_path:
-            state.leader = Leadership(proposer.ballot, proposer.position, phase_one.later_votes)
+            state.leader = Leadership(proposer.ballot, proposer.position, phase_one.later_votes,
+                                      proposer.position)
         accept = proposer.begin_accept(
             proposer.ballot, phase_one.value, now_ms, self.config.resend_ms
         )

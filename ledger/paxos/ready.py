@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ledger.paxos.messages import Envelope
-from ledger.paxos.records import Write
+from ledger.paxos.records import AcceptWrite, PromiseWrite, RoundWrite, Write
+
+#: Writes that what a node says depends on; the rest may trail its messages.
+GATING_WRITES = (PromiseWrite, AcceptWrite, RoundWrite)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +49,12 @@ class BarrierDone:
 class Ready:
     """One step's effects, to be carried out strictly in this order.
 
-    1. `writes` become durable (staged, then synced), after those of every earlier Ready;
-    2. then `messages` may be sent;
+    1. `writes` are staged (visible to the core's next read) at once;
+    2. `messages` may be sent once every *promise, vote and round* staged so far
+       (by this Ready or an earlier one) is durable: those are what a Promise or an
+       Accepted vouches for. A ChosenWrite gates nothing: a value is chosen because
+       a majority durably voted for it, so telling or applying it needs no fsync of
+       ours; losing it in a crash only means learning it again;
     3. then `committed` entries are applied, then `outcomes` and `barriers` reported.
     """
 
@@ -60,6 +67,11 @@ class Ready:
     def __bool__(self) -> bool:
         return bool(self.writes or self.messages or self.committed or self.outcomes
                     or self.barriers)
+
+    @property
+    def gates_sends(self) -> bool:
+        """Must these writes be durable before any message leaves?"""
+        return any(isinstance(write, GATING_WRITES) for write in self.writes)
 
 
 @dataclass(slots=True)

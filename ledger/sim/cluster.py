@@ -64,7 +64,9 @@ class SimNode:
     client: Client | None
     core: PaxosNode | None = None
     incarnation: int = 0
-    unsynced: list[Ready] = field(default_factory=list)
+    unsynced: list[Ready] = field(default_factory=list)  # held until the next sync
+    staged_votes: list[AcceptWrite] = field(default_factory=list)
+    gating: bool = False  # promises or votes are staged but not yet durable
     sync_at_ms: int | None = None
     tick_at_ms: int | None = None
 
@@ -227,6 +229,8 @@ class Simulation:
         node.core = None
         node.incarnation += 1
         node.unsynced.clear()
+        node.staged_votes.clear()
+        node.gating = False
         node.sync_at_ms = None
         node.tick_at_ms = None
         client = node.client
@@ -271,25 +275,35 @@ class Simulation:
         self._process(node, node.core.propose(account, value, self.now_ms))
 
     def _process(self, node: SimNode, ready: Ready) -> None:
-        """Persist, then send, then apply: staged now, released at the next sync."""
+        """Stage at once; send and apply once every promise and vote staged so far is
+        durable (chosen values may trail, as the real driver lets them)."""
         node.store.stage(ready.writes)
-        node.unsynced.append(ready)
-        if self.scenario.sync_ms == 0:
-            self._sync(node)
-        elif node.sync_at_ms is None:
-            node.sync_at_ms = self.now_ms + self.scenario.sync_ms
-            self._at(node.sync_at_ms, "sync", (node.index, node.incarnation))
+        node.staged_votes.extend(w for w in ready.writes if isinstance(w, AcceptWrite))
+        node.gating |= ready.gates_sends
+        if node.gating:
+            node.unsynced.append(ready)
+        if ready.writes or node.gating:
+            if self.scenario.sync_ms == 0:
+                self._sync(node)
+            elif node.sync_at_ms is None:
+                node.sync_at_ms = self.now_ms + self.scenario.sync_ms
+                self._at(node.sync_at_ms, "sync", (node.index, node.incarnation))
+        if not node.gating and node.core is not None:
+            self._release(node, [ready])
         self._schedule_tick(node)
 
     def _sync(self, node: SimNode) -> None:
         node.store.sync()
         node.sync_at_ms = None
+        node.gating = False
+        for write in node.staged_votes:
+            self.checker.on_durable_vote(self.now_ms, node.index, write.account,
+                                         write.position, write.ballot, write.value)
+        node.staged_votes.clear()
         released, node.unsynced = node.unsynced, []
-        for ready in released:
-            for write in ready.writes:
-                if isinstance(write, AcceptWrite):
-                    self.checker.on_durable_vote(self.now_ms, node.index, write.account,
-                                                 write.position, write.ballot, write.value)
+        self._release(node, released)
+
+    def _release(self, node: SimNode, released: list[Ready]) -> None:
         for ready in released:
             for envelope in ready.messages:
                 self._send(envelope)

@@ -233,18 +233,27 @@ class AccountStatus(_message.Message):
     def __init__(self, account: _Optional[str] = ..., applied_position: _Optional[int] = ..., chosen_through: _Optional[int] = ..., digest: _Optional[bytes] = ..., opened: _Optional[bool] = ..., balance: _Optional[int] = ...) -> None: ...
 
 class StatusReply(_message.Message):
-    __slots__ = ("node_id", "peers", "cluster_fingerprint", "accounts", "complete")
+    __slots__ = ("node_id", "peers", "cluster_fingerprint", "accounts", "complete", "counters")
+    class CountersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     PEERS_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     ACCOUNTS_FIELD_NUMBER: _ClassVar[int]
     COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    COUNTERS_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     peers: _containers.RepeatedScalarFieldContainer[str]
     cluster_fingerprint: str
     accounts: _containers.RepeatedCompositeFieldContainer[AccountStatus]
     complete: bool
-    def __init__(self, node_id: _Optional[str] = ..., peers: _Optional[_Iterable[str]] = ..., cluster_fingerprint: _Optional[str] = ..., accounts: _Optional[_Iterable[_Union[AccountStatus, _Mapping]]] = ..., complete: _Optional[bool] = ...) -> None: ...
+    counters: _containers.ScalarMap[str, int]
+    def __init__(self, node_id: _Optional[str] = ..., peers: _Optional[_Iterable[str]] = ..., cluster_fingerprint: _Optional[str] = ..., accounts: _Optional[_Iterable[_Union[AccountStatus, _Mapping]]] = ..., complete: _Optional[bool] = ..., counters: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class LogRequest(_message.Message):
     __slots__ = ("account", "from_position", "limit")
@@ -267,3 +276,33 @@ class LogReply(_message.Message):
     values: _containers.RepeatedScalarFieldContainer[bytes]
     chosen_through: int
     def __init__(self, account: _Optional[str] = ..., from_position: _Optional[int] = ..., values: _Optional[_Iterable[bytes]] = ..., chosen_through: _Optional[int] = ...) -> None: ...
+
+class TraceRequest(_message.Message):
+    __slots__ = ("account", "start", "stop")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    START_FIELD_NUMBER: _ClassVar[int]
+    STOP_FIELD_NUMBER: _ClassVar[int]
+    account: str
+    start: bool
+    stop: bool
+    def __init__(self, account: _Optional[str] = ..., start: _Optional[bool] = ..., stop: _Optional[bool] = ...) -> None: ...
+
+class TraceEvent(_message.Message):
+    __slots__ = ("at_ms", "node_id", "direction", "peer_id", "text")
+    AT_MS_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    DIRECTION_FIELD_NUMBER: _ClassVar[int]
+    PEER_ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    at_ms: int
+    node_id: str
+    direction: str
+    peer_id: str
+    text: str
+    def __init__(self, at_ms: _Optional[int] = ..., node_id: _Optional[str] = ..., direction: _Optional[str] = ..., peer_id: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
+
+class TraceReply(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[TraceEvent]
+    def __init__(self, events: _Optional[_Iterable[_Union[TraceEvent, _Mapping]]] = ...) -> None: ...

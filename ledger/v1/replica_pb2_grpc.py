@@ -117,6 +117,11 @@ class AdminStub:
                 request_serializer=ledger_dot_v1_dot_replica__pb2.LogRequest.SerializeToString,
                 response_deserializer=ledger_dot_v1_dot_replica__pb2.LogReply.FromString,
                 _registered_method=True)
+        self.Trace = channel.unary_unary(
+                '/ledger.v1.Admin/Trace',
+                request_serializer=ledger_dot_v1_dot_replica__pb2.TraceRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_replica__pb2.TraceReply.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -136,6 +141,13 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Trace(self, request, context):
+        """Record the Paxos messages this node sends and receives for one account.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -148,6 +160,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.Log,
                     request_deserializer=ledger_dot_v1_dot_replica__pb2.LogRequest.FromString,
                     response_serializer=ledger_dot_v1_dot_replica__pb2.LogReply.SerializeToString,
+            ),
+            'Trace': grpc.unary_unary_rpc_method_handler(
+                    servicer.Trace,
+                    request_deserializer=ledger_dot_v1_dot_replica__pb2.TraceRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_replica__pb2.TraceReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -204,6 +221,33 @@ class Admin:
             '/ledger.v1.Admin/Log',
             ledger_dot_v1_dot_replica__pb2.LogRequest.SerializeToString,
             ledger_dot_v1_dot_replica__pb2.LogReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Trace(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.Admin/Trace',
+            ledger_dot_v1_dot_replica__pb2.TraceRequest.SerializeToString,
+            ledger_dot_v1_dot_replica__pb2.TraceReply.FromString,
             options,
             channel_credentials,
             insecure,

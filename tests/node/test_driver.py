@@ -14,7 +14,7 @@ from ledger.localcluster import free_ports
 from ledger.node.cluster import ClusterConfig
 from ledger.node.driver import NodeDriver, NoQuorum, StorageUnavailable
 from ledger.node.server import NodeServer, ServeConfig
-from ledger.paxos import Ballot, Envelope, PaxosConfig, Prepare, Promise
+from ledger.paxos import Ballot, Envelope, Learn, PaxosConfig, Prepare, Promise
 from ledger.storage.base import StorageFull
 from ledger.storage.memory import MemoryStore
 from ledger.v1 import replica_pb2 as pb
@@ -121,5 +121,21 @@ async def test_when_the_disk_is_full_nothing_is_answered_until_it_is_not() -> No
     answers = await driver.deliver(1, [Envelope(1, 0, Prepare("a", 0, Ballot(5, 1)))])
     assert [type(e.message) for e in answers] == [Promise]
     assert driver.storage_error is None
+    driver.stop()
+    await task
+
+
+async def test_a_turn_sees_its_own_earlier_writes() -> None:
+    # One call brings a Learn and then a Prepare: the Promise must report the value
+    # the Learn made chosen, so the turn must have staged it before the Prepare.
+    store, sent = MemoryStore(), []
+    driver = make_driver(store, sent)
+    task = asyncio.create_task(driver.run())
+    answers = await driver.deliver(1, [
+        Envelope(1, 0, Learn("a", 0, b"opening")),
+        Envelope(1, 0, Prepare("a", 0, Ballot(5, 1))),
+    ])
+    (promise,) = [e.message for e in answers if isinstance(e.message, Promise)]
+    assert promise.chosen == (b"opening",)
     driver.stop()
     await task

@@ -1,0 +1,31 @@
+"""`ledger demo`: see a replicated ledger survive a crash and converge."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ledger.demo import run_demo
+
+
+@click.command()
+@click.option("--explain", is_flag=True,
+              help="Also show, from the nodes' own traces, the Paxos messages behind a few "
+                   "transactions.")
+@click.option("--seed", default=7, show_default=True, help="Seed for the tellers' choices.")
+def demo(explain: bool, seed: int) -> None:
+    """Start a local 3-node cluster, run tellers through it, kill and restart a node, and
+    show every replica converging. Exits 0 only if they all converge to the expected
+    balances."""
+
+    interactive = sys.stdout.isatty()
+
+    def say(text: str) -> None:
+        if text.startswith("\r"):  # a progress line: rewritten in place on a terminal
+            click.echo(text if interactive else text[1:], nl=not interactive)
+        else:
+            click.echo(text)
+
+    if not run_demo(say, explain=explain, seed=seed):
+        raise SystemExit(1)

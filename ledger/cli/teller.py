@@ -1,0 +1,312 @@
+"""`teller`: a bank teller's command line over the Python client.
+
+Options --servers, --json and --timeout go before or after the verb.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import click
+
+from ledger.accounts.model import MAX_BALANCE
+from ledger.client import (
+    AccountExists,
+    AccountNotFound,
+    BalanceLimit,
+    InsufficientFunds,
+    InvalidRequest,
+    LedgerClient,
+    LedgerError,
+    Refused,
+    Transaction,
+    Unavailable,
+    new_request_id,
+)
+from ledger.money import BadAmount, format_amount, parse_amount
+
+T = TypeVar("T")
+
+DEFAULT_SERVERS = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
+EXIT_REFUSED, EXIT_BAD_INPUT, EXIT_UNKNOWN, EXIT_MISSING = 1, 2, 3, 4
+
+EXIT_CODES = """\b
+Exit codes:
+  0  done (also a retry that found the transaction already done: it says so)
+  1  refused by the ledger (insufficient funds, balance limit)
+  2  bad input (amount, account id, request id, ...)
+  3  outcome unknown (no majority in time): it may or may not have happened;
+     the message shows the exact command to retry it safely
+  4  account not found, or already exists"""
+
+
+class TellerError(click.ClickException):
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    servers: str
+    as_json: bool
+    timeout_s: float
+
+
+def common_options(group: bool) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """--servers/--json/--timeout, on the group (with defaults) and on every verb."""
+
+    def decorate(function: Callable[..., T]) -> Callable[..., T]:
+        function = click.option(
+            "--timeout", "timeout_s", type=click.FloatRange(min=0.1), metavar="SECONDS",
+            default=10.0 if group else None, show_default=group,
+            help="Give up after this long.")(function)
+        function = click.option(
+            "--json", "as_json", is_flag=True, default=None,
+            help="Print JSON for scripts.")(function)
+        return click.option(
+            "--servers", metavar="HOST:PORT,...",
+            envvar="LEDGER_SERVERS" if group else None,
+            default=DEFAULT_SERVERS if group else None, show_default=group,
+            help="Ledger nodes to use (env LEDGER_SERVERS).")(function)
+
+    return decorate
+
+
+def settings_for(ctx: click.Context, servers: str | None, as_json: bool | None,
+                 timeout_s: float | None) -> Settings:
+    """A verb's own options win over the ones given before it."""
+    base: Settings = ctx.find_object(Settings) or Settings(DEFAULT_SERVERS, False, 10.0)
+    return Settings(servers or base.servers, bool(as_json) or base.as_json,
+                    timeout_s if timeout_s is not None else base.timeout_s)
+
+
+@click.group(epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
+@common_options(group=True)
+@click.pass_context
+def teller(ctx: click.Context, servers: str, as_json: bool | None, timeout_s: float) -> None:
+    """Open accounts, deposit, withdraw, and look at balances and history.
+
+    Amounts are written as money: 12.34, 100, 0.05.
+    """
+    ctx.obj = Settings(servers, bool(as_json), timeout_s)
+
+
+def amount_argument(allow_zero: bool) -> Callable[[click.Context, click.Parameter, str], int]:
+    def convert(ctx: click.Context, param: click.Parameter, value: str) -> int:
+        try:
+            return parse_amount(value, allow_zero=allow_zero)
+        except BadAmount as error:
+            raise TellerError(str(error), EXIT_BAD_INPUT) from error
+    return convert
+
+
+def emit(settings: Settings, payload: dict[str, Any], text: str) -> None:
+    click.echo(json.dumps(payload) if settings.as_json else text)
+
+
+def call(settings: Settings, action: Callable[[LedgerClient], T],
+         retry_command: list[str] | None = None) -> T:
+    """Run `action` with a client; turn ledger errors into messages and exit codes."""
+    try:
+        with LedgerClient(settings.servers, timeout_s=settings.timeout_s) as bank:
+            return action(bank)
+    except ValueError as error:  # e.g. an empty --servers
+        raise TellerError(str(error), EXIT_BAD_INPUT) from error
+    except Refused as error:
+        raise TellerError(f"refused: {refusal_text(error)}", EXIT_REFUSED) from error
+    except InvalidRequest as error:
+        raise TellerError(f"bad input: {error}", EXIT_BAD_INPUT) from error
+    except (AccountNotFound, AccountExists) as error:
+        raise TellerError(str(error), EXIT_MISSING) from error
+    except Unavailable as error:
+        reason = f"no majority of {settings.servers} answered within {settings.timeout_s:g}s"
+        if retry_command is None:
+            raise TellerError(f"no answer: {reason}", EXIT_UNKNOWN) from error
+        raise TellerError(unknown_outcome(reason, retry_command), EXIT_UNKNOWN) from error
+    except LedgerError as error:  # an unexpected status: a write's outcome is unknown too
+        if retry_command is None:
+            raise TellerError(str(error), EXIT_UNKNOWN) from error
+        raise TellerError(unknown_outcome(str(error), retry_command), EXIT_UNKNOWN) from error
+
+
+def unknown_outcome(reason: str, retry_command: list[str]) -> str:
+    return (f"outcome unknown: {reason}; the {retry_command[3]} may or may not have "
+            "happened.\nTo retry it safely (it cannot apply twice), run:\n  "
+            + shlex.join(retry_command))
+
+
+def refusal_text(error: Refused) -> str:
+    """The ledger's refusal with its numbers written as money (the server sends minor units)."""
+    if error.balance is None or error.amount is None:
+        return str(error)
+    where = f" (operation {error.position}, kept in the history)" if error.position is not None \
+        else ""
+    if isinstance(error, InsufficientFunds):
+        return (f"insufficient funds: the balance was {format_amount(error.balance)} when the "
+                f"withdrawal of {format_amount(error.amount)} was decided{where}")
+    if isinstance(error, BalanceLimit):
+        return (f"balance limit: a deposit of {format_amount(error.amount)} would take the "
+                f"balance of {format_amount(error.balance)} past the limit of "
+                f"{format_amount(MAX_BALANCE)}{where}")
+    return str(error)
+
+
+def report_transaction(settings: Settings, verb: str, result: Transaction) -> None:
+    payload = asdict(result)
+    again = " (already done earlier with this request id; nothing new was written)"
+    text = (f"{verb} {result.account_id}: balance {format_amount(result.balance)} "
+            f"(operation {result.position}){again if result.duplicate else ''}")
+    emit(settings, payload, text)
+
+
+def request_id_or_new(request_id: str | None) -> str:
+    if request_id is None:
+        return new_request_id()
+    if not request_id.strip():
+        raise TellerError("--request-id must not be empty", EXIT_BAD_INPUT)
+    return request_id
+
+
+def retry_line(settings: Settings, *words: str) -> list[str]:
+    return ["teller", "--servers", settings.servers, *words]
+
+
+@teller.command("open")
+@click.argument("account")
+@click.option("--opening-balance", default="0", callback=amount_argument(allow_zero=True),
+              help="Starting balance, e.g. 100.00.")
+@click.option("--request-id", help="Idempotency key; reuse it to retry safely.")
+@common_options(group=False)
+@click.pass_context
+def open_(ctx: click.Context, account: str, opening_balance: int, request_id: str | None,
+          servers: str | None, as_json: bool | None, timeout_s: float | None) -> None:
+    """Open ACCOUNT."""
+    settings = settings_for(ctx, servers, as_json, timeout_s)
+    request_id = request_id_or_new(request_id)
+    again = retry_line(settings, "open", account, "--opening-balance",
+                       format_amount(opening_balance), "--request-id", request_id)
+    result = call(settings, lambda bank: bank.open_account(account, opening_balance, request_id),
+                  again)
+    report_transaction(settings, "opened", result)
+
+
+def transfer_command(kind: str) -> click.Command:
+    @click.argument("account")
+    @click.argument("amount", callback=amount_argument(allow_zero=False))
+    @click.option("--memo", default="", help="A note kept with the transaction.")
+    @click.option("--request-id", help="Idempotency key; reuse it to retry safely.")
+    @common_options(group=False)
+    @click.pass_context
+    def command(ctx: click.Context, account: str, amount: int, memo: str,
+                request_id: str | None, servers: str | None, as_json: bool | None,
+                timeout_s: float | None) -> None:
+        settings = settings_for(ctx, servers, as_json, timeout_s)
+        request_id = request_id_or_new(request_id)
+        words = [kind, account, format_amount(amount), "--request-id", request_id]
+        if memo:
+            words[3:3] = ["--memo", memo]
+        method = LedgerClient.deposit if kind == "deposit" else LedgerClient.withdraw
+        result = call(settings, lambda bank: method(bank, account, amount, memo, request_id),
+                      retry_line(settings, *words))
+        report_transaction(settings, "deposited to" if kind == "deposit" else "withdrew from",
+                           result)
+
+    command.__doc__ = f"{kind.capitalize()} AMOUNT {'to' if kind == 'deposit' else 'from'} ACCOUNT."
+    # "-5" must reach the amount parser (and its one-line error), not the option parser.
+    return click.command(kind, context_settings={"ignore_unknown_options": True})(command)
+
+
+teller.add_command(transfer_command("deposit"))
+teller.add_command(transfer_command("withdraw"))
+
+
+@teller.command()
+@click.argument("account")
+@click.option("--local", is_flag=True, help="Ask only the first server; may lag.")
+@common_options(group=False)
+@click.pass_context
+def balance(ctx: click.Context, account: str, local: bool, servers: str | None,
+            as_json: bool | None, timeout_s: float | None) -> None:
+    """Show the balance of ACCOUNT (up to date unless --local)."""
+    settings = settings_for(ctx, servers, as_json, timeout_s)
+    result = call(settings, lambda bank: bank.balance(account, local=local))
+    emit(settings, asdict(result),
+         f"{account}: {format_amount(result.balance)} (after operation {result.position})")
+
+
+@teller.command()
+@click.argument("account")
+@click.option("--from", "from_position", default=0, type=click.IntRange(min=0),
+              help="First operation to show.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@common_options(group=False)
+@click.pass_context
+def history(ctx: click.Context, account: str, from_position: int, limit: int,
+            servers: str | None, as_json: bool | None, timeout_s: float | None) -> None:
+    """List the operations of ACCOUNT, refused ones included."""
+    settings = settings_for(ctx, servers, as_json, timeout_s)
+    entries = call(settings, lambda bank: bank.history(account, from_position, limit))
+    if settings.as_json:
+        click.echo(json.dumps([asdict(e) for e in entries]))
+        return
+    click.echo(f"{'#':>5}  {'when (UTC)':<19}  {'kind':<10} {'amount':>14} {'balance':>14}  note")
+    for e in entries:
+        when = datetime.fromtimestamp(e.recorded_at_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        note = f"REFUSED: {e.reject_reason}" if e.rejected else e.memo
+        click.echo(f"{e.position:>5}  {when:<19}  {e.kind:<10} {format_amount(e.amount):>14} "
+                   f"{format_amount(e.balance_after):>14}  {note}")
+
+
+@teller.command()
+@common_options(group=False)
+@click.pass_context
+def shell(ctx: click.Context, servers: str | None, as_json: bool | None,
+          timeout_s: float | None) -> None:
+    """An interactive counter: type the verbs without 'teller' (help, quit)."""
+    import readline  # noqa: F401  (line editing and history for input())
+
+    settings = settings_for(ctx, servers, as_json, timeout_s)
+    click.echo(f"teller shell on {settings.servers}; 'help' lists verbs, 'quit' leaves")
+    while True:
+        try:
+            line = input("teller> ").strip()
+        except EOFError:
+            click.echo()
+            return
+        except KeyboardInterrupt:  # Ctrl-C drops the line being typed, as in any shell
+            click.echo()
+            continue
+        if line in ("quit", "exit"):
+            return
+        if not line:
+            continue
+        try:
+            words = shlex.split(line)
+        except ValueError as error:  # e.g. an unclosed quote
+            click.echo(f"Error: {error}", err=True)
+            continue
+        if words[0] == "help":
+            words = ["--help"]
+        if words[0] == "shell":
+            click.echo("already in the shell", err=True)
+            continue
+        try:
+            teller.main(["--servers", settings.servers, "--timeout", str(settings.timeout_s),
+                         *(["--json"] if settings.as_json else []), *words],
+                        prog_name="teller", standalone_mode=False)
+        except click.ClickException as error:
+            error.show()
+        except click.exceptions.Exit:
+            pass
+        except click.Abort:
+            click.echo("aborted")
+
+
+def main() -> None:
+    teller()

@@ -1,0 +1,85 @@
+"""A node's own trace of the Paxos messages for a few accounts, for people to read."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from ledger.paxos import messages as m
+
+MAX_EVENTS_PER_ACCOUNT = 2_000
+MAX_TRACED_ACCOUNTS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class TraceEvent:
+    at_ms: int
+    direction: str  # "sent", "received" or "note"
+    peer: int | None
+    text: str
+
+
+def describe(message: m.Message) -> str:
+    """One line a person can follow: the message kind with its position and ballot."""
+    if isinstance(message, m.Prepare):
+        return f"Prepare(positions >= {message.from_position}, ballot {message.ballot})"
+    if isinstance(message, m.Promise):
+        votes = ", ".join(f"{v.position}@{v.ballot}" for v in message.accepted) or "none"
+        known = f", knows {len(message.chosen)} chosen" if message.chosen else ""
+        return (f"Promise(ballot {message.ballot} for positions >= {message.from_position}, "
+                f"earlier votes: {votes}{known})")
+    if isinstance(message, m.Accept):
+        return f"Accept(position {message.position}, ballot {message.ballot})"
+    if isinstance(message, m.Accepted):
+        return f"Accepted(position {message.position}, ballot {message.ballot})"
+    if isinstance(message, m.Nack):
+        return (f"Nack(position {message.position}, ballot {message.ballot}: "
+                f"promised {message.promised})")
+    if isinstance(message, m.Learn):
+        return f"Learn(position {message.position} is chosen)"
+    if isinstance(message, m.CatchUpRequest):
+        return f"CatchUpRequest(from position {message.from_position})"
+    if isinstance(message, m.CatchUpReply):
+        return (f"CatchUpReply({len(message.values)} values from position "
+                f"{message.from_position})")
+    if isinstance(message, m.TailQuery):
+        return f"TailQuery(read barrier {message.nonce})"
+    if isinstance(message, m.TailReport):
+        return (f"TailReport(chosen through {message.chosen_through}, "
+                f"highest vote {message.highest_vote})")
+    return type(message).__name__
+
+
+class Tracer:
+    """Keeps recent events for the accounts someone asked to trace (a bounded few)."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, deque[TraceEvent]] = {}
+
+    @property
+    def active(self) -> bool:
+        return bool(self._events)
+
+    def start(self, account: str) -> None:
+        if account not in self._events and len(self._events) >= MAX_TRACED_ACCOUNTS:
+            self._events.pop(next(iter(self._events)))
+        self._events[account] = deque(maxlen=MAX_EVENTS_PER_ACCOUNT)
+
+    def stop(self, account: str) -> list[TraceEvent]:
+        return list(self._events.pop(account, ()))
+
+    def events(self, account: str) -> list[TraceEvent]:
+        return list(self._events.get(account, ()))
+
+    def record(self, direction: str, peer: int, message: m.Message) -> None:
+        account = getattr(message, "account", None)
+        events = self._events.get(account) if account is not None else None
+        if events is not None:
+            events.append(TraceEvent(time.time_ns() // 1_000_000, direction, peer,
+                                     describe(message)))
+
+    def note(self, account: str, text: str) -> None:
+        events = self._events.get(account)
+        if events is not None:
+            events.append(TraceEvent(time.time_ns() // 1_000_000, "note", None, text))
