@@ -23,7 +23,7 @@ import grpc
 from ledger.v1 import replica_pb2 as pb
 from ledger.v1 import replica_pb2_grpc as pb_grpc
 
-READY_TIMEOUT_S = 30.0
+READY_TIMEOUT_S = 60.0  # generous: a loaded 2-core machine starts Python slowly
 
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:

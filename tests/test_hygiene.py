@@ -33,8 +33,19 @@ def test_the_paxos_core_imports_no_io_clock_or_global_randomness() -> None:
                 assert name.split(".")[0] not in FORBIDDEN_IN_CORE, f"{path.name} imports {name}"
 
 
-def test_the_readme_test_command_is_what_ci_runs() -> None:
+def readme_quick_start() -> list[str]:
+    """The set-up commands of the README's quick start, in order."""
     readme = (ROOT / "README.md").read_text()
-    command = re.search(r"## Test\n\n```sh\n(.+)\n```", readme)
-    assert command is not None
-    assert command.group(1) in (ROOT / ".ci" / "run").read_text()
+    section = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sh\n(.+?)\n```", section)
+
+
+def test_the_readme_has_exactly_two_set_up_commands() -> None:
+    demo, tests = readme_quick_start()
+    assert "ledger demo" in demo and "pytest" in tests
+
+
+def test_the_readme_test_command_is_what_ci_runs() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    _, tests = readme_quick_start()
+    assert tests in ci.splitlines(), "CI must run exactly the README's test command"

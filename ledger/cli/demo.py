@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from ledger.client import LedgerError
 from ledger.demo import run_demo
 
 
@@ -27,5 +28,9 @@ def demo(explain: bool, seed: int) -> None:
         else:
             click.echo(text)
 
-    if not run_demo(say, explain=explain, seed=seed):
+    try:
+        converged = run_demo(say, explain=explain, seed=seed)
+    except (RuntimeError, TimeoutError, LedgerError) as error:  # e.g. a node did not start
+        raise click.ClickException(f"the demo could not run: {error}") from error
+    if not converged:
         raise SystemExit(1)

@@ -42,7 +42,8 @@ Exit codes:
   2  bad input (amount, account id, request id, ...)
   3  outcome unknown (no majority in time): it may or may not have happened;
      the message shows the exact command to retry it safely
-  4  account not found, or already exists"""
+  4  account not found, or already exists (also: the request id was already
+     used for a different request)"""
 
 
 class TellerError(click.ClickException):
@@ -136,7 +137,8 @@ def call(settings: Settings, action: Callable[[LedgerClient], T],
 
 
 def unknown_outcome(reason: str, retry_command: list[str]) -> str:
-    return (f"outcome unknown: {reason}; the {retry_command[3]} may or may not have "
+    what = {"open": "opening", "withdraw": "withdrawal"}.get(retry_command[3], retry_command[3])
+    return (f"outcome unknown: {reason}; the {what} may or may not have "
             "happened.\nTo retry it safely (it cannot apply twice), run:\n  "
             + shlex.join(retry_command))
 
@@ -228,7 +230,9 @@ teller.add_command(transfer_command("withdraw"))
 
 @teller.command()
 @click.argument("account")
-@click.option("--local", is_flag=True, help="Ask only the first server; may lag.")
+@click.option("--local", is_flag=True,
+              help="Answer from the first node that responds, without a majority round; "
+                   "may lag.")
 @common_options(group=False)
 @click.pass_context
 def balance(ctx: click.Context, account: str, local: bool, servers: str | None,

@@ -1,0 +1,82 @@
+"""Does a node's memory stay flat as its logs grow? `python -m ledger.bench.memory`.
+
+Starts a 3-node cluster, opens accounts, then writes deposits in steps and prints
+each node's resident memory after every step: anonymous memory (Python heap:
+what the node holds itself) and file-backed memory (LMDB's memory map, which the
+kernel reclaims at will).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import pathlib
+import tempfile
+import time
+
+import grpc
+
+from ledger.localcluster import ProcessCluster
+from ledger.v1 import ledger_pb2 as pb
+from ledger.v1 import ledger_pb2_grpc as pb_grpc
+
+
+def memory_mib(pid: int) -> dict[str, int]:
+    fields = {}
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            key, _, value = line.partition(":")
+            if key in ("RssAnon", "RssFile"):
+                fields[key] = int(value.split()[0]) // 1024
+    return fields
+
+
+async def write(address: str, first: int, count: int, accounts: int, in_flight: int) -> None:
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = pb_grpc.LedgerStub(channel)
+        slots = asyncio.Semaphore(in_flight)
+
+        async def deposit(i: int) -> None:
+            async with slots:
+                await stub.Deposit(pb.DepositRequest(
+                    account_id=f"acct-{i % accounts}", amount=1, request_id=f"r{i}",
+                    memo="memory benchmark"), timeout=60)
+
+        await asyncio.gather(*(deposit(i) for i in range(first, first + count)))
+
+
+async def open_accounts(address: str, accounts: int) -> None:
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = pb_grpc.LedgerStub(channel)
+        await asyncio.gather(*(stub.OpenAccount(pb.OpenAccountRequest(
+            account_id=f"acct-{i}", request_id="open"), timeout=60) for i in range(accounts)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--entries-per-step", type=int, default=10_000)
+    parser.add_argument("--accounts", type=int, default=100)
+    parser.add_argument("--in-flight", type=int, default=64)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as base, ProcessCluster(pathlib.Path(base), 3) as cluster:
+        pids = [node.process.pid for node in cluster.nodes if node.process is not None]
+        asyncio.run(open_accounts(cluster.addresses[0], args.accounts))
+        print(f"{'entries':>8}  {'writes/s':>8}  " + "  ".join(
+            f"{n.node_id} anon/file MiB" for n in cluster.nodes))
+        def report(entries: int, rate: str) -> None:
+            row = "  ".join(f"{m['RssAnon']:>7}/{m['RssFile']:<7}"
+                            for m in map(memory_mib, pids))
+            print(f"{entries:>8}  {rate:>8}  {row}", flush=True)
+
+        report(0, "")
+        for step in range(1, args.steps + 1):
+            started = time.monotonic()
+            asyncio.run(write(cluster.addresses[0], (step - 1) * args.entries_per_step,
+                              args.entries_per_step, args.accounts, args.in_flight))
+            rate = args.entries_per_step / (time.monotonic() - started)
+            report(step * args.entries_per_step, f"{rate:.0f}")
+
+
+if __name__ == "__main__":
+    main()
