@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -81,14 +81,21 @@ class ProcessCluster:
         ports: Sequence[int] | None = None,
         extra_args: Sequence[str] = (),
         env: dict[str, str] | None = None,
+        hosts: Sequence[str] | None = None,
+        wrap: Callable[[int, list[str]], list[str]] | None = None,
     ) -> None:
-        ports = list(ports) if ports is not None else free_ports(size, host)
-        assert len(ports) == size
+        """`hosts` gives each node its own address (default: all on `host`); `wrap`
+        turns a node's command into the one to run (e.g. inside a network namespace)."""
+        hosts = list(hosts) if hosts is not None else [host] * size
+        ports = list(ports) if ports is not None else (
+            free_ports(size, host) if hosts == [host] * size else [7001] * size)
+        assert len(ports) == size and len(hosts) == size
         self.base_dir = base_dir
         self.extra_args = list(extra_args)
         self.env = env
+        self.wrap = wrap
         self.nodes = [
-            LocalNode(f"n{i + 1}", host, ports[i], base_dir / f"n{i + 1}",
+            LocalNode(f"n{i + 1}", hosts[i], ports[i], base_dir / f"n{i + 1}",
                       base_dir / f"n{i + 1}.log")
             for i in range(size)
         ]
@@ -103,9 +110,10 @@ class ProcessCluster:
 
     def command(self, index: int) -> list[str]:
         node = self.nodes[index]
-        return [sys.executable, "-m", "ledger", "serve", "--node-id", node.node_id,
-                "--data-dir", str(node.data_dir), "--cluster", self.cluster_flag,
-                *self.extra_args]
+        command = [sys.executable, "-m", "ledger", "serve", "--node-id", node.node_id,
+                   "--data-dir", str(node.data_dir), "--cluster", self.cluster_flag,
+                   *self.extra_args]
+        return self.wrap(index, command) if self.wrap is not None else command
 
     # ---------------------------------------------------------------- lifecycle
 

@@ -1,0 +1,249 @@
+"""The checker: reads a run's whole history and every replica's final log.
+
+It holds the run to the ledger's promises:
+
+- convergence and agreement: every replica lists the same history for every account;
+- every acknowledged write is in the log exactly once, at the position its reply
+  named, with its request id; a refusal is there once, as a refused entry; a failed
+  operation added nothing; an indeterminate one is there at most once; no request
+  id is listed twice;
+- replaying each log gives the balances the replies reported and the log records,
+  and never a negative balance; money is conserved;
+- per account, linearizability: a write acknowledged before another was invoked
+  sits at a lower position, and every STRONG read saw every write acknowledged
+  before it began (and none invoked after it ended).
+
+Pure: a RunRecord in, a list of violations out.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from ledger.chaos.history import FAILED, INDETERMINATE, OK, REFUSED, LogEntry, Op, RunRecord
+
+KIND_IN_LOG = {"open": "open", "deposit": "deposit", "withdraw": "withdrawal"}
+
+
+@dataclass(frozen=True)
+class Violation:
+    check: str  # which promise was broken
+    account: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"[{self.check}] {self.account}: {self.detail}"
+
+
+@dataclass
+class _Request:
+    """All attempts of one write request (one request id on one account)."""
+
+    account: str
+    request_id: str
+    kind: str
+    amount: int
+    attempts: list[Op]
+
+    @property
+    def first_invoke_ms(self) -> float:
+        return min(op.invoke_ms for op in self.attempts)
+
+    def first_ack_ms(self) -> float | None:
+        """When the client first learned the request was decided (applied or refused)."""
+        done = [op.complete_ms for op in self.attempts
+                if op.outcome in (OK, REFUSED) and op.complete_ms is not None]
+        return min(done) if done else None
+
+
+def check(record: RunRecord) -> list[Violation]:
+    violations: list[Violation] = []
+    log = _agreed_logs(record, violations)
+    requests = _requests(record.ops)
+    for account, entries in sorted(log.items()):
+        _check_log(account, entries, violations)
+    for request in requests.values():
+        _check_request(request, log.get(request.account, []), violations)
+    _check_real_time_order(requests, log, violations)
+    _check_reads(record.ops, requests, log, violations)
+    return violations
+
+
+# ----------------------------------------------------------------- agreement
+
+
+def _agreed_logs(record: RunRecord, out: list[Violation]) -> dict[str, list[LogEntry]]:
+    """The log every replica agrees on, per account; divergence is a violation."""
+    accounts = sorted({a for logs in record.logs.values() for a in logs})
+    agreed: dict[str, list[LogEntry]] = {}
+    for account in accounts:
+        versions: dict[tuple[LogEntry, ...], list[str]] = defaultdict(list)
+        for replica, logs in sorted(record.logs.items()):
+            versions[tuple(logs.get(account, []))].append(replica)
+        longest = max(versions, key=len)
+        agreed[account] = list(longest)
+        if len(versions) > 1:
+            shapes = "; ".join(f"{', '.join(replicas)}: {len(entries)} entries"
+                               for entries, replicas in versions.items())
+            out.append(Violation("agreement", account,
+                                 f"replicas hold different histories ({shapes})"))
+    return agreed
+
+
+# ----------------------------------------------------------------- the logs
+
+
+def _check_log(account: str, entries: list[LogEntry], out: list[Violation]) -> None:
+    """Positions 0..n-1, an open first, each balance replayed, never negative."""
+    seen: dict[str, int] = {}
+    balance = 0
+    opening = applied_in = applied_out = 0
+    for expected_position, entry in enumerate(entries):
+        where = f"position {entry.position}"
+        if entry.position != expected_position:
+            out.append(Violation("log", account, f"{where} where {expected_position} belongs"))
+        if entry.request_id in seen:
+            out.append(Violation("exactly-once", account,
+                                 f"request id {entry.request_id!r} listed at positions "
+                                 f"{seen[entry.request_id]} and {entry.position}"))
+        seen[entry.request_id] = entry.position
+        if expected_position == 0:
+            if entry.kind != "open":
+                out.append(Violation("log", account, f"{where} is a {entry.kind}, not the open"))
+            balance = opening = entry.amount
+        elif entry.rejected:
+            pass
+        elif entry.kind == "deposit":
+            balance += entry.amount
+            applied_in += entry.amount
+        elif entry.kind == "withdrawal":
+            balance -= entry.amount
+            applied_out += entry.amount
+        else:
+            out.append(Violation("log", account, f"{where} is a second {entry.kind}"))
+        if balance < 0:
+            out.append(Violation("no-overdraft", account, f"balance {balance} after {where}"))
+        if entry.balance_after != balance:
+            out.append(Violation("replay", account,
+                                 f"{where} records balance {entry.balance_after}, replay "
+                                 f"gives {balance}"))
+    if entries and entries[-1].balance_after != opening + applied_in - applied_out:
+        out.append(Violation("conservation", account,
+                             f"final balance {entries[-1].balance_after} != opening {opening}"
+                             f" + deposits {applied_in} - withdrawals {applied_out}"))
+
+
+# --------------------------------------------------------------- the requests
+
+
+def _requests(ops: list[Op]) -> dict[tuple[str, str], _Request]:
+    requests: dict[tuple[str, str], _Request] = {}
+    for op in ops:
+        if not op.is_write:
+            continue
+        key = (op.account, op.request_id)
+        if key not in requests:
+            requests[key] = _Request(op.account, op.request_id, op.kind, op.amount, [])
+        requests[key].attempts.append(op)
+    return requests
+
+
+def _check_request(request: _Request, entries: list[LogEntry], out: list[Violation]) -> None:
+    account, rid = request.account, request.request_id
+    found = [e for e in entries if e.request_id == rid]
+    outcomes = {op.outcome for op in request.attempts}
+    entry = found[0] if found else None
+    for op in request.attempts:
+        if op.outcome == OK:
+            if entry is None:
+                out.append(Violation("durability", account,
+                                     f"acknowledged {op.kind} {rid!r} is not in the log"))
+                return
+            if entry.rejected or entry.kind != KIND_IN_LOG[op.kind] or entry.amount != op.amount:
+                out.append(Violation("durability", account,
+                                     f"acknowledged {op.kind} {rid!r} of {op.amount} is logged "
+                                     f"as {'refused ' if entry.rejected else ''}{entry.kind} "
+                                     f"of {entry.amount}"))
+            if op.position != entry.position or op.balance != entry.balance_after:
+                out.append(Violation("durability", account,
+                                     f"{op.kind} {rid!r} was acknowledged at position "
+                                     f"{op.position} with balance {op.balance}; the log has "
+                                     f"position {entry.position}, balance {entry.balance_after}"))
+        elif op.outcome == REFUSED and (entry is None or not entry.rejected):
+            out.append(Violation("exactly-once", account,
+                                 f"refused {op.kind} {rid!r} is not in the log as a refusal"))
+    if FAILED in outcomes and entry is not None and not outcomes & {OK, REFUSED, INDETERMINATE}:
+        out.append(Violation("validation", account,
+                             f"failed {request.kind} {rid!r} wrote position {entry.position}"))
+
+
+# ------------------------------------------------------------ linearizability
+
+
+def _check_real_time_order(
+    requests: dict[tuple[str, str], _Request], log: dict[str, list[LogEntry]],
+    out: list[Violation],
+) -> None:
+    """A write acknowledged before another was invoked sits at a lower position."""
+    by_account: dict[str, list[tuple[int, float, float | None, str]]] = defaultdict(list)
+    for request in requests.values():
+        position = next((e.position for e in log.get(request.account, [])
+                         if e.request_id == request.request_id), None)
+        if position is not None:
+            by_account[request.account].append(
+                (position, request.first_invoke_ms, request.first_ack_ms(), request.request_id))
+    for account, placed in by_account.items():
+        placed.sort()
+        latest_invoke = float("-inf")
+        latest_id = ""
+        for position, invoke_ms, ack_ms, request_id in placed:
+            if ack_ms is not None and latest_invoke > ack_ms:
+                out.append(Violation("linearizability", account,
+                                     f"{request_id!r} (position {position}) was acknowledged "
+                                     f"at {ack_ms:.0f} ms, before {latest_id!r} was invoked at "
+                                     f"{latest_invoke:.0f} ms, yet sits after it"))
+            if invoke_ms > latest_invoke:
+                latest_invoke, latest_id = invoke_ms, request_id
+
+
+def _check_reads(
+    ops: list[Op], requests: dict[tuple[str, str], _Request],
+    log: dict[str, list[LogEntry]], out: list[Violation],
+) -> None:
+    """STRONG reads see every write acknowledged before them; every read a real state."""
+    acked: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    invoked: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    for request in requests.values():
+        entries = log.get(request.account, [])
+        position = next((e.position for e in entries if e.request_id == request.request_id), None)
+        if position is None:
+            continue
+        ack_ms = request.first_ack_ms()
+        if ack_ms is not None:
+            acked[request.account].append((ack_ms, position))
+        invoked[request.account].append((request.first_invoke_ms, position))
+    for op in ops:
+        if op.kind != "read" or op.outcome != OK or op.position is None:
+            continue
+        entries = log.get(op.account, [])
+        if op.position >= len(entries) or entries[op.position].balance_after != op.balance:
+            out.append(Violation("read", op.account,
+                                 f"read {op.index} returned balance {op.balance} at position "
+                                 f"{op.position}, which the log does not hold"))
+            continue
+        if op.consistency != "strong":
+            continue
+        missed = [p for ack_ms, p in acked[op.account] if ack_ms < op.invoke_ms and p > op.position]
+        if missed:
+            out.append(Violation("linearizability", op.account,
+                                 f"STRONG read {op.index} at {op.invoke_ms:.0f} ms returned "
+                                 f"position {op.position}, missing position {max(missed)} "
+                                 "acknowledged before the read began"))
+        assert op.complete_ms is not None
+        future = [p for invoke_ms, p in invoked[op.account]
+                  if invoke_ms > op.complete_ms and p <= op.position]
+        if future:
+            out.append(Violation("linearizability", op.account,
+                                 f"STRONG read {op.index} returned position {op.position}, "
+                                 f"which holds a write invoked after the read ended"))

@@ -1,0 +1,198 @@
+"""One chaos run: cluster up, workload and nemesis together, heal, collect, check, report."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import threading
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+import grpc
+
+from ledger.chaos.checker import Violation, check
+from ledger.chaos.history import (
+    FAILED,
+    INDETERMINATE,
+    OK,
+    REFUSED,
+    LogEntry,
+    RunRecord,
+    write_jsonl,
+)
+from ledger.chaos.nemesis import NETWORK_NEMESES, Nemesis
+from ledger.chaos.netns import Topology
+from ledger.chaos.workload import Recorder, WorkloadConfig, open_hot_accounts, run_clients
+from ledger.client import AccountNotFound, LedgerClient
+from ledger.localcluster import ProcessCluster
+from ledger.v1 import replica_pb2 as pb
+from ledger.v1 import replica_pb2_grpc as pb_grpc
+
+CONVERGENCE_TIMEOUT_S = 90.0
+PORT = 7001
+
+
+@dataclass(frozen=True)
+class ChaosConfig:
+    nodes: int = 3
+    nemeses: tuple[str, ...] = ("kill",)
+    seconds: float = 30.0
+    seed: int = 0
+    clients: int = 8
+    out_dir: pathlib.Path = pathlib.Path("chaos-out")
+
+    @property
+    def needs_network(self) -> bool:
+        return bool(set(self.nemeses) & set(NETWORK_NEMESES))
+
+
+@dataclass
+class Report:
+    config: dict[str, object]
+    operations: int
+    outcomes: dict[str, int]
+    acknowledged_writes: int
+    faults: dict[str, int]
+    converged: bool
+    accounts: int
+    log_entries: int
+    violations: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.converged and not self.violations
+
+    def text(self) -> str:
+        nemeses = ",".join(self.config["nemeses"])  # type: ignore[arg-type]
+        outcomes = ", ".join(f"{k} {v}" for k, v in sorted(self.outcomes.items()))
+        faults = ", ".join(f"{k} {v}" for k, v in sorted(self.faults.items())) or "none"
+        lines = [
+            f"chaos run: {self.config['nodes']} nodes, nemeses {nemeses}, "
+            f"{self.config['seconds']} s, seed {self.config['seed']}",
+            f"operations: {self.operations} ({outcomes})",
+            f"acknowledged writes: {self.acknowledged_writes}",
+            f"faults injected: {faults}",
+            f"replicas converged: {'yes' if self.converged else 'NO'}; "
+            f"{self.accounts} accounts, {self.log_entries} log entries",
+            f"checker: {'PASS' if self.passed else 'FAIL'} "
+            f"({len(self.violations)} violations)",
+            *(f"  {v}" for v in self.violations[:50]),
+        ]
+        return "\n".join(lines) + "\n"
+
+
+def run(config: ChaosConfig, topology: Topology | None = None) -> Report:
+    """Run the scenario (inside `topology`'s hub namespace if it has network nemeses)."""
+    assert topology is not None or not config.needs_network
+    config.out_dir.mkdir(parents=True, exist_ok=True)
+    if topology is not None:
+        cluster = ProcessCluster(
+            config.out_dir / "nodes", config.nodes,
+            hosts=[topology.address(i) for i in range(config.nodes)], ports=[PORT] * config.nodes,
+            wrap=lambda index, command: [*topology.exec_prefix(topology.node_namespace(index)),
+                                         *command])
+    else:
+        cluster = ProcessCluster(config.out_dir / "nodes", config.nodes)
+    recorder = Recorder()
+    workload = WorkloadConfig(clients=config.clients, seed=config.seed)
+    with cluster:
+        addresses = cluster.addresses
+        open_hot_accounts(addresses, workload, recorder)
+        nemesis = Nemesis(cluster, list(config.nemeses), config.seed, recorder.now_ms, topology)
+        stop = threading.Event()
+        nemesis.start()
+        try:
+            run_clients(addresses, workload, recorder, config.seconds, stop)
+        finally:
+            nemesis.stop_and_heal()
+        for index in range(len(cluster.nodes)):
+            cluster.wait_ready(index)
+        converged = wait_for_convergence(addresses)
+        record = RunRecord(recorder.ops, nemesis.events, read_logs(addresses))
+    violations = check(record)
+    report = summarize(config, record, converged, violations)
+    write_jsonl(config.out_dir / "history.jsonl", record.ops)
+    write_jsonl(config.out_dir / "faults.jsonl", record.faults)
+    (config.out_dir / "logs.json").write_text(json.dumps(
+        {replica: {a: [asdict(e) for e in entries] for a, entries in logs.items()}
+         for replica, logs in record.logs.items()}))
+    (config.out_dir / "report.txt").write_text(report.text())
+    (config.out_dir / "report.json").write_text(json.dumps({**asdict(report),
+                                                            "passed": report.passed}))
+    return report
+
+
+def summarize(config: ChaosConfig, record: RunRecord, converged: bool,
+              violations: list[Violation]) -> Report:
+    outcomes = Counter(op.outcome for op in record.ops)
+    for outcome in (OK, REFUSED, FAILED, INDETERMINATE):
+        outcomes.setdefault(outcome, 0)
+    reference = next(iter(record.logs.values()), {})
+    return Report(
+        config={"nodes": config.nodes, "nemeses": list(config.nemeses),
+                "seconds": config.seconds, "seed": config.seed, "clients": config.clients},
+        operations=len(record.ops),
+        outcomes=dict(outcomes),
+        acknowledged_writes=sum(1 for op in record.ops if op.is_write and op.outcome == OK),
+        faults=dict(Counter(e.kind for e in record.faults if e.kind != "heal")),
+        converged=converged,
+        accounts=len(reference),
+        log_entries=sum(len(entries) for entries in reference.values()),
+        violations=[str(v) for v in violations],
+    )
+
+
+def status_views(address: str) -> dict[str, tuple[int, int, bytes]] | None:
+    """account -> (applied, chosen_through, digest) as one node holds it."""
+    views: dict[str, tuple[int, int, bytes]] = {}
+    with grpc.insecure_channel(address) as channel:
+        stub = pb_grpc.AdminStub(channel)
+        after = ""
+        try:
+            while True:
+                page = stub.Status(pb.StatusRequest(after=after), timeout=5)
+                for a in page.accounts:
+                    views[a.account] = (a.applied_position, a.chosen_through, a.digest)
+                if page.complete or not page.accounts:
+                    return views
+                after = page.accounts[-1].account
+        except grpc.RpcError:
+            return None
+
+
+def wait_for_convergence(addresses: list[str], timeout_s: float = CONVERGENCE_TIMEOUT_S) -> bool:
+    """Poll until every replica holds and has applied the same log for every account."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        views = [status_views(address) for address in addresses]
+        if all(v is not None for v in views) and all(v == views[0] for v in views) and all(
+            applied == chosen for applied, chosen, _ in views[0].values()  # type: ignore[union-attr]
+        ):
+            return True
+        time.sleep(0.25)
+    return False
+
+
+def read_logs(addresses: list[str]) -> dict[str, dict[str, list[LogEntry]]]:
+    """Every replica's history of every account it knows, read LOCAL (no consensus)."""
+    logs: dict[str, dict[str, list[LogEntry]]] = {}
+    for address in addresses:
+        views = status_views(address) or {}
+        per_account: dict[str, list[LogEntry]] = {}
+        with LedgerClient([address], timeout_s=10) as bank:
+            for account in sorted(views):
+                entries: list[LogEntry] = []
+                while True:
+                    try:
+                        page = bank.history(account, from_position=len(entries), limit=1_000,
+                                            local=True)
+                    except AccountNotFound:
+                        break  # known to the log but not open here (nothing applied)
+                    entries.extend(LogEntry(e.position, e.kind, e.amount, e.balance_after,
+                                            e.request_id, e.rejected) for e in page)
+                    if len(page) < 1_000:
+                        break
+                per_account[account] = entries
+        logs[address] = per_account
+    return logs
