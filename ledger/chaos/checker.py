@@ -8,10 +8,13 @@ It holds the run to the ledger's promises:
   operation added nothing; an indeterminate one is there at most once; no request
   id is listed twice;
 - replaying each log gives the balances the replies reported and the log records,
-  and never a negative balance; money is conserved;
+  the same verdicts (no refusal the balance allowed), and never a negative
+  balance; money is conserved: every entry is a write some client sent, for the
+  kind and amount it sent;
 - per account, linearizability: a write acknowledged before another was invoked
   sits at a lower position, and every STRONG read saw every write acknowledged
-  before it began (and none invoked after it ended).
+  before it began (and found the account if one was); no read, STRONG or LOCAL,
+  saw a write invoked after it ended.
 
 Pure: a RunRecord in, a list of violations out.
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+from ledger.accounts import MAX_BALANCE
 from ledger.chaos.history import FAILED, INDETERMINATE, OK, REFUSED, LogEntry, Op, RunRecord
 
 KIND_IN_LOG = {"open": "open", "deposit": "deposit", "withdraw": "withdrawal"}
@@ -63,6 +67,7 @@ def check(record: RunRecord) -> list[Violation]:
     requests = _requests(record.ops)
     for account, entries in sorted(log.items()):
         _check_log(account, entries, violations)
+        _check_provenance(account, entries, requests, violations)
     for request in requests.values():
         _check_request(request, log.get(request.account, []), violations)
     _check_real_time_order(requests, log, violations)
@@ -86,8 +91,11 @@ def _agreed_logs(record: RunRecord, out: list[Violation]) -> dict[str, list[LogE
         if len(versions) > 1:
             shapes = "; ".join(f"{', '.join(replicas)}: {len(entries)} entries"
                                for entries, replicas in versions.items())
+            first = next(i for i in range(len(longest))
+                         if len({v[i] if i < len(v) else None for v in versions}) > 1)
             out.append(Violation("agreement", account,
-                                 f"replicas hold different histories ({shapes})"))
+                                 f"replicas hold different histories from position {first} "
+                                 f"({shapes})"))
     return agreed
 
 
@@ -113,7 +121,13 @@ def _check_log(account: str, entries: list[LogEntry], out: list[Violation]) -> N
                 out.append(Violation("log", account, f"{where} is a {entry.kind}, not the open"))
             balance = opening = entry.amount
         elif entry.rejected:
-            pass
+            if entry.kind not in ("deposit", "withdrawal"):
+                out.append(Violation("log", account, f"{where} is a refused {entry.kind}"))
+            elif (balance + entry.amount <= MAX_BALANCE if entry.kind == "deposit"
+                  else entry.amount <= balance):
+                out.append(Violation("replay", account,
+                                     f"{where} refuses a {entry.kind} of {entry.amount} that "
+                                     f"the balance of {balance} allowed"))
         elif entry.kind == "deposit":
             balance += entry.amount
             applied_in += entry.amount
@@ -132,6 +146,28 @@ def _check_log(account: str, entries: list[LogEntry], out: list[Violation]) -> N
         out.append(Violation("conservation", account,
                              f"final balance {entries[-1].balance_after} != opening {opening}"
                              f" + deposits {applied_in} - withdrawals {applied_out}"))
+
+
+def _check_provenance(account: str, entries: list[LogEntry],
+                      requests: dict[tuple[str, str], _Request], out: list[Violation]) -> None:
+    """Conservation against the history: each entry is a write a client sent, as it sent it.
+
+    (Replay alone cannot break conservation: a log that replays cleanly adds up by
+    construction. Money comes from nowhere when the log holds a write no client
+    made, or one for another kind or amount than the client asked.)
+    """
+    for entry in entries:
+        request = requests.get((account, entry.request_id))
+        where = f"position {entry.position}"
+        if request is None:
+            out.append(Violation("conservation", account,
+                                 f"{where} holds a {entry.kind} of {entry.amount} under request "
+                                 f"id {entry.request_id!r}, which no client sent"))
+        elif KIND_IN_LOG[request.kind] != entry.kind or request.amount != entry.amount:
+            out.append(Violation("conservation", account,
+                                 f"{where} holds request {entry.request_id!r} as a "
+                                 f"{entry.kind} of {entry.amount}; the client sent a "
+                                 f"{request.kind} of {request.amount}"))
 
 
 # --------------------------------------------------------------- the requests
@@ -170,9 +206,14 @@ def _check_request(request: _Request, entries: list[LogEntry], out: list[Violati
                                      f"{op.kind} {rid!r} was acknowledged at position "
                                      f"{op.position} with balance {op.balance}; the log has "
                                      f"position {entry.position}, balance {entry.balance_after}"))
-        elif op.outcome == REFUSED and (entry is None or not entry.rejected):
-            out.append(Violation("exactly-once", account,
-                                 f"refused {op.kind} {rid!r} is not in the log as a refusal"))
+        elif op.outcome == REFUSED:
+            if entry is None or not entry.rejected:
+                out.append(Violation("exactly-once", account,
+                                     f"refused {op.kind} {rid!r} is not in the log as a refusal"))
+            elif op.position is not None and op.position != entry.position:
+                out.append(Violation("durability", account,
+                                     f"{op.kind} {rid!r} was refused at position {op.position}; "
+                                     f"the log has the refusal at position {entry.position}"))
     if FAILED in outcomes and entry is not None and not outcomes & {OK, REFUSED, INDETERMINATE}:
         out.append(Violation("validation", account,
                              f"failed {request.kind} {rid!r} wrote position {entry.position}"))
@@ -194,7 +235,7 @@ def _check_real_time_order(
             by_account[request.account].append(
                 (position, request.first_invoke_ms, request.first_ack_ms(), request.request_id))
     for account, placed in by_account.items():
-        placed.sort()
+        placed.sort(key=lambda p: (p[0], p[1]))  # ack_ms may be None: never compare it
         latest_invoke = float("-inf")
         latest_id = ""
         for position, invoke_ms, ack_ms, request_id in placed:
@@ -224,14 +265,31 @@ def _check_reads(
             acked[request.account].append((ack_ms, position))
         invoked[request.account].append((request.first_invoke_ms, position))
     for op in ops:
+        if op.kind == "read" and op.outcome == FAILED and op.consistency == "strong":
+            earlier = [p for ack_ms, p in acked[op.account] if ack_ms < op.invoke_ms]
+            if earlier:  # NOT_FOUND, yet a write on the account was decided before it began
+                out.append(Violation("linearizability", op.account,
+                                     f"STRONG read {op.index} at {op.invoke_ms:.0f} ms found no "
+                                     f"account, missing position {max(earlier)} acknowledged "
+                                     "before the read began"))
+            continue
         if op.kind != "read" or op.outcome != OK or op.position is None:
             continue
         entries = log.get(op.account, [])
-        if op.position >= len(entries) or entries[op.position].balance_after != op.balance:
+        if not 0 <= op.position < len(entries) or \
+                entries[op.position].balance_after != op.balance:
             out.append(Violation("read", op.account,
                                  f"read {op.index} returned balance {op.balance} at position "
                                  f"{op.position}, which the log does not hold"))
             continue
+        assert op.complete_ms is not None
+        future = [p for invoke_ms, p in invoked[op.account]
+                  if invoke_ms > op.complete_ms and p <= op.position]
+        if future:  # not even a LOCAL read can see a write before it was sent
+            out.append(Violation("linearizability", op.account,
+                                 f"{op.consistency.upper()} read {op.index} returned position "
+                                 f"{op.position}, which holds a write invoked after the read "
+                                 "ended"))
         if op.consistency != "strong":
             continue
         missed = [p for ack_ms, p in acked[op.account] if ack_ms < op.invoke_ms and p > op.position]
@@ -240,10 +298,3 @@ def _check_reads(
                                  f"STRONG read {op.index} at {op.invoke_ms:.0f} ms returned "
                                  f"position {op.position}, missing position {max(missed)} "
                                  "acknowledged before the read began"))
-        assert op.complete_ms is not None
-        future = [p for invoke_ms, p in invoked[op.account]
-                  if invoke_ms > op.complete_ms and p <= op.position]
-        if future:
-            out.append(Violation("linearizability", op.account,
-                                 f"STRONG read {op.index} returned position {op.position}, "
-                                 f"which holds a write invoked after the read ended"))
