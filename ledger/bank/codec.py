@@ -21,14 +21,14 @@ KIND_TO_PB = {
 PB_TO_KIND = {value: kind for kind, value in KIND_TO_PB.items()}
 
 
-def encode_entry(operations: Sequence[Operation]) -> bytes:
-    """The value proposed for one log position."""
+def encode_entry(operations: Sequence[Operation], nonce: int = 0) -> bytes:
+    """The value proposed for one log position; `nonce` tells proposals apart."""
     return records_pb2.LogEntry(operations=[
         records_pb2.LogOperation(kind=KIND_TO_PB[op.kind], amount=op.amount,
                                  request_id=op.request_id, memo=op.memo,
                                  recorded_at_ms=op.recorded_at_ms)
         for op in operations
-    ]).SerializeToString()
+    ], nonce=nonce).SerializeToString()
 
 
 class MalformedEntry(ValueError):

@@ -161,7 +161,8 @@ class Bank:
                     continue
                 stored = self._machine.account(account)
                 expected = stored.applied_slot + 1
-                value = codec.encode_entry([r.operation for r in batch])
+                value = codec.encode_entry([r.operation for r in batch],
+                                           nonce=self._rng.getrandbits(64))
                 budget_s = max(r.deadline for r in batch) - time.monotonic()
                 try:
                     outcome = await self._driver.propose(account, value, max(budget_s, 0.001),

@@ -22,10 +22,12 @@ class LogOperation(_message.Message):
     def __init__(self, kind: _Optional[_Union[_ledger_pb2.EntryKind, str]] = ..., amount: _Optional[int] = ..., request_id: _Optional[str] = ..., memo: _Optional[str] = ..., recorded_at_ms: _Optional[int] = ...) -> None: ...
 
 class LogEntry(_message.Message):
-    __slots__ = ("operations",)
+    __slots__ = ("operations", "nonce")
     OPERATIONS_FIELD_NUMBER: _ClassVar[int]
+    NONCE_FIELD_NUMBER: _ClassVar[int]
     operations: _containers.RepeatedCompositeFieldContainer[LogOperation]
-    def __init__(self, operations: _Optional[_Iterable[_Union[LogOperation, _Mapping]]] = ...) -> None: ...
+    nonce: int
+    def __init__(self, operations: _Optional[_Iterable[_Union[LogOperation, _Mapping]]] = ..., nonce: _Optional[int] = ...) -> None: ...
 
 class AccountRecord(_message.Message):
     __slots__ = ("applied_slot", "opened", "balance", "operations")
