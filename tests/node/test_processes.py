@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from ledger.client import LedgerError, Unavailable
+from ledger.client import LedgerClient, LedgerError, Unavailable
 from ledger.localcluster import ProcessCluster
 from tests.node.helpers import client, converged, eventually
 
@@ -39,32 +39,42 @@ def test_writes_through_every_node_agree_everywhere(cluster: ProcessCluster) -> 
     assert [e.position for e in history] == list(range(13))
 
 
+class Writer:
+    """Deposits 1 into an account in a loop (bounded), recording what was acknowledged."""
+
+    def __init__(self, bank: LedgerClient, account: str, limit: int) -> None:
+        self.acknowledged: list[tuple[int, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(bank, account, limit))
+        self._thread.start()
+
+    def _run(self, bank: LedgerClient, account: str, limit: int) -> None:
+        for i in range(limit):
+            if self._stop.is_set():
+                return
+            try:
+                done = bank.deposit(account, 1, request_id=f"{account}-{i}")
+            except LedgerError:
+                continue
+            self.acknowledged.append((done.position, done.request_id))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def test_a_node_killed_mid_write_catches_up_without_client_help(cluster: ProcessCluster) -> None:
     writer_bank = client(cluster.addresses[0], timeout_s=5)
     writer_bank.open_account("hot", 0)
-    stop = threading.Event()
-    acknowledged: list[tuple[int, str]] = []
-
-    def writer() -> None:
-        for i in range(2_000):
-            if stop.is_set():
-                return
-            try:
-                done = writer_bank.deposit("hot", 1, request_id=f"w{i}")
-            except LedgerError:
-                continue
-            acknowledged.append((done.position, done.request_id))
-
-    thread = threading.Thread(target=writer)
-    thread.start()
+    writer = Writer(writer_bank, "hot", 2_000)
+    acknowledged = writer.acknowledged
     try:
         eventually(lambda: len(acknowledged) >= 20, what="writes flow")
         cluster.kill(2)  # SIGKILL, mid-write
         seen = len(acknowledged)
         eventually(lambda: len(acknowledged) >= seen + 50, what="writes continue on two nodes")
     finally:
-        stop.set()
-        thread.join()
+        writer.stop()
     for i in range(5):  # accounts the dead node has never heard of
         client(cluster.addresses[i % 2]).open_account(f"born-while-down-{i}", i)
     cluster.start_node(2)  # no client traffic from here on
@@ -104,21 +114,8 @@ def test_acknowledged_writes_survive_repeated_sigkill(tmp_path: pathlib.Path) ->
         cluster.terminate(2)
         bank = client(cluster.addresses[0], timeout_s=2)
         bank.open_account("acct", 0)
-        acknowledged: list[tuple[int, str]] = []
-        stop = threading.Event()
-
-        def writer() -> None:
-            for i in range(5_000):
-                if stop.is_set():
-                    return
-                try:
-                    done = bank.deposit("acct", 1, request_id=f"v{i}")
-                except LedgerError:
-                    continue
-                acknowledged.append((done.position, done.request_id))
-
-        thread = threading.Thread(target=writer)
-        thread.start()
+        writer = Writer(bank, "acct", 5_000)
+        acknowledged = writer.acknowledged
         try:
             for _ in range(5):
                 before = len(acknowledged)
@@ -127,8 +124,7 @@ def test_acknowledged_writes_survive_repeated_sigkill(tmp_path: pathlib.Path) ->
                 cluster.kill(1)
                 cluster.start_node(1)
         finally:
-            stop.set()
-            thread.join()
+            writer.stop()
         cluster.kill(0)
         cluster.start_node(2)
         survivors = client(cluster.addresses[2])
