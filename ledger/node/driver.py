@@ -43,10 +43,7 @@ log = logging.getLogger(__name__)
 Send = Callable[[int, list[Envelope]], None]
 
 STORAGE_RETRY_MS = 100  # how often a failing disk is retried when nothing else happens
-LAZY_SYNC_MS = 5  # chosen values and applied state wait at most this long for a sync
-NEVER = 1 << 62
 MAX_COALESCE_YIELDS = 8  # event-loop trips a turn waits for more work to join it
-MAX_SYNC_PACING_MS = 5  # a sync waits at most this long after the previous one
 
 
 class NoQuorum(Exception):
@@ -120,6 +117,7 @@ class _Held:
 
     readies: list[Ready]
     calls: list[_Call]
+    needs_flush: int  # the number of the first flush that covers its writes
 
 
 @dataclass(slots=True)
@@ -157,17 +155,18 @@ class NodeDriver:
         self._waiting: dict[str, deque[_Proposal]] = defaultdict(deque)
         self._active: dict[str, _Proposal] = {}
         self._barriers: dict[tuple[str, int], list[_Read]] = {}
-        self._dirty = False  # something is staged but not yet synced
-        self._urgent = False  # ... and it includes promises or votes: sync before sending
-        self._lazy_sync_at_ms = NEVER  # when staged chosen values and applied state get synced
-        self._sync_ok_at_ms = 0  # group commit: the next sync waits until then
-        self._held: list[_Held] = []  # turns whose results wait for a sync
+        self._dirty = False  # something is staged that no flush has taken yet
+        self._held: deque[_Held] = deque()  # turns whose results wait for a flush
+        self._flushing = False  # a background flush is in flight
+        self._flushes_started = 0
+        self._flushes_done = 0
         self._wake = asyncio.Event()
         self.tracer = Tracer()
         self._stopping = False
         self.storage_error: str | None = None
         self.turns = 0
         self.syncs = 0
+        self.last_flush_ms = 0
         self.messages = 0  # handled by the core
         self.proposals = 0
         self.extra_counters: Callable[[], dict[str, int]] = dict
@@ -270,10 +269,7 @@ class NodeDriver:
         if self._inbox or self._has_startable_proposal():
             await self._coalesce()
             return
-        due_ms = min(self._core.next_timer_ms(), self._lazy_sync_at_ms)
-        if self._held:
-            due_ms = min(due_ms, self._sync_ok_at_ms)
-        delay_ms = due_ms - self._clock_ms()
+        delay_ms = self._core.next_timer_ms() - self._clock_ms()
         if failing:
             delay_ms = min(delay_ms, STORAGE_RETRY_MS)
         if delay_ms <= 0:
@@ -312,37 +308,62 @@ class NodeDriver:
         if self.storage_error is not None and not self._sync():
             # While the disk refuses writes the core is not fed: what it would answer
             # could not be made durable. Peers and proposers retry on their own.
-            self._held.append(_Held([], inbox.calls))
-            self._drop_held()
+            self._fail_calls(inbox.calls)
             return
         try:
             readies = self._run_core(inbox, now_ms)
         except StorageError as error:
-            self._held.append(_Held([], inbox.calls))
+            self._storage_failed(error)
+            self._fail_calls(inbox.calls)
+            return
+        # Persist, then send: a turn that staged promises or votes (or follows one that
+        # is still waiting) is held until a flush covers its writes. The flush runs on
+        # the store's writer thread, so this loop keeps serving meanwhile, and whatever
+        # is staged while it runs shares the next one (group commit). Chosen values and
+        # applied state gate nothing (a majority's votes make a value chosen): a turn
+        # with only those is released at once, its writes flushed in the background.
+        # The flush that covers everything staged so far: the next one if this turn (or
+        # an earlier one) staged writes no flush has taken yet, else the one in flight.
+        covering = self._flushes_started + (1 if self._dirty else 0)
+        group = _Held(readies, inbox.calls, covering)
+        if self._held or any(ready.gates_sends for ready in readies):
+            self._held.append(group)
+        else:
+            self._release(group)
+        self._flush_if_needed()
+        if self._inbox:
+            self._wake.set()
+
+    def _flush_if_needed(self) -> None:
+        if self._flushing or not self._dirty or self.storage_error is not None:
+            return
+        self._flushing = True
+        self._dirty = False
+        self._flushes_started += 1
+        number = self._flushes_started
+        started_ms = self._clock_ms()
+        future = asyncio.wrap_future(self._store.flush_async())
+        future.add_done_callback(lambda done: self._flushed(done, number, started_ms))
+
+    def _flushed(self, future: asyncio.Future[None], number: int, started_ms: int) -> None:
+        self._flushing = False
+        error = future.exception()
+        if error is not None:
+            assert isinstance(error, StorageError), error
+            self._dirty = True  # the store keeps the writes staged; they are retried
             self._storage_failed(error)
             self._drop_held()
             return
-        self._held.append(_Held(readies, inbox.calls))
-
-        # 1. persist: every Ready's writes were staged as it came; one sync for all,
-        # before anything leaves if promises or votes are among them. A sync that
-        # follows the last one closely waits as long as that one took (group commit:
-        # what arrives meanwhile shares it). Chosen values and applied state gate
-        # nothing (a majority's votes make a value chosen), so alone they are synced
-        # a moment later, with whatever comes next.
-        if self._urgent and now_ms < self._sync_ok_at_ms:
-            return  # _wait_for_work wakes us when the sync may run
-        lazy_due = self._dirty and now_ms >= self._lazy_sync_at_ms
-        if (self._urgent or lazy_due) and not self._sync():
-            self._drop_held()
-            return
-        held, self._held = self._held, []
-        for group in held:
-            self._release(group)
-        if self._dirty and self._lazy_sync_at_ms == NEVER:
-            self._lazy_sync_at_ms = now_ms + LAZY_SYNC_MS
-        if self._inbox:
-            self._wake.set()
+        self.syncs += 1
+        self.last_flush_ms = self._clock_ms() - started_ms
+        self._flushes_done = number
+        if self.storage_error is not None:
+            log.warning("storage is writable again")
+            self.storage_error = None
+        while self._held and self._held[0].needs_flush <= number:
+            self._release(self._held.popleft())
+        self._flush_if_needed()
+        self._wake.set()
 
     def _release(self, group: _Held) -> None:
         """Send, then apply, what one turn produced (its writes are durable as needed)."""
@@ -390,7 +411,6 @@ class NodeDriver:
             readies.append(ready)
             if ready.writes:
                 self._dirty = True
-                self._urgent |= ready.gates_sends
                 self._store.stage(ready.writes)
 
         if self.tracer.active:
@@ -494,18 +514,14 @@ class NodeDriver:
         self.storage_error = str(error)
 
     def _sync(self) -> bool:
-        """Make staged writes durable; on failure keep them staged and report."""
-        started_ms = self._clock_ms()
+        """Make staged writes durable now (startup, shutdown, recovery from a full disk)."""
         try:
             self._store.sync()
         except StorageError as error:
             self._storage_failed(error)
             return False
-        ended_ms = self._clock_ms()
-        self._sync_ok_at_ms = ended_ms + min(ended_ms - started_ms, MAX_SYNC_PACING_MS)
         self.syncs += 1
-        self._dirty = self._urgent = False
-        self._lazy_sync_at_ms = NEVER
+        self._dirty = False
         if self.storage_error is not None:
             log.warning("storage is writable again")
             self.storage_error = None
@@ -513,11 +529,13 @@ class NodeDriver:
 
     def _drop_held(self) -> None:
         """Nothing of an unsynced turn may leave; peers and proposers will retry."""
-        held, self._held = self._held, []
-        for group in held:
-            for call in group.calls:
-                if not call.future.done():
-                    call.future.set_result([])
+        held, self._held = self._held, deque()
+        self._fail_calls([call for group in held for call in group.calls])
+
+    def _fail_calls(self, calls: list[_Call]) -> None:
+        for call in calls:
+            if not call.future.done():
+                call.future.set_result([])
         failure = StorageUnavailable(self.storage_error or "storage unavailable")
         for proposal in list(self._active.values()):
             if not proposal.future.done():

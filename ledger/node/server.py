@@ -72,9 +72,10 @@ def check_identity(store: Store, node_id: str, cluster: ClusterConfig) -> None:
 
 
 def open_store(config: ServeConfig) -> Store:
+    from ledger.storage.group_commit import GroupCommitStore
     from ledger.storage.lmdb_store import LmdbStore
 
-    return LmdbStore(config.data_dir, map_size_bytes=config.map_size_mb << 20)
+    return GroupCommitStore(LmdbStore(config.data_dir, map_size_bytes=config.map_size_mb << 20))
 
 
 class NodeServer:

@@ -13,6 +13,7 @@ application tables the layers above encode themselves (`AppWrite`).
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -85,6 +86,13 @@ class Store(DurableView, Protocol):
 
     def sync(self) -> None:
         """Make every staged write durable in one commit. May raise StorageFull."""
+        ...
+
+    def flush_async(self) -> concurrent.futures.Future[None]:
+        """Make everything staged so far durable, in the background; one at a time.
+
+        The future fails with StorageError if it could not; the writes stay staged.
+        """
         ...
 
     def close(self) -> None: ...

@@ -37,12 +37,15 @@ as `StorageFull` too, so the operator is told what to fix.
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import errno
 import fcntl
 import json
 import logging
 import os
 import struct
+import threading
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -154,6 +157,10 @@ class LmdbStore:
         self._path = os.fspath(path)
         self._max_map_size = max_map_size_bytes
         self._txn: lmdb.Transaction[bytes] | None = None
+        self._writer_thread: int | None = None  # the thread that stages and syncs
+        # Held by readers on other threads for the length of a read; see _grow.
+        self.readers_lock: threading.Lock | contextlib.nullcontext[None] = (
+            contextlib.nullcontext())
         # What is staged since the last commit, in order. The open transaction
         # holds exactly `_staged`, and can be rebuilt from it. `_unfitted` follows
         # it: writes staged from the first batch that LMDB could not take on (a
@@ -293,6 +300,7 @@ class LmdbStore:
         self._stage(list(writes))
 
     def _stage(self, batch: list[_AnyWrite]) -> None:
+        self._writer_thread = threading.get_ident()
         if not batch:
             return
         if self._unfit_reason is not None:
@@ -342,6 +350,17 @@ class LmdbStore:
         self._unfitted.extend(batch)
         self._unfit_reason = reason
         self._restore()
+
+    def flush_async(self) -> concurrent.futures.Future[None]:
+        """Synchronously (wrap in a GroupCommitStore for a background writer)."""
+        future: concurrent.futures.Future[None] = concurrent.futures.Future()
+        try:
+            self.sync()
+        except StorageError as error:
+            future.set_exception(error)
+        else:
+            future.set_result(None)
+        return future
 
     def sync(self) -> None:
         """Commit everything staged in one LMDB commit. A no-op if nothing is staged.
@@ -436,6 +455,7 @@ class LmdbStore:
 
     def _write_txn(self) -> lmdb.Transaction[bytes]:
         """The open write transaction, opening it (and replaying staged writes) if needed."""
+        self._writer_thread = threading.get_ident()
         txn = self._txn
         if txn is None:
             env = self._require_env()
@@ -506,7 +526,10 @@ class LmdbStore:
             )
         new = min(current * 2, self._max_map_size)
         try:
-            env.set_mapsize(new)
+            # Growing the map invalidates every open transaction of the process: readers
+            # on other threads (see GroupCommitStore) must be held off meanwhile.
+            with self.readers_lock:
+                env.set_mapsize(new)
         except lmdb.Error as exc:
             raise self._storage_error(exc, f"growing the map to {new} bytes") from exc
         log.info("grew the LMDB map of %s from %d to %d bytes", self._path, current, new)
@@ -684,11 +707,14 @@ class LmdbStore:
         it could not be rebuilt after), this rebuilds it, so a read never misses
         a staged write: it raises instead.
         """
+        writer = self._writer_thread == threading.get_ident()
         txn = self._txn
-        if txn is not None:
+        if txn is not None and writer:
             return txn
-        if self._staged:
+        if self._staged and writer:
             return self._write_txn()
+        # Another thread (a GroupCommitStore's readers while its writer commits): the
+        # committed state, through a read transaction of its own.
         return self._require_env().begin()
 
     def _done(self, txn: lmdb.Transaction[bytes]) -> None:

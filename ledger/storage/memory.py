@@ -8,6 +8,7 @@ model a node that loses its unsynced writes when it dies.
 from __future__ import annotations
 
 import bisect
+import concurrent.futures
 import copy
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -150,6 +151,17 @@ class MemoryStore:
         for write in self._staged:
             self._synced.apply(write)
         self._staged.clear()
+
+    def flush_async(self) -> concurrent.futures.Future[None]:
+        """Synchronously, in memory; the future is done (or failed) on return."""
+        future: concurrent.futures.Future[None] = concurrent.futures.Future()
+        try:
+            self.sync()
+        except Exception as error:
+            future.set_exception(error)
+        else:
+            future.set_result(None)
+        return future
 
     def crash(self) -> None:
         """Lose every staged write, as a killed process would."""

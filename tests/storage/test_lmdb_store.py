@@ -30,6 +30,7 @@ from ledger.storage.base import (
     StorageError,
     StorageFull,
 )
+from ledger.storage.group_commit import GroupCommitStore
 from ledger.storage.lmdb_store import FORMAT_VERSION, LmdbStore, store_exists
 from ledger.storage.memory import MemoryStore
 from tests.storage.test_store_contract import StagedWrite
@@ -672,3 +673,35 @@ def test_random_histories_read_the_same_as_the_in_memory_store(
             store = open_store(path, opened, map_size_bytes=64 * KIB)
         assert observe(store) == observe(reference)
 
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_group_commit_reads_the_same_as_the_in_memory_store_while_flushing(
+    seed: int, path: Path, opened: list[LmdbStore]
+) -> None:
+    """Background flushes interleave with staging and reads; every read matches."""
+    rng = random.Random(1000 + seed)
+    reference = MemoryStore()
+    base = open_store(path, opened, map_size_bytes=64 * KIB)
+    store = GroupCommitStore(base)
+    in_flight = None
+    for _ in range(150):
+        roll = rng.random()
+        if roll < 0.7:
+            batch = []
+            for _ in range(rng.randint(1, 6)):
+                write = random_write(rng, reference)
+                reference.stage([write])
+                batch.append(write)
+            store.stage(batch)
+        elif roll < 0.85 and (in_flight is None or in_flight.done()):
+            in_flight = store.flush_async()  # reads below race with the writer thread
+        elif roll < 0.9:
+            if in_flight is not None:
+                in_flight.result()
+            in_flight = None
+            reference.sync()
+            store.sync()
+            assert observe(base) == observe(reference)  # the base caught up
+        assert observe(store) == observe(reference)
+    store.close()

@@ -35,6 +35,7 @@ from ledger.storage.base import (
     Store,
     chain_digest,
 )
+from ledger.storage.group_commit import GroupCommitStore
 from ledger.storage.lmdb_store import LmdbStore
 from ledger.storage.memory import MemoryStore
 
@@ -130,11 +131,34 @@ class LmdbBackend(Backend):
             store.close()
 
 
-@pytest.fixture(params=["memory", "lmdb"])
+class GroupCommitBackend(LmdbBackend):
+    """LMDB behind the group-commit overlay, as the server runs it."""
+
+    name = "group-commit"
+
+    def open(self) -> Store:
+        base = LmdbStore(self.path)
+        self.stores.append(base)
+        return GroupCommitStore(base)
+
+    def reopen(self, store: Store) -> Store:
+        assert isinstance(store, GroupCommitStore)
+        store.close()
+        return self.open()
+
+    def crash_with_staged(self, store: Store, writes: Sequence[StagedWrite]) -> Store:
+        assert isinstance(store, GroupCommitStore)
+        store._writer.shutdown()
+        base = store._base
+        assert isinstance(base, LmdbStore)
+        return super().crash_with_staged(base, writes)
+
+
+@pytest.fixture(params=["memory", "lmdb", "group-commit"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    chosen: Backend = MemoryBackend() if request.param == "memory" else LmdbBackend(
-        tmp_path / "db"
-    )
+    backends = {"memory": MemoryBackend, "lmdb": lambda: LmdbBackend(tmp_path / "db"),
+                "group-commit": lambda: GroupCommitBackend(tmp_path / "db")}
+    chosen: Backend = backends[request.param]()
     yield chosen
     chosen.cleanup()
 

@@ -1,0 +1,281 @@
+"""Group commit with a background writer: the event loop never waits for the disk.
+
+`GroupCommitStore` wraps a durable store (LMDB). Writes are staged into an
+in-memory overlay that every read consults first, so the core sees its own
+writes at once; `flush_async` hands everything staged so far to a single writer
+thread, which commits it in one transaction with one sync while the event loop
+keeps serving. When the commit is durable, the overlay entries it covered are
+dropped (reads then find them in the base). A crash loses exactly the overlay.
+
+Thread model: `stage`, reads and `flush_async` are called from one thread (the
+node's event loop); the writer thread only calls the base's `stage` and `sync`.
+The base must allow reads from the loop thread while the writer commits (LMDB
+read transactions do). A lock makes a read see the overlay and the base as one
+state: pruning, which follows a commit, takes the same lock.
+"""
+
+from __future__ import annotations
+
+import bisect
+import concurrent.futures
+import contextlib
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from ledger.paxos.ballot import Ballot
+from ledger.paxos.messages import AcceptedEntry, AccountTail
+from ledger.paxos.records import (
+    AcceptWrite,
+    AccountRecord,
+    ChosenWrite,
+    PromiseWrite,
+    RoundWrite,
+    Write,
+)
+from ledger.storage.base import (
+    AccountSummary,
+    AppWrite,
+    NodeIdentity,
+    StorageError,
+    Store,
+    chain_digest,
+)
+
+_TOMBSTONE = None  # an app value staged for deletion
+
+
+@dataclass
+class _AccountOverlay:
+    """Staged state of one account; each item remembers the batch that wrote it last."""
+
+    promised: tuple[Ballot, int] | None = None
+    votes: dict[int, tuple[AcceptedEntry, int]] = field(default_factory=dict)
+    chosen: dict[int, tuple[bytes, int]] = field(default_factory=dict)
+    tail: tuple[int, bytes, int] | None = None  # chosen_through, digest, batch
+
+    def empty(self) -> bool:
+        return self.promised is None and not self.votes and not self.chosen and self.tail is None
+
+
+class GroupCommitStore:
+    """A Store whose syncs run on a writer thread, in the background."""
+
+    def __init__(self, base: Store) -> None:
+        self._base = base
+        self._lock = threading.Lock()
+        if hasattr(base, "readers_lock"):
+            base.readers_lock = self._lock  # an LMDB map resize waits for our readers
+        self._accounts: dict[str, _AccountOverlay] = {}
+        self._round: tuple[int, int] | None = None
+        self._app: dict[str, dict[bytes, tuple[bytes | None, int]]] = {}
+        self._app_keys: dict[str, list[bytes]] = {}  # sorted keys of _app[table]
+        self._pending: list[Write | AppWrite] = []
+        self._batch = 1  # the batch now being staged into
+        self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="writer")
+        self._in_flight: concurrent.futures.Future[None] | None = None
+
+    # ------------------------------------------------------------------ writes
+
+    def stage(self, writes: Iterable[Write | AppWrite]) -> None:
+        with self._lock:
+            for write in writes:
+                self._stage_one(write)
+                self._pending.append(write)
+
+    def _stage_one(self, write: Write | AppWrite) -> None:
+        batch = self._batch
+        if isinstance(write, AppWrite):
+            rows = self._app.setdefault(write.table, {})
+            if write.key not in rows:
+                bisect.insort(self._app_keys.setdefault(write.table, []), write.key)
+            rows[write.key] = (write.value, batch)
+            return
+        if isinstance(write, RoundWrite):
+            current = self._round[0] if self._round is not None else self._base.reserved_round()
+            assert write.reserved_round >= current, "the reserved round went down"
+            self._round = (write.reserved_round, batch)
+            return
+        account = write.account
+        overlay = self._accounts.setdefault(account, _AccountOverlay())
+        if isinstance(write, PromiseWrite):
+            assert write.ballot > self._promised(account, overlay), "a promise must rise"
+            overlay.promised = (write.ballot, batch)
+        elif isinstance(write, AcceptWrite):
+            assert write.ballot >= self._promised(account, overlay), "a vote below the promise"
+            chosen_through, _ = self._tail(account, overlay)
+            assert write.position > chosen_through, "a vote on a decided position"
+            vote = AcceptedEntry(write.position, write.ballot, write.value)
+            overlay.votes[write.position] = (vote, batch)
+        else:
+            assert isinstance(write, ChosenWrite)
+            chosen_through, digest = self._tail(account, overlay)
+            assert write.position == chosen_through + 1, "chosen values extend the prefix"
+            overlay.chosen[write.position] = (write.value, batch)
+            overlay.votes.pop(write.position, None)
+            overlay.tail = (write.position, chain_digest(digest, write.value), batch)
+
+    def flush_async(self) -> concurrent.futures.Future[None]:
+        """Commit everything staged so far, on the writer thread; one sync at a time."""
+        assert self._in_flight is None or self._in_flight.done(), "one flush at a time"
+        batch, self._pending = self._pending, []
+        number = self._batch
+        self._batch += 1
+        self._in_flight = self._writer.submit(self._commit, batch, number)
+        return self._in_flight
+
+    def sync(self) -> None:
+        """Commit everything staged so far and wait for it (tests, startup, shutdown)."""
+        if self._in_flight is not None:
+            self._in_flight.result()
+        self.flush_async().result()
+
+    def _commit(self, batch: list[Write | AppWrite], number: int) -> None:
+        """On the writer thread: make the batch durable, then let reads find it in the base."""
+        with contextlib.suppress(StorageError):
+            # On failure the base keeps the batch staged; the sync below retries it or raises.
+            self._base.stage(batch)
+        self._base.sync()
+        with self._lock:
+            self._prune(number)
+
+    def _prune(self, number: int) -> None:
+        """Drop overlay items written by batches <= `number` (now durable in the base)."""
+        for account in list(self._accounts):
+            overlay = self._accounts[account]
+            if overlay.promised is not None and overlay.promised[1] <= number:
+                overlay.promised = None
+            overlay.votes = {p: v for p, v in overlay.votes.items() if v[1] > number}
+            overlay.chosen = {p: v for p, v in overlay.chosen.items() if v[1] > number}
+            if overlay.tail is not None and overlay.tail[2] <= number:
+                overlay.tail = None
+            if overlay.empty():
+                del self._accounts[account]
+        if self._round is not None and self._round[1] <= number:
+            self._round = None
+        for table, rows in self._app.items():
+            stale = [key for key, (_, batch) in rows.items() if batch <= number]
+            for key in stale:
+                del rows[key]
+            if stale:
+                self._app_keys[table] = sorted(rows)
+
+    def close(self) -> None:
+        self.sync()
+        self._writer.shutdown()
+        self._base.close()
+
+    # ------------------------------------------------------------------- reads
+
+    def _promised(self, account: str, overlay: _AccountOverlay) -> Ballot:
+        if overlay.promised is not None:
+            return overlay.promised[0]
+        return self._base.account_record(account).promised
+
+    def _tail(self, account: str, overlay: _AccountOverlay) -> tuple[int, bytes]:
+        if overlay.tail is not None:
+            return overlay.tail[0], overlay.tail[1]
+        summary = self._base.account_summary(account)
+        return summary.chosen_through, summary.digest
+
+    def reserved_round(self) -> int:
+        with self._lock:
+            if self._round is not None:
+                return self._round[0]
+            return self._base.reserved_round()
+
+    def account_record(self, account: str) -> AccountRecord:
+        with self._lock:
+            base = self._base.account_record(account)
+            overlay = self._accounts.get(account)
+            if overlay is None:
+                return base
+            promised = overlay.promised[0] if overlay.promised is not None else base.promised
+            chosen_through = overlay.tail[0] if overlay.tail is not None else base.chosen_through
+            votes = {vote.position: vote for vote in base.accepted}
+            votes.update((p, v) for p, (v, _) in overlay.votes.items())
+            accepted = tuple(v for p, v in sorted(votes.items()) if p > chosen_through)
+            return AccountRecord(max(promised, base.promised), chosen_through, accepted)
+
+    def chosen_values(self, account: str, from_position: int, limit: int) -> Sequence[bytes]:
+        with self._lock:
+            overlay = self._accounts.get(account)
+            base = self._base.chosen_values(account, from_position, limit)
+            if overlay is None or not overlay.chosen:
+                return base
+            values = list(base)
+            position = from_position + len(values)
+            while len(values) < limit and position in overlay.chosen:
+                values.append(overlay.chosen[position][0])
+                position += 1
+            return values
+
+    def account_summary(self, account: str) -> AccountSummary:
+        with self._lock:
+            overlay = self._accounts.get(account)
+            if overlay is not None and overlay.tail is not None:
+                return AccountSummary(account, overlay.tail[0], overlay.tail[1])
+            return self._base.account_summary(account)
+
+    def account_summaries(self, after: str, limit: int) -> Sequence[AccountSummary]:
+        with self._lock:
+            merged = {s.account: s for s in self._base.account_summaries(after, limit)}
+            for account, overlay in self._accounts.items():
+                if overlay.tail is not None and account > after:
+                    merged[account] = AccountSummary(account, overlay.tail[0], overlay.tail[1])
+            return [merged[a] for a in sorted(merged)[:limit]]
+
+    def account_tails(self, after: str, limit: int) -> Sequence[AccountTail]:
+        return [AccountTail(s.account, s.chosen_through)
+                for s in self.account_summaries(after, limit)]
+
+    def accounts_with_votes(self) -> Sequence[str]:
+        with self._lock:
+            accounts = set(self._base.accounts_with_votes())
+            accounts.update(a for a, overlay in self._accounts.items() if overlay.votes)
+            return sorted(a for a in accounts if self._has_vote_above_prefix(a))
+
+    def _has_vote_above_prefix(self, account: str) -> bool:
+        overlay = self._accounts.get(account)
+        if overlay is None:
+            return bool(self._base.account_record(account).accepted)
+        if overlay.votes:
+            return True
+        chosen_through = overlay.tail[0] if overlay.tail is not None else (
+            self._base.account_summary(account).chosen_through)
+        return any(v.position > chosen_through
+                   for v in self._base.account_record(account).accepted)
+
+    def app_get(self, table: str, key: bytes) -> bytes | None:
+        with self._lock:
+            staged = self._app.get(table, {}).get(key)
+            if staged is not None:
+                return staged[0]
+            return self._base.app_get(table, key)
+
+    def app_range(
+        self, table: str, start: bytes, stop: bytes, limit: int
+    ) -> Sequence[tuple[bytes, bytes]]:
+        with self._lock:
+            rows = self._app.get(table, {})
+            keys = self._app_keys.get(table, [])
+            staged = keys[bisect.bisect_left(keys, start):bisect.bisect_left(keys, stop)]
+            # Staged deletions may hide base rows: ask the base for enough to make up.
+            merged = dict(self._base.app_range(table, start, stop, limit + len(staged)))
+            for key in staged:
+                value = rows[key][0]
+                if value is _TOMBSTONE:
+                    merged.pop(key, None)
+                else:
+                    merged[key] = value
+            return [(key, merged[key]) for key in sorted(merged)[:limit]]
+
+    # ---------------------------------------------------------------- identity
+
+    def identity(self) -> NodeIdentity | None:
+        return self._base.identity()
+
+    def set_identity(self, identity: NodeIdentity) -> None:
+        self.sync()
+        self._base.set_identity(identity)
+
