@@ -73,6 +73,8 @@ def _agreement(violation: str) -> bool:
                      id="acceptor-forgets-promise"),
         pytest.param({"node_factory": planted.IgnoresVotesNode}, id="proposer-ignores-votes"),
         pytest.param({"node_factory": planted.MinorityQuorumNode}, id="quorum-of-n-over-2"),
+        pytest.param({"node_factory": planted.FastPathWithoutPromiseNode},
+                     id="fast-path-without-a-range-promise"),
         pytest.param({"node_factory": planted.ReusesRoundsNode,
                       "store_factory": planted.LowersRoundsStore},
                      id="round-reused-after-restart"),
