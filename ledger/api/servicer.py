@@ -8,7 +8,8 @@ from typing import TypeVar
 import grpc
 
 from ledger import errors
-from ledger.bank.service import Bank, TransactionResult
+from ledger.accounts import Kind
+from ledger.bank.service import Bank, TransactionResult, WriteRequest
 from ledger.node.servicers import time_budget_s
 from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc as pb_grpc
@@ -40,6 +41,28 @@ async def answer(context: grpc.aio.ServicerContext, call: Callable[[], Awaitable
                 ) if value is not None))
         await context.abort(STATUS.get(error.status, grpc.StatusCode.UNKNOWN), str(error))
         raise  # unreachable: abort raises
+
+
+DECIDED_BY_THE_BANK = errors.LedgerError("placeholder")  # marks where a bank result goes
+
+
+def _write_request(operation: pb.BatchOperation) -> WriteRequest:
+    kind = operation.WhichOneof("operation")
+    if kind == "open_account":
+        o = operation.open_account
+        return WriteRequest(Kind.OPEN, o.account_id, o.opening_balance, o.request_id)
+    if kind in ("deposit", "withdraw"):
+        t = getattr(operation, kind)
+        return WriteRequest(Kind.DEPOSIT if kind == "deposit" else Kind.WITHDRAWAL,
+                            t.account_id, t.amount, t.request_id, t.memo)
+    raise errors.InvalidRequest("a batch operation must be an open, a deposit or a withdrawal")
+
+
+def _result(outcome: TransactionResult | errors.LedgerError) -> pb.OperationResult:
+    if isinstance(outcome, errors.LedgerError):
+        code = STATUS.get(outcome.status, grpc.StatusCode.UNKNOWN)
+        return pb.OperationResult(code=code.value[0], message=str(outcome))
+    return pb.OperationResult(code=0, reply=_transaction(outcome))
 
 
 def _strong(consistency: int) -> bool:
@@ -102,3 +125,22 @@ class LedgerServicer(pb_grpc.LedgerServicer):
             return self._bank.list_accounts(request.after, request.limit)
 
         return pb.ListAccountsReply(account_ids=await answer(context, listed))
+
+    async def Submit(
+        self, request: pb.SubmitRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SubmitReply:
+        async def submitted() -> list[TransactionResult | errors.LedgerError]:
+            outcomes: list[TransactionResult | errors.LedgerError] = []
+            writes: list[WriteRequest] = []
+            for operation in request.operations:
+                try:
+                    writes.append(_write_request(operation))
+                except errors.InvalidRequest as invalid:
+                    outcomes.append(invalid)
+                else:
+                    outcomes.append(DECIDED_BY_THE_BANK)
+            decided = iter(await self._bank.submit(writes, time_budget_s(context)))
+            return [next(decided) if o is DECIDED_BY_THE_BANK else o for o in outcomes]
+
+        outcomes = await answer(context, submitted)
+        return pb.SubmitReply(results=[_result(outcome) for outcome in outcomes])

@@ -25,7 +25,7 @@ import contextlib
 import random
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ledger import errors
@@ -45,6 +45,7 @@ from ledger.node.driver import NodeDriver, NoQuorum, StorageUnavailable
 from ledger.v1 import ledger_pb2
 
 MAX_OPERATIONS_PER_ENTRY = 512  # one log entry decides at most this many requests
+MAX_BATCH_OPERATIONS = 10_000  # operations in one Submit call
 BACKOFF_BASE_S = 0.002
 BACKOFF_CAP_S = 0.2
 
@@ -55,6 +56,17 @@ class TransactionResult:
     position: int  # the operation's number in the account's history
     balance: int  # the balance right after it
     duplicate: bool  # the request id had already been applied; nothing new was written
+
+
+@dataclass(frozen=True, slots=True)
+class WriteRequest:
+    """One write of a batch: an open (amount is the opening balance), deposit or withdrawal."""
+
+    kind: Kind
+    account_id: str
+    amount: int
+    request_id: str
+    memo: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,53 +115,79 @@ class Bank:
     async def open_account(
         self, account_id: str, opening_balance: int, request_id: str, timeout_s: float
     ) -> TransactionResult:
-        check_account_id(account_id)
-        check_request_id(request_id)
-        check_opening_balance(opening_balance)
-        operation = Operation(Kind.OPEN, opening_balance, request_id, "", self._clock_ms())
-        return await self._write(account_id, operation, timeout_s)
+        write = WriteRequest(Kind.OPEN, account_id, opening_balance, request_id)
+        return await self._write(account_id, self._operation(write, self._clock_ms()), timeout_s)
 
     async def deposit(
         self, account_id: str, amount: int, request_id: str, memo: str, timeout_s: float
     ) -> TransactionResult:
-        return await self._transfer(Kind.DEPOSIT, account_id, amount, request_id, memo,
-                                    timeout_s)
+        write = WriteRequest(Kind.DEPOSIT, account_id, amount, request_id, memo)
+        return await self._write(account_id, self._operation(write, self._clock_ms()), timeout_s)
 
     async def withdraw(
         self, account_id: str, amount: int, request_id: str, memo: str, timeout_s: float
     ) -> TransactionResult:
-        return await self._transfer(Kind.WITHDRAWAL, account_id, amount, request_id, memo,
-                                    timeout_s)
+        write = WriteRequest(Kind.WITHDRAWAL, account_id, amount, request_id, memo)
+        return await self._write(account_id, self._operation(write, self._clock_ms()), timeout_s)
 
-    async def _transfer(
-        self, kind: Kind, account_id: str, amount: int, request_id: str, memo: str,
-        timeout_s: float,
-    ) -> TransactionResult:
-        check_account_id(account_id)
-        check_request_id(request_id)
-        check_amount(amount)
-        check_memo(memo)
-        operation = Operation(kind, amount, request_id, memo, self._clock_ms())
-        return await self._write(account_id, operation, timeout_s)
+    async def submit(
+        self, requests: Sequence[WriteRequest], timeout_s: float
+    ) -> list[TransactionResult | errors.LedgerError]:
+        """Decide many writes at once; one result (or error) per request, in order.
+
+        Each is exactly the single call it stands for (same validation, same
+        idempotency); requests for one account share log entries.
+        """
+        if len(requests) > MAX_BATCH_OPERATIONS:
+            raise errors.InvalidRequest(
+                f"a batch holds at most {MAX_BATCH_OPERATIONS} operations, not {len(requests)}")
+        deadline = time.monotonic() + timeout_s
+        now_ms = self._clock_ms()
+        results: list[TransactionResult | errors.LedgerError | _Request] = []
+        for write in requests:
+            try:
+                operation = self._operation(write, now_ms)
+            except errors.InvalidRequest as invalid:
+                results.append(invalid)
+            else:
+                results.append(self._enqueue(write.account_id, operation, deadline))
+        # One wait for the whole batch (not a timer per operation).
+        pending = [r.future for r in results if isinstance(r, _Request)]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout_s)
+        return [_settled(r, timeout_s) if isinstance(r, _Request) else r for r in results]
+
+    @staticmethod
+    def _operation(write: WriteRequest, now_ms: int) -> Operation:
+        """The operation a batch write asks for, validated as the single call would be."""
+        check_account_id(write.account_id)
+        check_request_id(write.request_id)
+        if write.kind is Kind.OPEN:
+            check_opening_balance(write.amount)
+            return Operation(Kind.OPEN, write.amount, write.request_id, "", now_ms)
+        check_amount(write.amount)
+        check_memo(write.memo)
+        return Operation(write.kind, write.amount, write.request_id, write.memo, now_ms)
 
     async def _write(
         self, account: str, operation: Operation, timeout_s: float
     ) -> TransactionResult:
-        loop = asyncio.get_running_loop()
-        request = _Request(account, operation, loop.create_future(), time.monotonic() + timeout_s)
-        queue = self._queues.setdefault(account, _AccountQueue())
-        queue.waiting.append(request)
-        if queue.worker is None:
-            queue.worker = asyncio.create_task(self._work(account, queue))
+        request = self._enqueue(account, operation, time.monotonic() + timeout_s)
         try:
             return await asyncio.wait_for(asyncio.shield(request.future), timeout_s)
         except TimeoutError:
             request.future.cancel()
-            raise errors.Unavailable(
-                f"no majority decided request {operation.request_id!r} on account {account!r} "
-                f"within {timeout_s:.1f}s: it may or may not have been applied; retrying with "
-                "the same request id is safe"
-            ) from None
+            raise _undecided(request, timeout_s) from None
+
+    def _enqueue(self, account: str, operation: Operation, deadline: float) -> _Request:
+        """Queue a request on its account's worker (starting it if idle)."""
+        request = _Request(account, operation, asyncio.get_running_loop().create_future(),
+                           deadline)
+        queue = self._queues.setdefault(account, _AccountQueue())
+        queue.waiting.append(request)
+        if queue.worker is None:
+            queue.worker = asyncio.create_task(self._work(account, queue))
+        return request
 
     async def _work(self, account: str, queue: _AccountQueue) -> None:
         """Decide the account's queued requests, a log entry at a time, until none are left."""
@@ -249,7 +287,8 @@ class Bank:
 
     def _answer_decided(self, request: _Request, slot: int) -> None:
         """Our entry was chosen at `slot`: answer with the verdict applying it computed."""
-        decision = self._machine.decision(request.account, request.operation.request_id)
+        decision = self._machine.recent_decision(request.account, slot,
+                                                 request.operation.request_id)
         if decision is None:  # applying found nothing to do (cannot happen with one opener)
             self._fail([request], errors.AccountExists(
                 f"account {request.account!r} is already open"))
@@ -316,6 +355,26 @@ class Bank:
                 queue.worker.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await queue.worker
+
+
+def _undecided(request: _Request, timeout_s: float) -> errors.Unavailable:
+    return errors.Unavailable(
+        f"no majority decided request {request.operation.request_id!r} on account "
+        f"{request.account!r} within {timeout_s:.1f}s: it may or may not have been applied; "
+        "retrying with the same request id is safe")
+
+
+def _settled(request: _Request, timeout_s: float) -> TransactionResult | errors.LedgerError:
+    """A batch request's result once the batch's wait is over."""
+    future = request.future
+    if not future.done():
+        future.cancel()
+        return _undecided(request, timeout_s)
+    error = future.exception()
+    if error is not None:
+        assert isinstance(error, errors.LedgerError), error
+        return error
+    return future.result()
 
 
 def refusal(decision: Decision, account: str) -> errors.Refused:

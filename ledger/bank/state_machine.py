@@ -10,6 +10,7 @@ trail the log: after a crash the driver re-applies what they are missing.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 
 from ledger.accounts import Applied, NoOp, Operation, Refused, apply_operation
 from ledger.bank import codec
@@ -21,6 +22,7 @@ from ledger.v1 import ledger_pb2
 log = logging.getLogger(__name__)
 
 MAX_CACHED_ACCOUNTS = 100_000
+MAX_RECENT_ENTRIES = 4_096
 
 
 class LedgerStateMachine:
@@ -29,6 +31,8 @@ class LedgerStateMachine:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._accounts: dict[str, StoredAccount] = {}  # a cache of the "applied" table
+        # What the last entries applied decided, for the writers waiting on them.
+        self._recent: OrderedDict[tuple[str, int], dict[str, Decision]] = OrderedDict()
 
     # ------------------------------------------------------------------ apply
 
@@ -65,7 +69,15 @@ class LedgerStateMachine:
         writes.append(AppWrite("applied", codec.account_key(account),
                                codec.encode_account(stored)))
         self._remember(account, stored)
+        self._recent[(account, committed.position)] = decided_here
+        if len(self._recent) > MAX_RECENT_ENTRIES:
+            self._recent.popitem(last=False)
         return writes
+
+    def recent_decision(self, account: str, slot: int, request_id: str) -> Decision | None:
+        """How `request_id` was decided, preferring what applying `slot` just computed."""
+        decided = self._recent.get((account, slot), {}).get(request_id)
+        return decided if decided is not None else self.decision(account, request_id)
 
     # ---------------------------------------------------------------- queries
 

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 import shlex
+import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import click
 
@@ -26,6 +27,7 @@ from ledger.client import (
     Refused,
     Transaction,
     Unavailable,
+    importer,
     new_request_id,
 )
 from ledger.money import BadAmount, format_amount, parse_amount
@@ -265,6 +267,59 @@ def history(ctx: click.Context, account: str, from_position: int, limit: int,
         note = f"REFUSED: {e.reject_reason}" if e.rejected else e.memo
         click.echo(f"{e.position:>5}  {when:<19}  {e.kind:<10} {format_amount(e.amount):>14} "
                    f"{format_amount(e.balance_after):>14}  {note}")
+
+
+@teller.command("import")
+@click.argument("file", type=click.File("rb"))
+@common_options(group=False)
+@click.pass_context
+def import_(ctx: click.Context, file: BinaryIO, servers: str | None, as_json: bool | None,
+            timeout_s: float | None) -> None:
+    """Import FILE.csv: columns account,kind,amount,memo[,request_id] under a header line.
+
+    Rows without a request_id get one derived from the file's digest and the row
+    number, so running the same file again (after an interruption, say) applies
+    nothing twice. Rows whose outcome is unknown are retried with their ids for up
+    to --timeout seconds each chunk.
+    """
+    settings = settings_for(ctx, servers, as_json, timeout_s)
+    try:
+        rows, problems = importer.parse(file.read())
+    except importer.BadFile as error:
+        raise TellerError(f"cannot import {file.name}: {error}", EXIT_BAD_INPUT) from error
+    report = importer.ImportReport(rows=len(problems), problems=list(problems))
+
+    def run(bank: LedgerClient) -> None:
+        with click.progressbar(length=len(rows), label=f"importing {len(rows)} rows",
+                               file=sys.stderr) as bar:
+            importer.import_rows(bank, rows, report, settings.timeout_s, bar.update)
+
+    call(settings, run)
+    report_import(settings, report)
+
+
+def report_import(settings: Settings, report: importer.ImportReport) -> None:
+    problems = sorted(report.problems, key=lambda p: p.number)
+    summary = {
+        "rows": report.rows, "applied": report.applied, "duplicates": report.duplicates,
+        **{kind: report.count(kind) for kind in
+           ("refused", "bad-input", "not-found", "exists", "unknown")},
+        "problems": [{"row": p.number, "outcome": p.outcome, "message": p.message}
+                     for p in problems],
+    }
+    text = [f"{report.rows} rows: {report.applied} applied, {report.duplicates} already "
+            f"applied earlier, {report.count('refused')} refused, "
+            f"{report.count('bad-input')} bad, {report.count('not-found')} not found, "
+            f"{report.count('exists')} conflicting, {report.count('unknown')} unknown"]
+    text += [f"  row {p.number}: {p.outcome}: {p.message}" for p in problems[:20]]
+    if len(problems) > 20:
+        text.append(f"  ... and {len(problems) - 20} more (--json lists them all)")
+    emit(settings, summary, "\n".join(text))
+    for outcome, code in (("unknown", EXIT_UNKNOWN), ("bad-input", EXIT_BAD_INPUT),
+                          ("not-found", EXIT_MISSING), ("exists", EXIT_MISSING),
+                          ("refused", EXIT_REFUSED)):
+        if report.count(outcome):
+            raise SystemExit(code)
 
 
 @teller.command()

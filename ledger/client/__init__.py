@@ -10,6 +10,7 @@
 
 from ledger.client.client import (
     Balance,
+    BatchWrite,
     HistoryEntry,
     LedgerClient,
     Transaction,
@@ -31,6 +32,7 @@ __all__ = [
     "AccountNotFound",
     "Balance",
     "BalanceLimit",
+    "BatchWrite",
     "HistoryEntry",
     "InsufficientFunds",
     "InvalidRequest",

@@ -48,6 +48,17 @@ class Transaction:
 
 
 @dataclass(frozen=True, slots=True)
+class BatchWrite:
+    """One write of a `submit` batch. An empty request_id gets a fresh one."""
+
+    kind: str  # "open" (amount is the opening balance), "deposit" or "withdraw"
+    account_id: str
+    amount: int
+    memo: str = ""
+    request_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Balance:
     account_id: str
     balance: int
@@ -124,6 +135,25 @@ class LedgerClient:
         reply = self._call(lambda stub: stub.Withdraw, request, timeout_s, request_id)
         return _transaction(reply, request_id)
 
+    def submit(self, writes: Sequence[BatchWrite], timeout_s: float | None = None
+               ) -> list[Transaction | errors.LedgerError]:
+        """Many writes in one call (at most 10,000): a result or a typed error for each,
+        in order. A whole call that finds no server is retried on the others with the
+        same request ids; an operation whose own result is Unavailable may be
+        resubmitted with its request id, safely."""
+        ids = [write.request_id or new_request_id() for write in writes]
+        request = pb.SubmitRequest(operations=[_batch_operation(w, rid)
+                                               for w, rid in zip(writes, ids, strict=True)])
+        reply = self._call(lambda stub: stub.Submit, request, timeout_s)
+        results: list[Transaction | errors.LedgerError] = []
+        for request_id, result in zip(ids, reply.results, strict=True):
+            if result.code == 0:
+                results.append(_transaction(result.reply, request_id))
+            else:
+                results.append(_typed_status(grpc.StatusCode(_STATUS_BY_NUMBER[result.code]),
+                                             result.message, {}, request_id))
+        return results
+
     # ------------------------------------------------------------------- reads
 
     def balance(self, account_id: str, local: bool = False,
@@ -193,9 +223,32 @@ def _transaction(reply: pb.TransactionReply, request_id: str) -> Transaction:
                        request_id)
 
 
+_STATUS_BY_NUMBER = {code.value[0]: code.value for code in grpc.StatusCode}
+
+
+def _batch_operation(write: BatchWrite, request_id: str) -> pb.BatchOperation:
+    if write.kind == "open":
+        return pb.BatchOperation(open_account=pb.OpenAccountRequest(
+            account_id=write.account_id, opening_balance=write.amount, request_id=request_id))
+    if write.kind == "deposit":
+        return pb.BatchOperation(deposit=pb.DepositRequest(
+            account_id=write.account_id, amount=write.amount, memo=write.memo,
+            request_id=request_id))
+    if write.kind == "withdraw":
+        return pb.BatchOperation(withdraw=pb.WithdrawRequest(
+            account_id=write.account_id, amount=write.amount, memo=write.memo,
+            request_id=request_id))
+    raise ValueError(f"unknown kind of write {write.kind!r}: open, deposit or withdraw")
+
+
 def _typed(error: grpc.RpcError, request_id: str | None) -> errors.LedgerError:
     """The typed exception for a status the server sent."""
-    code, message = error.code(), error.details() or ""
+    details = dict(error.trailing_metadata() or ())
+    return _typed_status(error.code(), error.details() or "", details, request_id)
+
+
+def _typed_status(code: grpc.StatusCode, message: str, details: dict[str, str],
+                  request_id: str | None) -> errors.LedgerError:
     typed: errors.LedgerError
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         typed = errors.InvalidRequest(message)
@@ -204,13 +257,17 @@ def _typed(error: grpc.RpcError, request_id: str | None) -> errors.LedgerError:
     elif code == grpc.StatusCode.ALREADY_EXISTS:
         typed = errors.AccountExists(message)
     elif code == grpc.StatusCode.FAILED_PRECONDITION:
-        details = dict(error.trailing_metadata() or ())
+        if "ledger-reason" not in details:  # a batch result: only the message says which
+            details = {"ledger-reason": "insufficient-funds" if message.startswith(
+                "insufficient funds") else "balance-limit"}
         numbers = {key: int(details[f"ledger-{key}"]) for key in ("balance", "amount", "position")
                    if f"ledger-{key}" in details}
         kind = (errors.InsufficientFunds if details.get("ledger-reason") == "insufficient-funds"
                 else errors.BalanceLimit if details.get("ledger-reason") == "balance-limit"
                 else errors.Refused)
         typed = kind(message, **numbers)
+    elif code in RETRYABLE:
+        typed = errors.Unavailable(message)
     else:
         typed = errors.LedgerError(f"{code.name}: {message}")
     typed.request_id = request_id

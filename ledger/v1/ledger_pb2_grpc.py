@@ -64,6 +64,11 @@ class LedgerStub:
                 request_serializer=ledger_dot_v1_dot_ledger__pb2.ListAccountsRequest.SerializeToString,
                 response_deserializer=ledger_dot_v1_dot_ledger__pb2.ListAccountsReply.FromString,
                 _registered_method=True)
+        self.Submit = channel.unary_unary(
+                '/ledger.v1.Ledger/Submit',
+                request_serializer=ledger_dot_v1_dot_ledger__pb2.SubmitRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_ledger__pb2.SubmitReply.FromString,
+                _registered_method=True)
 
 
 class LedgerServicer:
@@ -105,6 +110,14 @@ class LedgerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Submit(self, request, context):
+        """Many operations in one call (up to 10,000, across accounts), each with its own
+        request id; one result per operation, in the same order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LedgerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -137,6 +150,11 @@ def add_LedgerServicer_to_server(servicer, server):
                     servicer.ListAccounts,
                     request_deserializer=ledger_dot_v1_dot_ledger__pb2.ListAccountsRequest.FromString,
                     response_serializer=ledger_dot_v1_dot_ledger__pb2.ListAccountsReply.SerializeToString,
+            ),
+            'Submit': grpc.unary_unary_rpc_method_handler(
+                    servicer.Submit,
+                    request_deserializer=ledger_dot_v1_dot_ledger__pb2.SubmitRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_ledger__pb2.SubmitReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -301,6 +319,33 @@ class Ledger:
             '/ledger.v1.Ledger/ListAccounts',
             ledger_dot_v1_dot_ledger__pb2.ListAccountsRequest.SerializeToString,
             ledger_dot_v1_dot_ledger__pb2.ListAccountsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Submit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.Ledger/Submit',
+            ledger_dot_v1_dot_ledger__pb2.SubmitRequest.SerializeToString,
+            ledger_dot_v1_dot_ledger__pb2.SubmitReply.FromString,
             options,
             channel_credentials,
             insecure,

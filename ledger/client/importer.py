@@ -1,0 +1,125 @@
+"""Importing a CSV of transactions through the batch API, safely re-runnable.
+
+Rows: `account,kind,amount,memo[,request_id]` with a header line. Without a
+request_id column, a row's id is derived from the file's digest and its row number,
+so running the same file again applies nothing twice.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from ledger import errors
+from ledger.client.client import BatchWrite, LedgerClient, Transaction
+from ledger.money import BadAmount, parse_amount
+
+CHUNK_ROWS = 1_000  # rows per Submit call
+KINDS = {"deposit": "deposit", "withdraw": "withdraw", "withdrawal": "withdraw", "open": "open"}
+REQUIRED_COLUMNS = ("account", "kind", "amount")
+
+
+class BadFile(ValueError):
+    """The file cannot be imported at all (no header, missing columns)."""
+
+
+@dataclass(frozen=True)
+class Row:
+    number: int  # 1-based, counting the header as row 1 (as a spreadsheet shows it)
+    write: BatchWrite
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    number: int
+    outcome: str  # bad-input | refused | not-found | exists | unknown
+    message: str
+
+
+@dataclass
+class ImportReport:
+    rows: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    problems: list[RowProblem] = field(default_factory=list)
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for p in self.problems if p.outcome == outcome)
+
+
+def parse(data: bytes) -> tuple[list[Row], list[RowProblem]]:
+    """The rows to send, and the rows that cannot be sent (with why)."""
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise BadFile(f"the file is not UTF-8 text: {error}") from error
+    reader = csv.DictReader(io.StringIO(text))
+    columns = [c.strip() for c in reader.fieldnames or []]
+    missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+    if missing:
+        raise BadFile(f"the header must name the columns account,kind,amount,memo"
+                      f"[,request_id]; missing: {', '.join(missing)}")
+    rows, problems = [], []
+    for number, record in enumerate(reader, start=2):
+        fields = {k.strip(): (v or "").strip() for k, v in record.items() if k is not None}
+        kind = KINDS.get(fields["kind"].lower())
+        if kind is None:
+            problems.append(RowProblem(number, "bad-input",
+                                       f"kind {fields['kind']!r} is not deposit or withdraw"))
+            continue
+        try:
+            amount = parse_amount(fields["amount"], allow_zero=kind == "open")
+        except BadAmount as error:
+            problems.append(RowProblem(number, "bad-input", str(error)))
+            continue
+        request_id = fields.get("request_id") or f"import-{digest}-{number}"
+        rows.append(Row(number, BatchWrite(kind, fields["account"], amount,
+                                           fields.get("memo", ""), request_id)))
+    return rows, problems
+
+
+def chunks(rows: list[Row], size: int = CHUNK_ROWS) -> Iterator[list[Row]]:
+    for start in range(0, len(rows), size):
+        yield rows[start:start + size]
+
+
+def import_rows(bank: LedgerClient, rows: list[Row], report: ImportReport,
+                retry_for_s: float, on_chunk: Callable[[int], None] = lambda n: None) -> None:
+    """Submit rows in chunks; retry undecided ones (same ids) for up to `retry_for_s`."""
+    for chunk in chunks(rows):
+        pending = chunk
+        deadline = time.monotonic() + retry_for_s
+        while pending:
+            try:
+                results = bank.submit([row.write for row in pending])
+            except errors.Unavailable:
+                results = [errors.Unavailable("no server answered") for _ in pending]
+            retry = []
+            for row, result in zip(pending, results, strict=True):
+                if isinstance(result, errors.Unavailable) and time.monotonic() < deadline:
+                    retry.append(row)
+                else:
+                    _record(report, row, result)
+            pending = retry
+        on_chunk(len(chunk))
+
+
+def _record(report: ImportReport, row: Row, result: Transaction | errors.LedgerError) -> None:
+    report.rows += 1
+    if isinstance(result, Transaction):
+        if result.duplicate:
+            report.duplicates += 1
+        else:
+            report.applied += 1
+        return
+    outcome = {
+        errors.Refused: "refused", errors.InvalidRequest: "bad-input",
+        errors.AccountNotFound: "not-found", errors.AccountExists: "exists",
+    }
+    kind = next((name for cls, name in outcome.items() if isinstance(result, cls)), "unknown")
+    report.problems.append(RowProblem(row.number, kind, str(result)))
