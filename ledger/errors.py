@@ -64,3 +64,27 @@ class Unavailable(LedgerError):
     """
 
     status = "UNAVAILABLE"
+
+
+#: How a refusal's reason travels (trailing metadata, batch results).
+REFUSAL_REASONS: dict[str, type[Refused]] = {
+    "insufficient-funds": InsufficientFunds,
+    "balance-limit": BalanceLimit,
+}
+
+
+def refusal_reason(error: Refused) -> str:
+    return "insufficient-funds" if isinstance(error, InsufficientFunds) else "balance-limit"
+
+
+def from_status(status: str, message: str, reason: str = "", **numbers: int) -> LedgerError:
+    """The typed error for a gRPC status name, its message and a refusal's details."""
+    if status == "FAILED_PRECONDITION":
+        return REFUSAL_REASONS.get(reason, Refused)(message, **numbers)
+    kinds: dict[str, type[LedgerError]] = {
+        "INVALID_ARGUMENT": InvalidRequest, "NOT_FOUND": AccountNotFound,
+        "ALREADY_EXISTS": AccountExists, "UNAVAILABLE": Unavailable,
+        "DEADLINE_EXCEEDED": Unavailable,
+    }
+    kind = kinds.get(status)
+    return kind(message) if kind is not None else LedgerError(f"{status}: {message}")

@@ -9,6 +9,7 @@ import grpc
 
 from ledger import errors
 from ledger.accounts import Kind
+from ledger.api.forwarder import FORWARDED
 from ledger.bank.service import Bank, TransactionResult, WriteRequest
 from ledger.node.servicers import time_budget_s
 from ledger.v1 import ledger_pb2 as pb
@@ -34,8 +35,7 @@ async def answer(context: grpc.aio.ServicerContext, call: Callable[[], Awaitable
             # The numbers behind a refusal, for clients that want them without parsing.
             context.set_trailing_metadata(tuple(
                 (key, str(value)) for key, value in (
-                    ("ledger-reason", "insufficient-funds" if isinstance(
-                        error, errors.InsufficientFunds) else "balance-limit"),
+                    ("ledger-reason", errors.refusal_reason(error)),
                     ("ledger-balance", error.balance), ("ledger-amount", error.amount),
                     ("ledger-position", error.position),
                 ) if value is not None))
@@ -61,7 +61,12 @@ def _write_request(operation: pb.BatchOperation) -> WriteRequest:
 def _result(outcome: TransactionResult | errors.LedgerError) -> pb.OperationResult:
     if isinstance(outcome, errors.LedgerError):
         code = STATUS.get(outcome.status, grpc.StatusCode.UNKNOWN)
-        return pb.OperationResult(code=code.value[0], message=str(outcome))
+        result = pb.OperationResult(code=code.value[0], message=str(outcome))
+        if isinstance(outcome, errors.Refused):
+            result.refusal.CopyFrom(pb.Refusal(
+                reason=errors.refusal_reason(outcome), balance=outcome.balance or 0,
+                amount=outcome.amount or 0, position=outcome.position or 0))
+        return result
     return pb.OperationResult(code=0, reply=_transaction(outcome))
 
 
@@ -139,7 +144,8 @@ class LedgerServicer(pb_grpc.LedgerServicer):
                     outcomes.append(invalid)
                 else:
                     outcomes.append(DECIDED_BY_THE_BANK)
-            decided = iter(await self._bank.submit(writes, time_budget_s(context)))
+            forwarded = FORWARDED in tuple(context.invocation_metadata() or ())
+            decided = iter(await self._bank.submit(writes, time_budget_s(context), forwarded))
             return [next(decided) if o is DECIDED_BY_THE_BANK else o for o in outcomes]
 
         outcomes = await answer(context, submitted)

@@ -25,7 +25,7 @@ import contextlib
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from ledger import errors
@@ -69,6 +69,13 @@ class WriteRequest:
     memo: str = ""
 
 
+#: Sends writes to another node's bank and returns its results, in order.
+Forward = Callable[[int, list[WriteRequest], float],
+                   Awaitable[list["TransactionResult | errors.LedgerError"]]]
+
+SUSPECT_S = 2.0  # a leader that failed a forward is bypassed this long
+
+
 @dataclass(frozen=True, slots=True)
 class Balance:
     account_id: str
@@ -82,6 +89,7 @@ class _Request:
     operation: Operation
     future: asyncio.Future[TransactionResult]
     deadline: float  # time.monotonic() by which the caller wants an answer
+    forwarded: bool = False  # another node sent it here: never forward it again
 
 
 @dataclass(slots=True)
@@ -103,12 +111,16 @@ class Bank:
         machine: LedgerStateMachine,
         rng: random.Random | None = None,
         clock_ms: Callable[[], int] = wall_clock_ms,
+        forward: Forward | None = None,
     ) -> None:
         self._driver = driver
         self._machine = machine
         self._rng = rng or random.Random()
         self._clock_ms = clock_ms
+        self._forward = forward
+        self._suspects: dict[int, float] = {}  # node -> monotonic time to trust it again
         self._queues: dict[str, _AccountQueue] = {}
+        self.forwarded_batches = 0
 
     # ----------------------------------------------------------------- writes
 
@@ -131,7 +143,7 @@ class Bank:
         return await self._write(account_id, self._operation(write, self._clock_ms()), timeout_s)
 
     async def submit(
-        self, requests: Sequence[WriteRequest], timeout_s: float
+        self, requests: Sequence[WriteRequest], timeout_s: float, forwarded: bool = False
     ) -> list[TransactionResult | errors.LedgerError]:
         """Decide many writes at once; one result (or error) per request, in order.
 
@@ -150,7 +162,7 @@ class Bank:
             except errors.InvalidRequest as invalid:
                 results.append(invalid)
             else:
-                results.append(self._enqueue(write.account_id, operation, deadline))
+                results.append(self._enqueue(write.account_id, operation, deadline, forwarded))
         # One wait for the whole batch (not a timer per operation).
         pending = [r.future for r in results if isinstance(r, _Request)]
         if pending:
@@ -179,10 +191,11 @@ class Bank:
             request.future.cancel()
             raise _undecided(request, timeout_s) from None
 
-    def _enqueue(self, account: str, operation: Operation, deadline: float) -> _Request:
+    def _enqueue(self, account: str, operation: Operation, deadline: float,
+                 forwarded: bool = False) -> _Request:
         """Queue a request on its account's worker (starting it if idle)."""
         request = _Request(account, operation, asyncio.get_running_loop().create_future(),
-                           deadline)
+                           deadline, forwarded)
         queue = self._queues.setdefault(account, _AccountQueue())
         queue.waiting.append(request)
         if queue.worker is None:
@@ -196,6 +209,10 @@ class Bank:
             while queue.waiting:
                 batch = await self._admit(account, queue)
                 if not batch:
+                    continue
+                leader = self._leader_elsewhere(account, batch)
+                if leader is not None:
+                    await self._forward_batch(leader, batch, queue)
                     continue
                 stored = self._machine.account(account)
                 expected = stored.applied_slot + 1
@@ -226,6 +243,46 @@ class Bank:
                 queue.worker = asyncio.create_task(self._work(account, queue))
             else:
                 self._queues.pop(account, None)
+
+    def _leader_elsewhere(self, account: str, batch: list[_Request]) -> int | None:
+        """Another node leading this account, to forward to rather than fight with."""
+        if self._forward is None or any(r.forwarded for r in batch):
+            return None
+        leader = self._driver.core.leader_hint(account)
+        if leader is None or leader == self._driver.node_index:
+            return None
+        if self._suspects.get(leader, 0.0) > time.monotonic():
+            return None
+        return leader
+
+    async def _forward_batch(self, leader: int, batch: list[_Request],
+                             queue: _AccountQueue) -> None:
+        """Let the leader decide the batch (its fast path, no dueling ballots).
+
+        If it does not answer, suspect it for a while and decide the batch here: the
+        same request ids make that safe whatever the leader did with them.
+        """
+        assert self._forward is not None
+        writes = [WriteRequest(r.operation.kind, r.account, r.operation.amount,
+                               r.operation.request_id, r.operation.memo) for r in batch]
+        # Keep half of the time for deciding here should the leader not answer.
+        budget_s = (min(r.deadline for r in batch) - time.monotonic()) / 2
+        try:
+            results = await self._forward(leader, writes, max(budget_s, 0.001))
+        except errors.Unavailable:
+            self._suspects[leader] = time.monotonic() + SUSPECT_S
+            for request in batch:
+                request.forwarded = True  # decide it here next time round
+            queue.waiting.extendleft(reversed(batch))
+            return
+        self.forwarded_batches += 1
+        for request, result in zip(batch, results, strict=True):
+            if request.future.done():
+                continue
+            if isinstance(result, errors.LedgerError):
+                request.future.set_exception(result)
+            else:
+                request.future.set_result(result)
 
     async def _admit(self, account: str, queue: _AccountQueue) -> list[_Request]:
         """Take the next requests that must be proposed; answer the others now."""

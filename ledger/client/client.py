@@ -149,9 +149,16 @@ class LedgerClient:
         for request_id, result in zip(ids, reply.results, strict=True):
             if result.code == 0:
                 results.append(_transaction(result.reply, request_id))
-            else:
-                results.append(_typed_status(grpc.StatusCode(_STATUS_BY_NUMBER[result.code]),
-                                             result.message, {}, request_id))
+                continue
+            details = {}
+            if result.HasField("refusal"):
+                refusal = result.refusal
+                details = {"ledger-reason": refusal.reason,
+                           "ledger-balance": str(refusal.balance),
+                           "ledger-amount": str(refusal.amount),
+                           "ledger-position": str(refusal.position)}
+            results.append(_typed_status(grpc.StatusCode(_STATUS_BY_NUMBER[result.code]),
+                                         result.message, details, request_id))
         return results
 
     # ------------------------------------------------------------------- reads
@@ -249,26 +256,8 @@ def _typed(error: grpc.RpcError, request_id: str | None) -> errors.LedgerError:
 
 def _typed_status(code: grpc.StatusCode, message: str, details: dict[str, str],
                   request_id: str | None) -> errors.LedgerError:
-    typed: errors.LedgerError
-    if code == grpc.StatusCode.INVALID_ARGUMENT:
-        typed = errors.InvalidRequest(message)
-    elif code == grpc.StatusCode.NOT_FOUND:
-        typed = errors.AccountNotFound(message)
-    elif code == grpc.StatusCode.ALREADY_EXISTS:
-        typed = errors.AccountExists(message)
-    elif code == grpc.StatusCode.FAILED_PRECONDITION:
-        if "ledger-reason" not in details:  # a batch result: only the message says which
-            details = {"ledger-reason": "insufficient-funds" if message.startswith(
-                "insufficient funds") else "balance-limit"}
-        numbers = {key: int(details[f"ledger-{key}"]) for key in ("balance", "amount", "position")
-                   if f"ledger-{key}" in details}
-        kind = (errors.InsufficientFunds if details.get("ledger-reason") == "insufficient-funds"
-                else errors.BalanceLimit if details.get("ledger-reason") == "balance-limit"
-                else errors.Refused)
-        typed = kind(message, **numbers)
-    elif code in RETRYABLE:
-        typed = errors.Unavailable(message)
-    else:
-        typed = errors.LedgerError(f"{code.name}: {message}")
+    numbers = {key: int(details[f"ledger-{key}"]) for key in ("balance", "amount", "position")
+               if f"ledger-{key}" in details}
+    typed = errors.from_status(code.name, message, details.get("ledger-reason", ""), **numbers)
     typed.request_id = request_id
     return typed

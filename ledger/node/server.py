@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from ledger.api.forwarder import Forwarder
 from ledger.api.servicer import LedgerServicer
 from ledger.bank.service import Bank
 from ledger.bank.state_machine import LedgerStateMachine
@@ -99,7 +100,8 @@ class NodeServer:
             "peer_calls": self.transport.calls_made,
             "peer_calls_failed": self.transport.calls_failed,
         }
-        self.bank = Bank(self.driver, self.machine)
+        self.forwarder = Forwarder(config.cluster)
+        self.bank = Bank(self.driver, self.machine, forward=self.forwarder)
         self.server = grpc.aio.server(options=CHANNEL_OPTIONS)
         pb_grpc.add_ReplicaServicer_to_server(
             ReplicaServicer(config.cluster, index, self.driver), self.server
@@ -149,6 +151,7 @@ class NodeServer:
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace=1.0)
         await self.bank.close()
+        await self.forwarder.close()
         self.driver.stop()
         if self._driver_task is not None and not self._driver_task.done():
             await self._driver_task

@@ -155,6 +155,20 @@ class PaxosNode:
         state = self._accounts.get(account)
         return state is not None and state.leader is not None
 
+    def leader_hint(self, account: str) -> int | None:
+        """The node that most recently won (or sought) this account's range promise here.
+
+        This node when it holds the promise; another node when our acceptor promised
+        that node's ballot last; None when nobody has prepared the account yet.
+        """
+        state = self._accounts.get(account)
+        if state is None:
+            return None
+        if state.leader is not None:
+            return self.node_index
+        promised = state.acceptor.promised
+        return None if promised.node_index < 0 else promised.node_index
+
     def leadership(self, account: str) -> Leadership | None:
         """The range promise this node holds on `account`, if any (read-only use)."""
         state = self._accounts.get(account)

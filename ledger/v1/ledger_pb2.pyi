@@ -164,14 +164,28 @@ class SubmitRequest(_message.Message):
     def __init__(self, operations: _Optional[_Iterable[_Union[BatchOperation, _Mapping]]] = ...) -> None: ...
 
 class OperationResult(_message.Message):
-    __slots__ = ("code", "message", "reply")
+    __slots__ = ("code", "message", "reply", "refusal")
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     REPLY_FIELD_NUMBER: _ClassVar[int]
+    REFUSAL_FIELD_NUMBER: _ClassVar[int]
     code: int
     message: str
     reply: TransactionReply
-    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., reply: _Optional[_Union[TransactionReply, _Mapping]] = ...) -> None: ...
+    refusal: Refusal
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., reply: _Optional[_Union[TransactionReply, _Mapping]] = ..., refusal: _Optional[_Union[Refusal, _Mapping]] = ...) -> None: ...
+
+class Refusal(_message.Message):
+    __slots__ = ("reason", "balance", "amount", "position")
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    BALANCE_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    balance: int
+    amount: int
+    position: int
+    def __init__(self, reason: _Optional[str] = ..., balance: _Optional[int] = ..., amount: _Optional[int] = ..., position: _Optional[int] = ...) -> None: ...
 
 class SubmitReply(_message.Message):
     __slots__ = ("results",)
