@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ledger.cli.bench import bench
 from ledger.cli.cluster import cluster
 from ledger.cli.demo import demo
 from ledger.cli.health import health
@@ -22,3 +23,4 @@ main.add_command(cluster)
 main.add_command(status)
 main.add_command(demo)
 main.add_command(health)
+main.add_command(bench)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import pathlib
 
 import click
@@ -73,7 +74,14 @@ def serve(
     from ledger.node.server import serve as run
 
     try:
-        asyncio.run(run(config))
+        profile_to = os.environ.get("LEDGER_PROFILE")  # a developer's cProfile dump
+        if profile_to:
+            import cProfile
+
+            cProfile.runctx("asyncio.run(run(config))", globals(), locals(),
+                            f"{profile_to}.{node_id}")
+        else:
+            asyncio.run(run(config))
     except IdentityMismatch as error:
         raise click.ClickException(str(error)) from error
     except StorageError as error:

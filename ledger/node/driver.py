@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 Send = Callable[[int, list[Envelope]], None]
 
+LAZY_FLUSH_MS = 20  # writes nothing waits on are flushed within this long
+NEVER = 1 << 62
 STORAGE_RETRY_MS = 100  # how often a failing disk is retried when nothing else happens
 MAX_COALESCE_YIELDS = 8  # event-loop trips a turn waits for more work to join it
 
@@ -160,6 +162,7 @@ class NodeDriver:
         self._flushing = False  # a background flush is in flight
         self._flushes_started = 0
         self._flushes_done = 0
+        self._lazy_flush_at_ms = NEVER
         self._wake = asyncio.Event()
         self.tracer = Tracer()
         self._stopping = False
@@ -168,6 +171,7 @@ class NodeDriver:
         self.syncs = 0
         self.last_flush_ms = 0
         self.messages = 0  # handled by the core
+        self.received: Counter[str] = Counter()  # messages handled, by kind
         self.proposals = 0
         self.extra_counters: Callable[[], dict[str, int]] = dict
 
@@ -240,7 +244,8 @@ class NodeDriver:
     def counters(self) -> dict[str, int]:
         """How much work this node did since it started, for operators and benchmarks."""
         return {"turns": self.turns, "syncs": self.syncs, "messages": self.messages,
-                "proposals": self.proposals, **self.extra_counters()}
+                "proposals": self.proposals, **self.extra_counters(),
+                **{f"received_{kind}": count for kind, count in self.received.items()}}
 
     def applied_position(self, account: str) -> int:
         return self._state_machine.applied_position(account)
@@ -269,7 +274,7 @@ class NodeDriver:
         if self._inbox or self._has_startable_proposal():
             await self._coalesce()
             return
-        delay_ms = self._core.next_timer_ms() - self._clock_ms()
+        delay_ms = min(self._core.next_timer_ms(), self._lazy_flush_at_ms) - self._clock_ms()
         if failing:
             delay_ms = min(delay_ms, STORAGE_RETRY_MS)
         if delay_ms <= 0:
@@ -337,6 +342,13 @@ class NodeDriver:
     def _flush_if_needed(self) -> None:
         if self._flushing or not self._dirty or self.storage_error is not None:
             return
+        if not self._held and self._clock_ms() < self._lazy_flush_at_ms:
+            # Nothing waits on these writes (chosen values, applied state): let them
+            # ride with the next flush that something does wait on, or go a bit later.
+            if self._lazy_flush_at_ms == NEVER:
+                self._lazy_flush_at_ms = self._clock_ms() + LAZY_FLUSH_MS
+            return
+        self._lazy_flush_at_ms = NEVER
         self._flushing = True
         self._dirty = False
         self._flushes_started += 1
@@ -416,12 +428,15 @@ class NodeDriver:
         if self.tracer.active:
             for envelope in [e for call in inbox.calls for e in call.envelopes] + inbox.messages:
                 self.tracer.record("received", envelope.source, envelope.message)
+        received = self.received
         for call in inbox.calls:
             self.messages += len(call.envelopes)
             for envelope in call.envelopes:
+                received[type(envelope.message).__name__] += 1
                 take(core.handle(envelope, now_ms))
         self.messages += len(inbox.messages)
         for envelope in inbox.messages:
+            received[type(envelope.message).__name__] += 1
             take(core.handle(envelope, now_ms))
         for proposal in inbox.cancels:
             if self._active.get(proposal.account) is proposal:

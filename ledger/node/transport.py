@@ -17,7 +17,7 @@ import grpc
 
 from ledger.node import convert
 from ledger.node.cluster import ClusterConfig
-from ledger.paxos import Envelope
+from ledger.paxos import Envelope, Learn
 from ledger.v1 import replica_pb2 as pb
 from ledger.v1 import replica_pb2_grpc as pb_grpc
 
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 2_000  # messages per call
 MAX_OUTBOX = 100_000  # queued messages per peer before the oldest are dropped
 MAX_CALLS_IN_FLIGHT = 4  # per peer
+LEARN_DELAY_S = 0.02  # a lone Learn waits this long for company
 CALL_TIMEOUT_S = 2.0
 
 CHANNEL_OPTIONS = [
@@ -58,6 +59,7 @@ class PeerTransport:
         self._channels: dict[int, grpc.aio.Channel] = {}
         self._stubs: dict[int, pb_grpc.ReplicaStub] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._learn_timers: dict[int, asyncio.TimerHandle | None] = {}
         self.calls_failed = 0
         self.calls_made = 0
 
@@ -83,6 +85,13 @@ class PeerTransport:
         outbox.extend(envelopes)
         if len(outbox) > MAX_OUTBOX:
             del outbox[: len(outbox) - MAX_OUTBOX]  # Paxos resends what still matters
+        if all(isinstance(e.message, Learn) for e in envelopes):
+            # A Learn is news, not a question: it waits a little for the next message to
+            # the same peer (the next Accept, usually) and travels in the same call.
+            if self._learn_timers.get(peer) is None:
+                self._learn_timers[peer] = asyncio.get_running_loop().call_later(
+                    LEARN_DELAY_S, self._ready[peer].set)
+            return
         self._ready[peer].set()
 
     async def _sender(self, peer: int) -> None:
@@ -92,6 +101,9 @@ class PeerTransport:
         while True:
             await ready.wait()
             ready.clear()
+            timer = self._learn_timers.pop(peer, None)
+            if timer is not None:
+                timer.cancel()
             while outbox:
                 await slots.acquire()
                 batch = outbox[:MAX_BATCH]

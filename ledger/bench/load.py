@@ -1,0 +1,192 @@
+"""The load generator, the same for the ledger and for etcd; run as its own process.
+
+    python -m ledger.bench.load --system ledger --servers H:P --mode spread --seconds 10
+
+Modes: `spread` (deposits over --accounts accounts), `hot` (one account), `batch`
+(ledger Submit calls of --batch deposits). etcd does what a bank app on etcd would:
+one Txn per deposit comparing the key's mod_revision with the revision the client
+last saw and putting the new balance, re-reading only after a lost compare (the
+client caches balances and revisions). Prints one JSON object with the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import pathlib
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+
+import grpc
+
+from ledger.v1 import ledger_pb2 as pb
+from ledger.v1 import ledger_pb2_grpc as pb_grpc
+
+
+@dataclass
+class Results:
+    operations: int = 0
+    errors: int = 0
+    retries: int = 0  # etcd: compares lost and retried
+    latencies_s: list[float] = field(default_factory=list)
+
+    def summary(self, seconds: float) -> dict[str, float]:
+        ordered = sorted(self.latencies_s) or [0.0]
+
+        def percentile(p: float) -> float:
+            return ordered[min(len(ordered) - 1, int(len(ordered) * p))] * 1000
+
+        return {"operations": self.operations, "seconds": seconds,
+                "throughput": self.operations / seconds, "errors": self.errors,
+                "retries": self.retries, "p50_ms": percentile(0.5), "p99_ms": percentile(0.99),
+                "p999_ms": percentile(0.999)}
+
+
+def account_name(index: int) -> str:
+    return f"bench-{index}"
+
+
+class LedgerTarget:
+    def __init__(self, address: str) -> None:
+        self.channel = grpc.aio.insecure_channel(address)
+        self.stub = pb_grpc.LedgerStub(self.channel)
+        self.counter = 0
+
+    async def prepare(self, accounts: int) -> None:
+        for start in range(0, accounts, 5_000):
+            ops = [pb.BatchOperation(open_account=pb.OpenAccountRequest(
+                account_id=account_name(i), opening_balance=0, request_id=f"open-{i}"))
+                for i in range(start, min(accounts, start + 5_000))]
+            await self.stub.Submit(pb.SubmitRequest(operations=ops), timeout=120)
+
+    def _request_id(self) -> str:
+        self.counter += 1
+        return f"bench-{time.monotonic_ns()}-{self.counter}"
+
+    async def deposit(self, account: int, results: Results) -> int:
+        await self.stub.Deposit(pb.DepositRequest(
+            account_id=account_name(account), amount=1, request_id=self._request_id()),
+            timeout=30)
+        return 1
+
+    async def batch(self, accounts: list[int], results: Results) -> int:
+        ops = [pb.BatchOperation(deposit=pb.DepositRequest(
+            account_id=account_name(a), amount=1, request_id=self._request_id()))
+            for a in accounts]
+        reply = await self.stub.Submit(pb.SubmitRequest(operations=ops), timeout=60)
+        results.errors += sum(1 for r in reply.results if r.code != 0)
+        return len(ops)
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+
+class EtcdTarget:
+    def __init__(self, address: str, generated: pathlib.Path) -> None:
+        from ledger.bench.etcd import import_rpc
+
+        self.pb, rpc_grpc = import_rpc(generated)
+        self.channel = grpc.aio.insecure_channel(address)
+        self.kv = rpc_grpc.KVStub(self.channel)
+        self.cache: dict[int, tuple[int, int]] = {}  # account -> (balance, mod_revision)
+
+    async def prepare(self, accounts: int) -> None:
+        for i in range(accounts):
+            reply = await self.kv.Put(self.pb.PutRequest(key=account_name(i).encode(),
+                                                         value=b"0"), timeout=30)
+            self.cache[i] = (0, reply.header.revision)
+
+    async def deposit(self, account: int, results: Results) -> int:
+        key = account_name(account).encode()
+        while True:
+            balance, revision = self.cache[account]
+            compare = self.pb.Compare(result=self.pb.Compare.EQUAL,
+                                      target=self.pb.Compare.MOD, key=key,
+                                      mod_revision=revision)
+            put = self.pb.RequestOp(request_put=self.pb.PutRequest(
+                key=key, value=str(balance + 1).encode()))
+            read = self.pb.RequestOp(request_range=self.pb.RangeRequest(key=key))
+            reply = await self.kv.Txn(self.pb.TxnRequest(compare=[compare], success=[put],
+                                                         failure=[read]), timeout=30)
+            if reply.succeeded:
+                self.cache[account] = (balance + 1, reply.header.revision)
+                return 1
+            results.retries += 1
+            (kv,) = reply.responses[0].response_range.kvs
+            self.cache[account] = (int(kv.value), kv.mod_revision)
+
+    async def batch(self, accounts: list[int], results: Results) -> int:
+        raise NotImplementedError("etcd has no batch API here; compare with its unary figure")
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+
+async def drive(target: LedgerTarget | EtcdTarget, mode: str, accounts: int, in_flight: int,
+                seconds: float, batch: int) -> dict[str, float]:
+    results = Results()
+    await target.prepare(1 if mode == "hot" else accounts)
+    deadline = time.monotonic() + seconds
+    cursor = 0
+
+    def next_accounts(count: int) -> list[int]:
+        nonlocal cursor
+        if mode == "hot":
+            return [0] * count
+        chosen = [(cursor + i) % accounts for i in range(count)]
+        cursor += count
+        return chosen
+
+    async def worker() -> None:
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            call: Awaitable[int]
+            if mode == "batch":
+                call = target.batch(next_accounts(batch), results)
+            else:
+                (one,) = next_accounts(1)
+                call = target.deposit(one, results)
+            try:
+                done = await call
+            except grpc.RpcError:
+                results.errors += 1
+                continue
+            results.operations += done
+            results.latencies_s.append(time.perf_counter() - started)
+
+    started = time.monotonic()
+    await asyncio.gather(*(worker() for _ in range(in_flight)))
+    summary = results.summary(time.monotonic() - started)
+    await target.close()
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--system", choices=("ledger", "etcd"), required=True)
+    parser.add_argument("--server", required=True, help="HOST:PORT to send everything to")
+    parser.add_argument("--mode", choices=("spread", "hot", "batch"), default="spread")
+    parser.add_argument("--accounts", type=int, default=1_000)
+    parser.add_argument("--in-flight", type=int, default=64)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--batch", type=int, default=2_000)
+    parser.add_argument("--etcd-protos", type=pathlib.Path)
+    args = parser.parse_args()
+    if args.system == "etcd" and args.etcd_protos is None:
+        parser.error("--etcd-protos is required for etcd")
+
+    async def run() -> dict[str, float]:
+        # Channels belong to the loop they are made on: make them inside it.
+        target: LedgerTarget | EtcdTarget = (
+            LedgerTarget(args.server) if args.system == "ledger"
+            else EtcdTarget(args.server, args.etcd_protos))
+        return await drive(target, args.mode, args.accounts, args.in_flight, args.seconds,
+                           args.batch)
+
+    print(json.dumps(asyncio.run(run())))
+
+
+if __name__ == "__main__":
+    main()
