@@ -33,6 +33,7 @@ class LedgerStateMachine:
         self._accounts: dict[str, StoredAccount] = {}  # a cache of the "applied" table
         # What the last entries applied decided, for the writers waiting on them.
         self._recent: OrderedDict[tuple[str, int], dict[str, Decision]] = OrderedDict()
+        self._unwritten: set[str] = set()  # accounts whose record changed since flush()
 
     # ------------------------------------------------------------------ apply
 
@@ -66,12 +67,23 @@ class LedgerStateMachine:
             writes.append(AppWrite("history", codec.history_key(account, decision.position),
                                    codec.history_entry(decision).SerializeToString()))
         stored = StoredAccount(state, committed.position)
-        writes.append(AppWrite("applied", codec.account_key(account),
-                               codec.encode_account(stored)))
         self._remember(account, stored)
+        self._unwritten.add(account)
         self._recent[(account, committed.position)] = decided_here
         if len(self._recent) > MAX_RECENT_ENTRIES:
             self._recent.popitem(last=False)
+        return writes
+
+    def flush(self) -> list[AppWrite]:
+        """The account records changed since the last flush (one write per account).
+
+        The driver stages these with the entries' own writes, before any sync can
+        start, so a commit never holds one without the other.
+        """
+        writes = [AppWrite("applied", codec.account_key(account),
+                           codec.encode_account(self.account(account)))
+                  for account in sorted(self._unwritten)]
+        self._unwritten.clear()
         return writes
 
     def recent_decision(self, account: str, slot: int, request_id: str) -> Decision | None:
@@ -115,7 +127,9 @@ class LedgerStateMachine:
 
     def _remember(self, account: str, stored: StoredAccount) -> None:
         if len(self._accounts) >= MAX_CACHED_ACCOUNTS and account not in self._accounts:
-            self._accounts.clear()  # a cache, reloaded on demand; keeps memory bounded
+            # A cache, reloaded on demand; keeps memory bounded. Records not yet
+            # flushed stay: the store does not have them yet.
+            self._accounts = {a: self._accounts[a] for a in self._unwritten}
         self._accounts[account] = stored
 
 

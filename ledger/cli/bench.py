@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import pathlib
+import tempfile
 
 import click
 
+from ledger.bench.recovery import measure_catch_up, measure_restart
 from ledger.bench.runner import SCENARIOS, run_bench, table
 
 
@@ -16,12 +19,35 @@ from ledger.bench.runner import SCENARIOS, run_bench, table
               help=f"Comma-separated: {', '.join(SCENARIOS)}.")
 @click.option("--vs-etcd", is_flag=True,
               help="Also run a 3-member etcd (installed from Debian if missing, as root).")
+@click.option("--restart-entries", default=0, metavar="N",
+              help="Also time the restart of a node holding N log entries (e.g. 1000000).")
+@click.option("--catch-up-entries", default=0, metavar="N",
+              help="Also time a node catching up on N entries it missed (e.g. 100000).")
 @click.option("--json", "as_json", is_flag=True, help="Print the raw results as JSON.")
-def bench(seconds: float, rounds: int, scenarios: str, vs_etcd: bool, as_json: bool) -> None:
+def bench(seconds: float, rounds: int, scenarios: str, vs_etcd: bool, restart_entries: int,
+          catch_up_entries: int, as_json: bool) -> None:
     """Start a 3-node ledger (and etcd) on loopback and measure them under the same load."""
     names = [s.strip() for s in scenarios.split(",") if s.strip()]
     unknown = set(names) - set(SCENARIOS)
     if unknown:
         raise click.BadParameter(f"unknown scenarios {sorted(unknown)}", param_hint="--scenarios")
-    report = run_bench(lambda text: click.echo(text, err=True), seconds, rounds, names, vs_etcd)
-    click.echo(json.dumps(report) if as_json else table(report))
+
+    def say(text: str) -> None:
+        click.echo(text, err=True)
+
+    report = run_bench(say, seconds, rounds, names, vs_etcd) if names else {}
+    recovery: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="ledger-bench-recovery-") as base:
+        if restart_entries:
+            recovery.update(measure_restart(pathlib.Path(base) / "restart", restart_entries,
+                                            1_000, say))
+        if catch_up_entries:
+            recovery.update(measure_catch_up(pathlib.Path(base) / "catch-up",
+                                             catch_up_entries, 1_000, say))
+    if as_json:
+        click.echo(json.dumps({"load": report, "recovery": recovery}))
+        return
+    if report:
+        click.echo(table(report))
+    for key, value in recovery.items():
+        click.echo(f"{key:<28}{value:>14.2f}")

@@ -67,6 +67,10 @@ class StateMachine(Protocol):
         """Apply the next entry of an account; return the writes recording it."""
         ...
 
+    def flush(self) -> list[AppWrite]:
+        """Writes applying has deferred (staged right after a batch of applies)."""
+        ...
+
 
 class AppliedPositions:
     """The simplest state machine: remembers how far each account's log was applied."""
@@ -82,6 +86,9 @@ class AppliedPositions:
         assert committed.position == self.applied_position(committed.account) + 1
         raw = committed.position.to_bytes(8, "big", signed=True)
         return [AppWrite("applied", committed.account.encode(), raw)]
+
+    def flush(self) -> list[AppWrite]:
+        return []
 
 
 def monotonic_ms() -> int:
@@ -399,16 +406,20 @@ class NodeDriver:
             self._send(peer, envelopes)
 
         # Apply: what applying writes is derived from the log, so it may trail it.
+        applied = False
         for ready in group.readies:
             for committed in ready.committed:
                 self._stage(self._state_machine.apply(committed))
-                self._dirty = True
+                applied = True
             for outcome in ready.outcomes:
                 self._finish(outcome)
             for done in ready.barriers:
                 for read in self._barriers.pop((done.account, done.nonce), []):
                     if not read.future.done():
                         read.future.set_result(done.position)
+        if applied:
+            self._stage(self._state_machine.flush())
+            self._dirty = True
 
     def _run_core(self, inbox: _Inbox, now_ms: int) -> list[Ready]:
         """Feed the turn's work to the core, staging each Ready's writes at once.
@@ -450,6 +461,8 @@ class NodeDriver:
         return readies
 
     def _start_proposals(self, now_ms: int, take: Callable[[Ready], None]) -> None:
+        for account in [a for a, queue in self._waiting.items() if not queue]:
+            del self._waiting[account]  # keep this scan as short as the accounts in play
         for account, queue in self._waiting.items():
             while queue and queue[0].future.done():
                 queue.popleft()  # its caller gave up before it started
@@ -568,6 +581,7 @@ class NodeDriver:
                     committed = Committed(summary.account, position, value)
                     self._store.stage(self._state_machine.apply(committed))
                     self._dirty = True
+            self._store.stage(self._state_machine.flush())
             if len(summaries) < 1_000:
                 break
             after = summaries[-1].account

@@ -15,7 +15,7 @@ class PaxosConfig:
     backoff_cap_ms: int = 1_000  # the ceiling never exceeds this
     recovery_idle_ms: int = 500  # settle an undecided position after the account is idle this long
     anti_entropy_ms: int = 1_000  # ask a peer for its account tails this often
-    catch_up_batch: int = 256  # chosen values per catch-up reply
+    catch_up_batch: int = 1_000  # chosen values per catch-up reply
     promise_chosen_limit: int = 64  # chosen values reported in one Promise
     tails_batch: int = 256  # accounts per anti-entropy reply
     learn_ahead_limit: int = 1_024  # chosen values held beyond a gap in the prefix

@@ -122,7 +122,8 @@ class PaxosNode:
         self._accounts: dict[str, AccountState] = {}
         self._timers: list[tuple[int, int, str]] = []
         self._timer_seq = 0
-        self._next_anti_entropy_ms = now_ms + self._jitter_ms(config.anti_entropy_ms)
+        # Ask a peer what we missed right away: a node that was down is probably behind.
+        self._next_anti_entropy_ms = now_ms
         self._tails_cursor = ""
         self._next_nonce = 1
         self._prepare_seq = 0

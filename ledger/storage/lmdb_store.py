@@ -158,6 +158,9 @@ class LmdbStore:
         self._max_map_size = max_map_size_bytes
         self._txn: lmdb.Transaction[bytes] | None = None
         self._writer_thread: int | None = None  # the thread that stages and syncs
+        self._readers = threading.local()  # per thread: a reusable read transaction
+        self._generation = 0  # commits so far: a cached read txn from before one is stale
+        self._map_generation = 0  # map resizes so far: they invalidate every txn
         # Held by readers on other threads for the length of a read; see _grow.
         self.readers_lock: threading.Lock | contextlib.nullcontext[None] = (
             contextlib.nullcontext())
@@ -412,6 +415,7 @@ class LmdbStore:
                 raise failure from exc
             break
         self._staged.clear()
+        self._generation += 1
 
     def close(self) -> None:
         """Sync, then close. Closing twice is harmless; the store is unusable afterwards.
@@ -530,6 +534,7 @@ class LmdbStore:
             # on other threads (see GroupCommitStore) must be held off meanwhile.
             with self.readers_lock:
                 env.set_mapsize(new)
+                self._map_generation += 1  # every thread's cached read txn is now invalid
         except lmdb.Error as exc:
             raise self._storage_error(exc, f"growing the map to {new} bytes") from exc
         log.info("grew the LMDB map of %s from %d to %d bytes", self._path, current, new)
@@ -714,11 +719,23 @@ class LmdbStore:
         if self._staged and writer:
             return self._write_txn()
         # Another thread (a GroupCommitStore's readers while its writer commits): the
-        # committed state, through a read transaction of its own.
-        return self._require_env().begin()
+        # committed state, through a read transaction of its own. It is kept for the
+        # next read until a commit (or a map resize) makes it stale: opening one costs
+        # more than the read. A GroupCommitStore keeps what it has not pruned yet in
+        # its overlay, so a snapshot older than the newest commit never misses a write.
+        cached = getattr(self._readers, "txn", None)
+        if cached is not None and self._readers.map_generation == self._map_generation:
+            if self._readers.generation == self._generation:
+                return cached
+            cached.abort()  # stale, but still alive (a resize would have closed it)
+        txn = self._require_env().begin()
+        self._readers.txn = txn
+        self._readers.generation = self._generation
+        self._readers.map_generation = self._map_generation
+        return txn
 
     def _done(self, txn: lmdb.Transaction[bytes]) -> None:
-        if txn is not self._txn:
+        if txn is not self._txn and txn is not getattr(self._readers, "txn", None):
             txn.abort()
 
     def reserved_round(self) -> int:

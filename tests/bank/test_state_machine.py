@@ -38,6 +38,7 @@ class Replica:
     def apply(self, account: str, value: bytes) -> None:
         position = self.machine.applied_position(account) + 1
         self.store.stage(self.machine.apply(Committed(account, position, value)))
+        self.store.stage(self.machine.flush())
         self.store.sync()
 
     def apply_log(self, account: str, entries: list[list[Operation]]) -> None:
