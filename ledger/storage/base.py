@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -71,6 +71,18 @@ class StorageFull(StorageError):
 
 class Corruption(StorageError):
     """A stored record failed its checksum."""
+
+
+def flush_now(sync: Callable[[], None]) -> concurrent.futures.Future[None]:
+    """`flush_async` for a store without a background writer: sync now, report in a future."""
+    future: concurrent.futures.Future[None] = concurrent.futures.Future()
+    try:
+        sync()
+    except StorageError as error:
+        future.set_exception(error)
+    else:
+        future.set_result(None)
+    return future
 
 
 class Store(DurableView, Protocol):

@@ -73,6 +73,7 @@ from ledger.storage.base import (
     StorageError,
     StorageFull,
     chain_digest,
+    flush_now,
 )
 
 __all__ = ["FORMAT_VERSION", "LmdbStore", "store_exists"]
@@ -356,14 +357,7 @@ class LmdbStore:
 
     def flush_async(self) -> concurrent.futures.Future[None]:
         """Synchronously (wrap in a GroupCommitStore for a background writer)."""
-        future: concurrent.futures.Future[None] = concurrent.futures.Future()
-        try:
-            self.sync()
-        except StorageError as error:
-            future.set_exception(error)
-        else:
-            future.set_result(None)
-        return future
+        return flush_now(self.sync)
 
     def sync(self) -> None:
         """Commit everything staged in one LMDB commit. A no-op if nothing is staged.

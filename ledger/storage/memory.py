@@ -30,6 +30,7 @@ from ledger.storage.base import (
     AppWrite,
     NodeIdentity,
     chain_digest,
+    flush_now,
 )
 
 
@@ -154,14 +155,7 @@ class MemoryStore:
 
     def flush_async(self) -> concurrent.futures.Future[None]:
         """Synchronously, in memory; the future is done (or failed) on return."""
-        future: concurrent.futures.Future[None] = concurrent.futures.Future()
-        try:
-            self.sync()
-        except Exception as error:
-            future.set_exception(error)
-        else:
-            future.set_result(None)
-        return future
+        return flush_now(self.sync)
 
     def crash(self) -> None:
         """Lose every staged write, as a killed process would."""

@@ -606,6 +606,16 @@ ACCOUNTS = ["", "a", "a b", "ab", "b", "é"]
 APP_KEYS = [b"k", b"k1", b"k\x00", b"l"]
 
 
+def random_batch(rng: random.Random, reference: MemoryStore) -> list[StagedWrite]:
+    """A few writes valid one after another, already staged in the reference."""
+    batch = []
+    for _ in range(rng.randint(1, 6)):
+        write = random_write(rng, reference)
+        reference.stage([write])
+        batch.append(write)
+    return batch
+
+
 def random_write(rng: random.Random, reference: MemoryStore) -> StagedWrite:
     """A write valid in the reference's current state (so both stores accept it)."""
     account = rng.choice(ACCOUNTS)
@@ -654,12 +664,7 @@ def test_random_histories_read_the_same_as_the_in_memory_store(
     for _ in range(120):
         roll = rng.random()
         if roll < 0.75:
-            batch = []
-            for _ in range(rng.randint(1, 6)):
-                write = random_write(rng, reference)
-                reference.stage([write])
-                batch.append(write)
-            store.stage(batch)
+            store.stage(random_batch(rng, reference))
         elif roll < 0.9:
             reference.sync()
             store.sync()
@@ -688,12 +693,7 @@ def test_group_commit_reads_the_same_as_the_in_memory_store_while_flushing(
     for _ in range(150):
         roll = rng.random()
         if roll < 0.7:
-            batch = []
-            for _ in range(rng.randint(1, 6)):
-                write = random_write(rng, reference)
-                reference.stage([write])
-                batch.append(write)
-            store.stage(batch)
+            store.stage(random_batch(rng, reference))
         elif roll < 0.85 and (in_flight is None or in_flight.done()):
             in_flight = store.flush_async()  # reads below race with the writer thread
         elif roll < 0.9:
