@@ -186,9 +186,10 @@ class Bank:
     ) -> TransactionResult:
         request = self._enqueue(account, operation, time.monotonic() + timeout_s)
         try:
-            return await asyncio.wait_for(asyncio.shield(request.future), timeout_s)
+            # A timeout cancels the request's future: a worker skips or ignores it then.
+            async with asyncio.timeout(timeout_s):
+                return await request.future
         except TimeoutError:
-            request.future.cancel()
             raise _undecided(request, timeout_s) from None
 
     def _enqueue(self, account: str, operation: Operation, deadline: float,

@@ -214,12 +214,12 @@ class NodeDriver:
         self._waiting[account].append(proposal)
         self._wake.set()
         try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout_s)
+            # A timeout cancels the future itself (no task or shield per proposal).
+            async with asyncio.timeout(timeout_s):
+                return await future
         except TimeoutError:
-            if not future.done():
-                future.cancel()
-                self._inbox.cancels.append(proposal)
-                self._wake.set()
+            self._inbox.cancels.append(proposal)  # a no-op if it finished meanwhile
+            self._wake.set()
             raise NoQuorum(
                 f"no majority decided position for account {account!r} within "
                 f"{timeout_s:.1f}s; the value may or may not be chosen"
@@ -235,9 +235,9 @@ class NodeDriver:
         self._inbox.reads.append(_Read(account, future))
         self._wake.set()
         try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout_s)
+            async with asyncio.timeout(timeout_s):
+                return await future
         except TimeoutError:
-            future.cancel()
             raise NoQuorum(
                 f"no majority answered a read of account {account!r} within {timeout_s:.1f}s"
             ) from None
