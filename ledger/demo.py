@@ -23,6 +23,7 @@ import grpc
 from ledger.client import LedgerClient, LedgerError, Refused, Unavailable, new_request_id
 from ledger.localcluster import ProcessCluster
 from ledger.money import format_amount
+from ledger.node.status_client import account_statuses
 from ledger.v1 import replica_pb2 as pb
 from ledger.v1 import replica_pb2_grpc as pb_grpc
 
@@ -59,22 +60,11 @@ class NodeView:
 
 def node_views(address: str) -> dict[str, NodeView] | None:
     """Every account as one node holds it, or None if the node does not answer."""
-    views: dict[str, NodeView] = {}
-    with grpc.insecure_channel(address) as channel:
-        stub = pb_grpc.AdminStub(channel)
-        after = ""
-        try:
-            while True:
-                page = stub.Status(pb.StatusRequest(after=after), timeout=2)
-                for a in page.accounts:
-                    views[a.account] = NodeView(a.chosen_through + 1, a.balance,
-                                                a.digest.hex()[:8],
-                                                a.applied_position == a.chosen_through)
-                if page.complete or not page.accounts:
-                    return views
-                after = page.accounts[-1].account
-        except grpc.RpcError:
-            return None
+    accounts = account_statuses(address, timeout_s=2)
+    if accounts is None:
+        return None
+    return {a.account: NodeView(a.chosen_through + 1, a.balance, a.digest.hex()[:8],
+                                a.applied_position == a.chosen_through) for a in accounts}
 
 
 def teller_work(index: int, servers: list[str], tally: Tally, seed: int,

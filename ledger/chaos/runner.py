@@ -9,8 +9,6 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
-import grpc
-
 from ledger.chaos.checker import Violation, check
 from ledger.chaos.history import (
     FAILED,
@@ -26,8 +24,7 @@ from ledger.chaos.netns import Topology
 from ledger.chaos.workload import Recorder, WorkloadConfig, open_hot_accounts, run_clients
 from ledger.client import AccountNotFound, LedgerClient
 from ledger.localcluster import ProcessCluster
-from ledger.v1 import replica_pb2 as pb
-from ledger.v1 import replica_pb2_grpc as pb_grpc
+from ledger.node.status_client import account_statuses
 
 CONVERGENCE_TIMEOUT_S = 90.0
 PORT = 7001
@@ -145,20 +142,10 @@ def summarize(config: ChaosConfig, record: RunRecord, converged: bool,
 
 def status_views(address: str) -> dict[str, tuple[int, int, bytes]] | None:
     """account -> (applied, chosen_through, digest) as one node holds it."""
-    views: dict[str, tuple[int, int, bytes]] = {}
-    with grpc.insecure_channel(address) as channel:
-        stub = pb_grpc.AdminStub(channel)
-        after = ""
-        try:
-            while True:
-                page = stub.Status(pb.StatusRequest(after=after), timeout=5)
-                for a in page.accounts:
-                    views[a.account] = (a.applied_position, a.chosen_through, a.digest)
-                if page.complete or not page.accounts:
-                    return views
-                after = page.accounts[-1].account
-        except grpc.RpcError:
-            return None
+    accounts = account_statuses(address, timeout_s=5)
+    if accounts is None:
+        return None
+    return {a.account: (a.applied_position, a.chosen_through, a.digest) for a in accounts}
 
 
 def wait_for_convergence(addresses: list[str], timeout_s: float = CONVERGENCE_TIMEOUT_S) -> bool:

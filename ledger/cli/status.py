@@ -8,27 +8,18 @@ import click
 import grpc
 
 from ledger.money import format_amount
+from ledger.node.status_client import status_pages
 from ledger.v1 import replica_pb2 as pb
-from ledger.v1 import replica_pb2_grpc as pb_grpc
 
 DEFAULT_SERVERS = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
 
 
 def fetch_status(address: str, timeout_s: float) -> list[pb.StatusReply] | str:
     """Every page of a node's status, or why it could not be had."""
-    pages = []
-    after = ""
-    with grpc.insecure_channel(address) as channel:
-        stub = pb_grpc.AdminStub(channel)
-        try:
-            while True:
-                page = stub.Status(pb.StatusRequest(after=after), timeout=timeout_s)
-                pages.append(page)
-                if page.complete or not page.accounts:
-                    return pages
-                after = page.accounts[-1].account
-        except grpc.RpcError as error:
-            return f"unreachable ({error.code().name})"
+    try:
+        return status_pages(address, timeout_s)
+    except grpc.RpcError as error:
+        return f"unreachable ({error.code().name})"
 
 
 @click.command()

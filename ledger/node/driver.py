@@ -575,11 +575,14 @@ class NodeDriver:
         while True:
             summaries = self._store.account_summaries(after, 1_000)
             for summary in summaries:
-                applied = self._state_machine.applied_position(summary.account)
-                for position in range(applied + 1, summary.chosen_through + 1):
-                    (value,) = self._store.chosen_values(summary.account, position, 1)
-                    committed = Committed(summary.account, position, value)
-                    self._store.stage(self._state_machine.apply(committed))
+                position = self._state_machine.applied_position(summary.account) + 1
+                while position <= summary.chosen_through:
+                    values = self._store.chosen_values(summary.account, position, 1_000)
+                    assert values, "the chosen prefix is stored without gaps"
+                    for value in values:
+                        committed = Committed(summary.account, position, value)
+                        self._store.stage(self._state_machine.apply(committed))
+                        position += 1
                     self._dirty = True
             self._store.stage(self._state_machine.flush())
             if len(summaries) < 1_000:

@@ -99,6 +99,7 @@ class NodeServer:
         self.driver.extra_counters = lambda: {
             "peer_calls": self.transport.calls_made,
             "peer_calls_failed": self.transport.calls_failed,
+            "forwarded_batches": self.bank.forwarded_batches,
         }
         self.forwarder = Forwarder(config.cluster)
         self.bank = Bank(self.driver, self.machine, forward=self.forwarder)

@@ -69,7 +69,9 @@ class GroupCommitStore:
         self._accounts: dict[str, _AccountOverlay] = {}
         self._round: tuple[int, int] | None = None
         self._app: dict[str, dict[bytes, tuple[bytes | None, int]]] = {}
-        self._app_keys: dict[str, list[bytes]] = {}  # sorted keys of _app[table]
+        # Sorted keys of _app[table], built when a range read needs them: staging (the
+        # hot path) only drops the list when it adds a key.
+        self._app_keys: dict[str, list[bytes]] = {}
         self._pending: list[Write | AppWrite] = []
         self._batch = 1  # the batch now being staged into
         self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="writer")
@@ -88,7 +90,7 @@ class GroupCommitStore:
         if isinstance(write, AppWrite):
             rows = self._app.setdefault(write.table, {})
             if write.key not in rows:
-                bisect.insort(self._app_keys.setdefault(write.table, []), write.key)
+                self._app_keys.pop(write.table, None)
             rows[write.key] = (write.value, batch)
             return
         if isinstance(write, RoundWrite):
@@ -158,7 +160,7 @@ class GroupCommitStore:
             for key in stale:
                 del rows[key]
             if stale:
-                self._app_keys[table] = sorted(rows)
+                self._app_keys.pop(table, None)
 
     def close(self) -> None:
         self.sync()
@@ -258,7 +260,9 @@ class GroupCommitStore:
     ) -> Sequence[tuple[bytes, bytes]]:
         with self._lock:
             rows = self._app.get(table, {})
-            keys = self._app_keys.get(table, [])
+            keys = self._app_keys.get(table)
+            if keys is None:
+                keys = self._app_keys[table] = sorted(rows)
             staged = keys[bisect.bisect_left(keys, start):bisect.bisect_left(keys, stop)]
             # Staged deletions may hide base rows: ask the base for enough to make up.
             merged = dict(self._base.app_range(table, start, stop, limit + len(staged)))

@@ -9,6 +9,7 @@ from typing import TypeVar
 import grpc
 
 from ledger.client import LedgerClient
+from ledger.node.status_client import status_pages
 from ledger.v1 import replica_pb2 as pb
 from ledger.v1 import replica_pb2_grpc as pb_grpc
 
@@ -28,19 +29,9 @@ def log_length(address: str, account: str) -> int:
 
 def digests(address: str) -> dict[str, tuple[int, bytes, int]]:
     """account -> (chosen_through, digest, balance) as the node holds it."""
-    result = {}
-    with grpc.insecure_channel(address) as channel:
-        stub = pb_grpc.AdminStub(channel)
-        after = ""
-        while True:
-            page = stub.Status(pb.StatusRequest(after=after), timeout=5)
-            for account in page.accounts:
-                if account.applied_position == account.chosen_through:
-                    result[account.account] = (account.chosen_through, account.digest,
-                                               account.balance)
-            if page.complete or not page.accounts:
-                return result
-            after = page.accounts[-1].account
+    return {a.account: (a.chosen_through, a.digest, a.balance)
+            for page in status_pages(address, timeout_s=5) for a in page.accounts
+            if a.applied_position == a.chosen_through}
 
 
 def eventually(check: Callable[[], T], timeout_s: float = 30.0, what: str = "") -> T:

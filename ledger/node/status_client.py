@@ -1,0 +1,30 @@
+"""Reading a node's Admin.Status, every page of it (tools, the demo, chaos runs, tests)."""
+
+from __future__ import annotations
+
+import grpc
+
+from ledger.v1 import replica_pb2 as pb
+from ledger.v1 import replica_pb2_grpc as pb_grpc
+
+
+def status_pages(address: str, timeout_s: float) -> list[pb.StatusReply]:
+    """Every page of the node's status, in account order; raises grpc.RpcError."""
+    pages = []
+    after = ""
+    with grpc.insecure_channel(address) as channel:
+        stub = pb_grpc.AdminStub(channel)
+        while True:
+            page = stub.Status(pb.StatusRequest(after=after), timeout=timeout_s)
+            pages.append(page)
+            if page.complete or not page.accounts:
+                return pages
+            after = page.accounts[-1].account
+
+
+def account_statuses(address: str, timeout_s: float) -> list[pb.AccountStatus] | None:
+    """Every account as the node holds it, or None if it does not answer."""
+    try:
+        return [a for page in status_pages(address, timeout_s) for a in page.accounts]
+    except grpc.RpcError:
+        return None
