@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -87,7 +88,12 @@ class ClusterConfig:
     @property
     def fingerprint(self) -> str:
         """Carried by every peer call; nodes configured differently refuse each other."""
-        return hashlib.sha256(self.canonical().encode()).hexdigest()[:16]
+        return _fingerprint(self.canonical())
 
     def as_pairs(self) -> tuple[tuple[str, str], ...]:
         return tuple((m.node_id, m.address) for m in self.members)
+
+
+@functools.lru_cache(maxsize=16)
+def _fingerprint(canonical: str) -> str:
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
 import grpc
 
 from ledger.node import convert
@@ -34,6 +37,50 @@ class ReplicaServicer(pb_grpc.ReplicaServicer):
     async def Step(
         self, request: pb.StepRequest, context: grpc.aio.ServicerContext
     ) -> pb.StepReply:
+        source, envelopes = await self._decode(request, context)
+        answers = await self._driver.deliver(source, envelopes)
+        return pb.StepReply(messages=[convert.to_pb(e.message) for e in answers],
+                            requests_answered=1)
+
+    async def Stream(
+        self, requests: AsyncIterator[pb.StepRequest], context: grpc.aio.ServicerContext
+    ) -> None:
+        # Requests are read and handed to the node as they come; each one's answers are
+        # written once durable. Answers ready together share one reply.
+        finished: asyncio.Queue[list[Envelope] | None] = asyncio.Queue()
+
+        def on_answers(future: asyncio.Future[list[Envelope]]) -> None:
+            finished.put_nowait([] if future.cancelled() else future.result())
+
+        async def read() -> None:
+            try:
+                async for request in requests:
+                    source, envelopes = await self._decode(request, context)
+                    self._driver.deliver(source, envelopes).add_done_callback(on_answers)
+            finally:
+                finished.put_nowait(None)
+
+        reader = asyncio.create_task(read())
+        try:
+            ended = False
+            while not ended:
+                done = [await finished.get()]
+                while not finished.empty():
+                    done.append(finished.get_nowait())
+                ended = None in done
+                answered = [answers for answers in done if answers is not None]
+                if answered:
+                    await context.write(pb.StepReply(
+                        messages=[convert.to_pb(e.message) for answers in answered
+                                  for e in answers],
+                        requests_answered=len(answered)))
+            await reader  # an abort while reading ends the stream with its status
+        finally:
+            reader.cancel()
+
+    async def _decode(
+        self, request: pb.StepRequest, context: grpc.aio.ServicerContext
+    ) -> tuple[int, list[Envelope]]:
         if request.cluster_fingerprint != self._cluster.fingerprint:
             await context.abort(
                 grpc.StatusCode.FAILED_PRECONDITION,
@@ -47,8 +94,7 @@ class ReplicaServicer(pb_grpc.ReplicaServicer):
                          for message in request.messages]
         except (ConfigError, convert.MalformedMessage) as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
-        answers = await self._driver.deliver(source, envelopes)
-        return pb.StepReply(messages=[convert.to_pb(e.message) for e in answers])
+        return source, envelopes
 
 
 class AdminServicer(pb_grpc.AdminServicer):

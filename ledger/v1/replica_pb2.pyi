@@ -203,10 +203,12 @@ class StepRequest(_message.Message):
     def __init__(self, cluster_fingerprint: _Optional[str] = ..., source_node_id: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[PeerMessage, _Mapping]]] = ...) -> None: ...
 
 class StepReply(_message.Message):
-    __slots__ = ("messages",)
+    __slots__ = ("messages", "requests_answered")
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    REQUESTS_ANSWERED_FIELD_NUMBER: _ClassVar[int]
     messages: _containers.RepeatedCompositeFieldContainer[PeerMessage]
-    def __init__(self, messages: _Optional[_Iterable[_Union[PeerMessage, _Mapping]]] = ...) -> None: ...
+    requests_answered: int
+    def __init__(self, messages: _Optional[_Iterable[_Union[PeerMessage, _Mapping]]] = ..., requests_answered: _Optional[int] = ...) -> None: ...
 
 class StatusRequest(_message.Message):
     __slots__ = ("after", "limit")
