@@ -14,6 +14,7 @@ class PaxosConfig:
     backoff_base_ms: int = 10  # first backoff ceiling after a Nack; doubles per attempt
     backoff_cap_ms: int = 1_000  # the ceiling never exceeds this
     recovery_idle_ms: int = 500  # settle an undecided position after the account is idle this long
+    recovery_patience_ms: int = 5_000  # ... or this long if its proposer is still heard from
     anti_entropy_ms: int = 1_000  # ask a peer for its account tails this often
     catch_up_batch: int = 1_000  # chosen values per catch-up reply
     promise_chosen_limit: int = 64  # chosen values reported in one Promise
@@ -27,6 +28,7 @@ class PaxosConfig:
         assert self.cluster_size >= 1
         assert 0 < self.backoff_base_ms <= self.backoff_cap_ms
         assert self.resend_ms > 0 and self.recovery_idle_ms > 0 and self.anti_entropy_ms > 0
+        assert self.recovery_patience_ms >= self.recovery_idle_ms
         assert self.catch_up_batch >= 1 and self.promise_chosen_limit >= 1
         assert self.tails_batch >= 1 and self.learn_ahead_limit >= 1
         assert self.round_reservation >= 1

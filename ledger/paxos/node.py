@@ -124,8 +124,14 @@ class PaxosNode:
         self._timer_seq = 0
         # Ask a peer what we missed right away: a node that was down is probably behind.
         self._next_anti_entropy_ms = now_ms
+        # When each peer was last heard from: a follower does not take over an account
+        # whose proposer is still talking to it (a busy leader's Learns come late).
+        self._heard_ms = [-(1 << 62)] * config.cluster_size
         self._tails_cursor = ""
-        self._next_nonce = 1
+        # Read barrier nonces start at a random point of a 61-bit space: a restarted
+        # node must not take a TailReport answering its previous life's barrier (same
+        # nonce, older state) as an answer to a new one.
+        self._next_nonce = 1 + (int(rng.random() * (1 << 53)) << 8)
         self._prepare_seq = 0
         for account in store.accounts_with_votes():
             state = self._state(account, now_ms)
@@ -254,6 +260,7 @@ class PaxosNode:
         out = ReadyBuilder()
         message = envelope.message
         source = envelope.source
+        self._heard_ms[source] = now_ms
         if isinstance(message, TailsRequest):
             self._on_tails_request(source, message, out)
         elif isinstance(message, TailsReply):
@@ -631,8 +638,25 @@ class PaxosNode:
             state.recovery_at_ms = None
             idle_since_ms = state.last_activity_ms + self.config.recovery_idle_ms
             if state.proposer is None and state.unsettled() and idle_since_ms <= now_ms:
-                self._settle(account, state, now_ms, out)
+                if self._proposer_still_busy(state, now_ms):
+                    state.recovery_at_ms = now_ms + self.config.recovery_idle_ms
+                else:
+                    self._settle(account, state, now_ms, out)
         self._after_event(account, state, now_ms, out)
+
+    def _proposer_still_busy(self, state: AccountState, now_ms: int) -> bool:
+        """Is the node whose value we voted for alive and not yet past our patience?
+
+        A loaded leader may take longer than recovery_idle_ms to send a Learn; taking
+        the account over then only makes two proposers fight. Patience is bounded, so
+        a proposer that is alive but forgot the position (restarted) is settled for.
+        """
+        vote = state.acceptor.votes.get(state.chosen_through + 1)
+        if vote is None or vote.ballot.node_index == self.node_index:
+            return False
+        heard_ms = self._heard_ms[vote.ballot.node_index]
+        return (now_ms - heard_ms < self.config.recovery_idle_ms
+                and now_ms - state.last_activity_ms < self.config.recovery_patience_ms)
 
     def _on_barrier_timer(
         self, account: str, state: AccountState, barrier: Barrier, now_ms: int, out: ReadyBuilder
