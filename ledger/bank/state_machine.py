@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Sequence
 
 from ledger.accounts import Applied, NoOp, Operation, Refused, apply_operation
 from ledger.bank import codec
@@ -40,39 +41,55 @@ class LedgerStateMachine:
     def applied_position(self, account: str) -> int:
         return self.account(account).applied_slot
 
-    def apply(self, committed: Committed) -> list[AppWrite]:
+    def apply(self, entries: Sequence[Committed]) -> list[AppWrite]:
+        """Apply chosen entries (each account's in log order); return the writes recording them.
+
+        Whether each request id was decided before is looked up for the whole batch
+        at once: one read of the store instead of one per operation.
+        """
+        decoded = [(committed, self._operations(committed)) for committed in entries]
+        keys = sorted({codec.request_key(committed.account, operation.request_id)
+                       for committed, operations in decoded for operation in operations})
+        decided = {key for key, raw in zip(keys, self._store.app_get_many("requests", keys),
+                                           strict=True) if raw is not None}
+        writes: list[AppWrite] = []
+        for committed, operations in decoded:
+            self._apply_one(committed, operations, decided, writes)
+        return writes
+
+    def _apply_one(self, committed: Committed, operations: list[Operation],
+                   decided: set[bytes], writes: list[AppWrite]) -> None:
         account = committed.account
         stored = self.account(account)
         assert committed.position == stored.applied_slot + 1, "entries apply in log order"
         state = stored.state
-        writes: list[AppWrite] = []
         decided_here: dict[str, Decision] = {}
-        try:
-            operations = codec.decode_entry(committed.value)
-        except codec.MalformedEntry as error:
-            # Every replica skips it alike, so balances still agree; say so loudly.
-            log.error("account %r position %d: skipping a chosen value that is %s",
-                      account, committed.position, error)
-            operations = []
         for operation in operations:
-            earlier = decided_here.get(operation.request_id) or self.decision(
-                account, operation.request_id)
-            state, verdict = apply_operation(state, operation, earlier is not None)
+            key = codec.request_key(account, operation.request_id)
+            state, verdict = apply_operation(state, operation, key in decided)
             if isinstance(verdict, NoOp):
                 continue
             decision = _decision(operation, verdict, committed.position)
+            decided.add(key)
             decided_here[operation.request_id] = decision
-            writes.append(AppWrite("requests", codec.request_key(account, operation.request_id),
-                                   codec.encode_decision(decision)))
+            writes.append(AppWrite("requests", key, codec.encode_decision(decision)))
             writes.append(AppWrite("history", codec.history_key(account, decision.position),
                                    codec.history_entry(decision).SerializeToString()))
-        stored = StoredAccount(state, committed.position)
-        self._remember(account, stored)
+        self._remember(account, StoredAccount(state, committed.position))
         self._unwritten.add(account)
         self._recent[(account, committed.position)] = decided_here
         if len(self._recent) > MAX_RECENT_ENTRIES:
             self._recent.popitem(last=False)
-        return writes
+
+    @staticmethod
+    def _operations(committed: Committed) -> list[Operation]:
+        try:
+            return codec.decode_entry(committed.value)
+        except codec.MalformedEntry as error:
+            # Every replica skips it alike, so balances still agree; say so loudly.
+            log.error("account %r position %d: skipping a chosen value that is %s",
+                      committed.account, committed.position, error)
+            return []
 
     def flush(self) -> list[AppWrite]:
         """The account records changed since the last flush (one write per account).

@@ -20,7 +20,7 @@ import contextlib
 import logging
 import time
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -63,8 +63,8 @@ class StateMachine(Protocol):
         """The last position applied to the account (-1: none)."""
         ...
 
-    def apply(self, committed: Committed) -> list[AppWrite]:
-        """Apply the next entry of an account; return the writes recording it."""
+    def apply(self, entries: Sequence[Committed]) -> list[AppWrite]:
+        """Apply chosen entries, each account's in log order; return the writes recording them."""
         ...
 
     def flush(self) -> list[AppWrite]:
@@ -82,10 +82,14 @@ class AppliedPositions:
         raw = self._store.app_get("applied", account.encode())
         return -1 if raw is None else int.from_bytes(raw, "big", signed=True)
 
-    def apply(self, committed: Committed) -> list[AppWrite]:
-        assert committed.position == self.applied_position(committed.account) + 1
-        raw = committed.position.to_bytes(8, "big", signed=True)
-        return [AppWrite("applied", committed.account.encode(), raw)]
+    def apply(self, entries: Sequence[Committed]) -> list[AppWrite]:
+        last: dict[str, int] = {}
+        for committed in entries:
+            expected = last.get(committed.account, self.applied_position(committed.account)) + 1
+            assert committed.position == expected
+            last[committed.account] = committed.position
+        return [AppWrite("applied", account.encode(), position.to_bytes(8, "big", signed=True))
+                for account, position in last.items()]
 
     def flush(self) -> list[AppWrite]:
         return []
@@ -180,6 +184,7 @@ class NodeDriver:
         self.messages = 0  # handled by the core
         self.received: Counter[str] = Counter()  # messages handled, by kind
         self.proposals = 0
+        self.applied = 0  # log entries applied since start (not counting startup's re-apply)
         self.extra_counters: Callable[[], dict[str, int]] = dict
 
     # ------------------------------------------------------------------ inputs
@@ -251,7 +256,7 @@ class NodeDriver:
     def counters(self) -> dict[str, int]:
         """How much work this node did since it started, for operators and benchmarks."""
         return {"turns": self.turns, "syncs": self.syncs, "messages": self.messages,
-                "proposals": self.proposals, **self.extra_counters(),
+                "proposals": self.proposals, "applied": self.applied, **self.extra_counters(),
                 **{f"received_{kind}": count for kind, count in self.received.items()}}
 
     def applied_position(self, account: str) -> int:
@@ -406,20 +411,19 @@ class NodeDriver:
             self._send(peer, envelopes)
 
         # Apply: what applying writes is derived from the log, so it may trail it.
-        applied = False
+        committed = [entry for ready in group.readies for entry in ready.committed]
+        if committed:
+            self.applied += len(committed)
+            self._stage(self._state_machine.apply(committed))
+            self._stage(self._state_machine.flush())
+            self._dirty = True
         for ready in group.readies:
-            for committed in ready.committed:
-                self._stage(self._state_machine.apply(committed))
-                applied = True
             for outcome in ready.outcomes:
                 self._finish(outcome)
             for done in ready.barriers:
                 for read in self._barriers.pop((done.account, done.nonce), []):
                     if not read.future.done():
                         read.future.set_result(done.position)
-        if applied:
-            self._stage(self._state_machine.flush())
-            self._dirty = True
 
     def _run_core(self, inbox: _Inbox, now_ms: int) -> list[Ready]:
         """Feed the turn's work to the core, staging each Ready's writes at once.
@@ -579,10 +583,10 @@ class NodeDriver:
                 while position <= summary.chosen_through:
                     values = self._store.chosen_values(summary.account, position, 1_000)
                     assert values, "the chosen prefix is stored without gaps"
-                    for value in values:
-                        committed = Committed(summary.account, position, value)
-                        self._store.stage(self._state_machine.apply(committed))
-                        position += 1
+                    self._store.stage(self._state_machine.apply([
+                        Committed(summary.account, position + offset, value)
+                        for offset, value in enumerate(values)]))
+                    position += len(values)
                     self._dirty = True
             self._store.stage(self._state_machine.flush())
             if len(summaries) < 1_000:

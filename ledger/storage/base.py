@@ -125,6 +125,10 @@ class Store(DurableView, Protocol):
 
     def app_get(self, table: str, key: bytes) -> bytes | None: ...
 
+    def app_get_many(self, table: str, keys: Sequence[bytes]) -> list[bytes | None]:
+        """`app_get` of each key, in one go (one transaction, no per-key overhead)."""
+        ...
+
     def app_range(
         self, table: str, start: bytes, stop: bytes, limit: int
     ) -> Sequence[tuple[bytes, bytes]]:

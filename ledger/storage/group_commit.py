@@ -255,6 +255,22 @@ class GroupCommitStore:
                 return staged[0]
             return self._base.app_get(table, key)
 
+    def app_get_many(self, table: str, keys: Sequence[bytes]) -> list[bytes | None]:
+        with self._lock:
+            rows = self._app.get(table, {})
+            values: list[bytes | None] = []
+            missing: list[int] = []
+            for index, key in enumerate(keys):
+                staged = rows.get(key)
+                values.append(None if staged is None else staged[0])
+                if staged is None:
+                    missing.append(index)
+            if missing:
+                from_base = self._base.app_get_many(table, [keys[i] for i in missing])
+                for index, value in zip(missing, from_base, strict=True):
+                    values[index] = value
+            return values
+
     def app_range(
         self, table: str, start: bytes, stop: bytes, limit: int
     ) -> Sequence[tuple[bytes, bytes]]:

@@ -884,6 +884,25 @@ class LmdbStore:
         finally:
             self._done(txn)
 
+    def app_get_many(self, table: str, keys: Sequence[bytes]) -> list[bytes | None]:
+        db = self._db_app[table]
+        wanted = sorted({key for key in keys if key})
+        if not wanted:
+            return [None] * len(keys)
+        txn = self._reader()
+        try:
+            # One call into LMDB for all of them: each separate get would let the
+            # writer thread take the GIL in between.
+            found = dict(txn.cursor(db=db).getmulti(wanted))
+        finally:
+            self._done(txn)
+        values: list[bytes | None] = []
+        for key in keys:
+            raw = found.get(key)
+            values.append(None if raw is None else
+                          self._checked(key, raw, "the %s entry %r", table, key))
+        return values
+
     def app_range(
         self, table: str, start: bytes, stop: bytes, limit: int
     ) -> Sequence[tuple[bytes, bytes]]:

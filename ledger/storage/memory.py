@@ -199,6 +199,9 @@ class MemoryStore:
     def app_get(self, table: str, key: bytes) -> bytes | None:
         return self._visible.app_get(table, key)
 
+    def app_get_many(self, table: str, keys: Sequence[bytes]) -> list[bytes | None]:
+        return [self._visible.app_get(table, key) for key in keys]
+
     def app_range(
         self, table: str, start: bytes, stop: bytes, limit: int
     ) -> Sequence[tuple[bytes, bytes]]:

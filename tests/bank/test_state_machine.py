@@ -37,7 +37,7 @@ class Replica:
 
     def apply(self, account: str, value: bytes) -> None:
         position = self.machine.applied_position(account) + 1
-        self.store.stage(self.machine.apply(Committed(account, position, value)))
+        self.store.stage(self.machine.apply([Committed(account, position, value)]))
         self.store.stage(self.machine.flush())
         self.store.sync()
 

@@ -426,6 +426,21 @@ def test_app_tables_put_get_delete_and_range(backend: Backend, store: Store) -> 
     assert list(store.app_range("history", b"", b"\xff", 10)) == [(b"k1", b"other table")]
 
 
+def test_app_get_many_answers_like_app_get_for_each_key(backend: Backend, store: Store) -> None:
+    store.stage([AppWrite("requests", b"a", b"1"), AppWrite("requests", b"c", b"")])
+    store.sync()
+    # Staged over synced: a deletion, a new key, an overwrite; asked unsorted, repeated.
+    store.stage([AppWrite("requests", b"a", None), AppWrite("requests", b"b", b"2"),
+                 AppWrite("requests", b"c", b"3")])
+    keys = [b"c", b"a", b"missing", b"b", b"c", b""]
+    assert store.app_get_many("requests", keys) == [store.app_get("requests", k) for k in keys]
+    assert store.app_get_many("requests", keys) == [b"3", None, None, b"2", b"3", None]
+    assert store.app_get_many("history", []) == []
+    store.sync()
+    store = backend.reopen(store)
+    assert store.app_get_many("requests", keys) == [b"3", None, None, b"2", b"3", None]
+
+
 # Staging, syncing, restarting, crashing
 
 
