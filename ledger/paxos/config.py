@@ -10,11 +10,14 @@ class PaxosConfig:
     """Cluster size, timers and limits. Every queue and batch has a bound."""
 
     cluster_size: int
-    resend_ms: int = 200  # resend an unanswered Prepare/Accept after this long
+    # Resend an unanswered Prepare/Accept after this long. Peer streams are reliable
+    # while they stay up, so resends only repair losses; shorter made a loaded leader
+    # (whose answers wait behind big batches) resend work already in flight.
+    resend_ms: int = 1_000
     backoff_base_ms: int = 10  # first backoff ceiling after a Nack; doubles per attempt
     backoff_cap_ms: int = 1_000  # the ceiling never exceeds this
-    recovery_idle_ms: int = 500  # settle an undecided position after the account is idle this long
-    recovery_patience_ms: int = 5_000  # ... or this long if its proposer is still heard from
+    recovery_idle_ms: int = 2_000  # settle an undecided position once the account idles this long
+    recovery_patience_ms: int = 10_000  # ... or this long if its proposer is still heard from
     anti_entropy_ms: int = 1_000  # ask a peer for its account tails this often
     catch_up_batch: int = 1_000  # chosen values per catch-up reply
     promise_chosen_limit: int = 64  # chosen values reported in one Promise
