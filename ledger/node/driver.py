@@ -293,7 +293,9 @@ class NodeDriver:
             return
         self._wake.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), delay_ms / 1000)
+            # asyncio.timeout, not wait_for: no task is made for every wait.
+            async with asyncio.timeout(delay_ms / 1000):
+                await self._wake.wait()
 
     async def _coalesce(self) -> None:
         """Let work that is already on its way join this turn, so one sync serves it all.
