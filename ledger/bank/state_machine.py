@@ -47,39 +47,43 @@ class LedgerStateMachine:
         Whether each request id was decided before is looked up for the whole batch
         at once: one read of the store instead of one per operation.
         """
-        decoded = [(committed, self._operations(committed)) for committed in entries]
-        keys = sorted({codec.request_key(committed.account, operation.request_id)
-                       for committed, operations in decoded for operation in operations})
-        decided = {key for key, raw in zip(keys, self._store.app_get_many("requests", keys),
+        decoded = []
+        for committed in entries:
+            operations = self._operations(committed)
+            keys = [codec.request_key(committed.account, op.request_id) for op in operations]
+            decoded.append((committed, operations, keys))
+        wanted = sorted({key for _, _, keys in decoded for key in keys})
+        decided = {key for key, raw in zip(wanted, self._store.app_get_many("requests", wanted),
                                            strict=True) if raw is not None}
         writes: list[AppWrite] = []
-        for committed, operations in decoded:
-            self._apply_one(committed, operations, decided, writes)
+        for committed, operations, keys in decoded:
+            self._apply_one(committed, operations, keys, decided, writes)
         return writes
 
-    def _apply_one(self, committed: Committed, operations: list[Operation],
+    def _apply_one(self, committed: Committed, operations: list[Operation], keys: list[bytes],
                    decided: set[bytes], writes: list[AppWrite]) -> None:
         account = committed.account
-        stored = self.account(account)
-        assert committed.position == stored.applied_slot + 1, "entries apply in log order"
+        position = committed.position
+        stored = self._accounts.get(account) or self.account(account)
+        assert position == stored.applied_slot + 1, "entries apply in log order"
         state = stored.state
         decided_here: dict[str, Decision] = {}
-        for operation in operations:
-            key = codec.request_key(account, operation.request_id)
+        for operation, key in zip(operations, keys, strict=True):
             state, verdict = apply_operation(state, operation, key in decided)
             if isinstance(verdict, NoOp):
                 continue
-            decision = _decision(operation, verdict, committed.position)
+            decision = _decision(operation, verdict, position)
             decided.add(key)
             decided_here[operation.request_id] = decision
             writes.append(AppWrite("requests", key, codec.encode_decision(decision)))
             writes.append(AppWrite("history", codec.history_key(account, decision.position),
                                    codec.history_entry(decision).SerializeToString()))
-        self._remember(account, StoredAccount(state, committed.position))
+        self._remember(account, StoredAccount(state, position))
         self._unwritten.add(account)
-        self._recent[(account, committed.position)] = decided_here
-        if len(self._recent) > MAX_RECENT_ENTRIES:
-            self._recent.popitem(last=False)
+        recent = self._recent
+        recent[(account, position)] = decided_here
+        if len(recent) > MAX_RECENT_ENTRIES:
+            recent.popitem(last=False)
 
     @staticmethod
     def _operations(committed: Committed) -> list[Operation]:

@@ -155,7 +155,7 @@ def measure_catch_up(base: pathlib.Path, entries: int, accounts: int, say: Say
                 seconds = time.monotonic() - started
                 if status_views(lagging.address) == target:
                     break
-            time.sleep(0.02)
+            time.sleep(0.05)
     finally:
         cluster.stop()
     return {"catch_up_entries": entries, "catch_up_s": seconds,

@@ -580,12 +580,19 @@ class PaxosNode:
         self, source: int, reply: TailsReply, now_ms: int, out: ReadyBuilder
     ) -> None:
         self._tails_cursor = "" if reply.complete or not reply.tails else reply.tails[-1].account
+        behind = False
         for tail in reply.tails:
             if tail.chosen_through <= self.chosen_through(tail.account):
                 continue
+            behind = True
             state = self._state(tail.account, now_ms)
             self._note_tail(state, tail.chosen_through, source)
             self._after_event(tail.account, state, now_ms, out)
+        if behind and self._tails_cursor:
+            # Catching up: page on through the peer's accounts now, not a tick later,
+            # so a node that missed many accounts finds them all in a few round trips.
+            request = TailsRequest(self._tails_cursor, self.config.tails_batch)
+            out.messages.append(Envelope(self.node_index, source, request))
 
     def _request_catch_up(
         self, account: str, state: AccountState, now_ms: int, out: ReadyBuilder
