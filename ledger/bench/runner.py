@@ -7,6 +7,7 @@ ledger/etcd ratio, plus CPU seconds per 1,000 writes on each side's servers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
@@ -17,7 +18,9 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ledger.localcluster import ProcessCluster
+import grpc
+
+from ledger.localcluster import READY_TIMEOUT_S, ProcessCluster, free_ports
 
 Say = Callable[[str], None]
 
@@ -70,10 +73,16 @@ def median(runs: list[dict[str, float]], key: str) -> float:
     return statistics.median(run[key] for run in runs)
 
 
-def run_bench(say: Say, seconds: float, rounds: int, names: list[str], vs_etcd: bool) -> dict:  # type: ignore[type-arg]
-    """Run every scenario; returns {scenario: {"ledger": summary, "etcd": summary}}."""
+def run_bench(say: Say, seconds: float, rounds: int, names: list[str], vs_etcd: bool,
+              floor: bool = False) -> dict:  # type: ignore[type-arg]
+    """Run every scenario; returns {scenario: {"ledger": summary, "etcd": ..., "floor": ...}}.
+
+    With `floor`, a do-nothing Python gRPC server (ledger.bench.floor) takes the same
+    load too: what the gRPC server alone costs, without consensus or disk.
+    """
     report: dict[str, dict[str, dict[str, float]]] = {}
-    with tempfile.TemporaryDirectory(prefix="ledger-bench-") as base_text:
+    with tempfile.TemporaryDirectory(prefix="ledger-bench-") as base_text, \
+            contextlib.ExitStack() as stack:
         base = pathlib.Path(base_text)
         etcd = protos = None
         if vs_etcd:
@@ -84,29 +93,55 @@ def run_bench(say: Say, seconds: float, rounds: int, names: list[str], vs_etcd: 
             protos = etcd_module.compile_protos(base / "etcd-protos")
             etcd = etcd_module.EtcdCluster(base / "etcd")
             etcd.start(protos)
+            stack.callback(etcd.stop)
             say(f"etcd 3.4 cluster on {','.join(etcd.addresses)}")
-        try:
-            with ProcessCluster(base / "ledger", 3) as ledger:
-                say(f"ledger cluster on {ledger.cluster_flag}")
-                ledger_pids = [n.process.pid for n in ledger.nodes if n.process is not None]
-                for name in names:
-                    scenario = SCENARIOS[name]
-                    runs: dict[str, list[dict[str, float]]] = {"ledger": [], "etcd": []}
-                    for round_ in range(rounds):
-                        runs["ledger"].append(run_load("ledger", ledger.addresses[0], scenario,
-                                                       seconds, ledger_pids, None))
-                        if etcd is not None and scenario.etcd:
-                            runs["etcd"].append(run_load("etcd", etcd.addresses[0], scenario,
-                                                         seconds, etcd.pids(), protos))
-                        say(f"  {scenario.name}: round {round_ + 1}/{rounds} done")
-                    report[name] = {
-                        system: {key: median(done, key) for key in done[0]}
-                        for system, done in runs.items() if done
-                    }
-        finally:
-            if etcd is not None:
-                etcd.stop()
+        floor_server = stack.enter_context(FloorServer()) if floor else None
+        ledger = stack.enter_context(ProcessCluster(base / "ledger", 3))
+        say(f"ledger cluster on {ledger.cluster_flag}")
+        ledger_pids = [n.process.pid for n in ledger.nodes if n.process is not None]
+        for name in names:
+            scenario = SCENARIOS[name]
+            runs: dict[str, list[dict[str, float]]] = {"ledger": [], "etcd": [], "floor": []}
+            for round_ in range(rounds):
+                runs["ledger"].append(run_load("ledger", ledger.addresses[0], scenario,
+                                               seconds, ledger_pids, None))
+                if etcd is not None and scenario.etcd:
+                    runs["etcd"].append(run_load("etcd", etcd.addresses[0], scenario,
+                                                 seconds, etcd.pids(), protos))
+                if floor_server is not None:
+                    runs["floor"].append(run_load("ledger", floor_server.address, scenario,
+                                                  seconds, [floor_server.pid], None))
+                say(f"  {scenario.name}: round {round_ + 1}/{rounds} done")
+            report[name] = {
+                system: {key: median(done, key) for key in done[0]}
+                for system, done in runs.items() if done
+            }
     return report
+
+
+class FloorServer:
+    """A do-nothing Ledger server in its own process (see ledger.bench.floor)."""
+
+    def __init__(self) -> None:
+        self.address = f"127.0.0.1:{free_ports(1)[0]}"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
+    def __enter__(self) -> FloorServer:
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "ledger.bench.floor", "--listen", self.address])
+        with grpc.insecure_channel(self.address) as channel:
+            grpc.channel_ready_future(channel).result(timeout=READY_TIMEOUT_S)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
 
 
 def table(report: dict) -> str:  # type: ignore[type-arg]
@@ -131,4 +166,12 @@ def table(report: dict) -> str:  # type: ignore[type-arg]
             lines.append(f"{scenario.name + ': ' + label:<46}{ledger[key]:>12.2f}"
                          f"{(f'{theirs:.2f}' if theirs is not None else '-'):>12}{ratio:>9}")
     lines.append("ratio: how many times better the ledger does (higher is better for it)")
+    floors = [(SCENARIOS[name].name, systems["floor"]) for name, systems in report.items()
+              if "floor" in systems]
+    if floors:
+        lines.append("floor: a do-nothing Python gRPC server under the same load")
+        for label, floor in floors:
+            lines.append(f"  {label}: {floor['throughput']:.0f} calls/s, p50 "
+                         f"{floor['p50_ms']:.2f} ms, CPU s / 1,000 calls "
+                         f"{floor['cpu_s_per_1000']:.2f}")
     return "\n".join(lines)

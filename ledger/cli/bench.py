@@ -23,9 +23,11 @@ from ledger.bench.runner import SCENARIOS, run_bench, table
               help="Also time the restart of a node holding N log entries (e.g. 1000000).")
 @click.option("--catch-up-entries", default=0, metavar="N",
               help="Also time a node catching up on N entries it missed (e.g. 100000).")
+@click.option("--floor", is_flag=True,
+              help="Also run the load against a do-nothing Python gRPC server (the floor).")
 @click.option("--json", "as_json", is_flag=True, help="Print the raw results as JSON.")
 def bench(seconds: float, rounds: int, scenarios: str, vs_etcd: bool, restart_entries: int,
-          catch_up_entries: int, as_json: bool) -> None:
+          catch_up_entries: int, floor: bool, as_json: bool) -> None:
     """Start a 3-node ledger (and etcd) on loopback and measure them under the same load."""
     names = [s.strip() for s in scenarios.split(",") if s.strip()]
     unknown = set(names) - set(SCENARIOS)
@@ -35,7 +37,7 @@ def bench(seconds: float, rounds: int, scenarios: str, vs_etcd: bool, restart_en
     def say(text: str) -> None:
         click.echo(text, err=True)
 
-    report = run_bench(say, seconds, rounds, names, vs_etcd) if names else {}
+    report = run_bench(say, seconds, rounds, names, vs_etcd, floor) if names else {}
     recovery: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="ledger-bench-recovery-") as base:
         if restart_entries:
