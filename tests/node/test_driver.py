@@ -11,6 +11,7 @@ import grpc
 import pytest
 
 from ledger.localcluster import free_ports
+from ledger.node import convert
 from ledger.node.cluster import ClusterConfig
 from ledger.node.driver import NodeDriver, NoQuorum, StorageUnavailable
 from ledger.node.server import NodeServer, ServeConfig
@@ -76,6 +77,36 @@ async def test_a_peer_with_another_cluster_configuration_is_refused(servers: Ser
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             await pb_grpc.ReplicaStub(channel).Step(
                 pb.StepRequest(cluster_fingerprint="0" * 16, source_node_id="n2"), timeout=5)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "cluster configuration mismatch" in (refused.value.details() or "")
+
+
+async def test_a_peer_stream_answers_every_request_once_and_refuses_a_stranger(
+    servers: Servers,
+) -> None:
+    await servers.start(0)
+    fingerprint = servers.cluster.fingerprint
+    prepare = convert.to_pb(Prepare("a", 0, Ballot(5, 1)))
+    async with grpc.aio.insecure_channel(servers.address(0)) as channel:
+        stream = pb_grpc.ReplicaStub(channel).Stream()
+        # A request with a question, then one with nothing to answer: both are counted.
+        await stream.write(pb.StepRequest(cluster_fingerprint=fingerprint,
+                                          source_node_id="n2", messages=[prepare]))
+        await stream.write(pb.StepRequest(cluster_fingerprint=fingerprint,
+                                          source_node_id="n2"))
+        answered, kinds = 0, []
+        while answered < 2:
+            reply = await asyncio.wait_for(stream.read(), timeout=10)
+            answered += reply.requests_answered
+            kinds += [type(convert.from_pb(m)) for m in reply.messages]
+        assert answered == 2
+        assert [k for k in kinds if k is not TailsRequest] == [Promise]
+        stream.cancel()
+
+        stranger = pb_grpc.ReplicaStub(channel).Stream()
+        await stranger.write(pb.StepRequest(cluster_fingerprint="0" * 16, source_node_id="n2"))
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await asyncio.wait_for(stranger.read(), timeout=10)
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "cluster configuration mismatch" in (refused.value.details() or "")
 
