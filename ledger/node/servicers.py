@@ -53,10 +53,16 @@ class ReplicaServicer(pb_grpc.ReplicaServicer):
             finished.put_nowait([] if future.cancelled() else future.result())
 
         async def read() -> None:
+            delivered: set[asyncio.Future[list[Envelope]]] = set()
             try:
                 async for request in requests:
                     source, envelopes = await self._decode(request, context)
-                    self._driver.deliver(source, envelopes).add_done_callback(on_answers)
+                    future = self._driver.deliver(source, envelopes)
+                    future.add_done_callback(on_answers)
+                    delivered.add(future)
+                    future.add_done_callback(delivered.discard)
+                if delivered:
+                    await asyncio.wait(delivered)  # a caller that half-closes hears them all
             finally:
                 finished.put_nowait(None)
 

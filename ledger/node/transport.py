@@ -130,28 +130,42 @@ class PeerTransport:
             if timer is not None:
                 timer.cancel()
             while outbox:
-                stream = self._stream(peer)
-                try:
-                    async with asyncio.timeout(CALL_TIMEOUT_S):
-                        await stream.slots.acquire()
-                except TimeoutError:
-                    stream.close()  # the peer has answered nothing for that long
-                if stream.broken:
-                    continue
                 batch = outbox[:MAX_BATCH]
                 del outbox[:MAX_BATCH]
-                request = pb.StepRequest(
-                    cluster_fingerprint=self._fingerprint,
-                    source_node_id=self._node_id,
-                    messages=[convert.to_pb(envelope.message) for envelope in batch],
-                )
-                self.calls_made += 1
                 try:
-                    async with asyncio.timeout(CALL_TIMEOUT_S):
-                        await stream.call.write(request)
-                except (grpc.RpcError, asyncio.InvalidStateError, TimeoutError):
-                    self.calls_failed += 1
-                    stream.close()
+                    await self._send_batch(peer, batch)
+                except asyncio.CancelledError:
+                    if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                        raise  # stop(): this task is being cancelled
+                    # Else a write cut short by the call's own cancellation (a reset).
+                except Exception:  # the sender must outlive any one batch
+                    log.exception("sending to peer %d failed; the batch is dropped", peer)
+
+    async def _send_batch(self, peer: int, batch: list[Envelope]) -> None:
+        """Write one request on the peer's stream, resetting a stream that stalled."""
+        stream = self._stream(peer)
+        try:
+            async with asyncio.timeout(CALL_TIMEOUT_S):
+                await stream.slots.acquire()
+        except TimeoutError:
+            self.calls_failed += 1
+            stream.close()  # the peer has answered nothing for that long
+        if stream.broken:
+            return  # dropped: Paxos resends what still matters
+        request = pb.StepRequest(
+            cluster_fingerprint=self._fingerprint,
+            source_node_id=self._node_id,
+            messages=[convert.to_pb(envelope.message) for envelope in batch],
+        )
+        self.calls_made += 1
+        try:
+            async with asyncio.timeout(CALL_TIMEOUT_S):
+                await stream.call.write(request)
+        except TimeoutError:
+            self.calls_failed += 1
+            stream.close()
+        except (grpc.RpcError, asyncio.InvalidStateError):
+            stream.close()  # the reader counts the call's failure
 
     def _stream(self, peer: int) -> _Stream:
         """The open stream to `peer`, or a new one if there is none or it broke."""
@@ -169,11 +183,20 @@ class PeerTransport:
                     stream.slots.release()
                 self._deliver(peer, reply.messages)
         except grpc.aio.AioRpcError as error:
-            if error.code() == grpc.StatusCode.FAILED_PRECONDITION:
+            code = error.code()
+            if code == grpc.StatusCode.FAILED_PRECONDITION:
                 log.error("peer %s refused us: %s", self._cluster.members[peer].node_id,
                           error.details())
-            elif error.code() != grpc.StatusCode.CANCELLED:
+            elif code == grpc.StatusCode.UNIMPLEMENTED:
+                log.error("peer %s has no Replica.Stream: every node must run this version",
+                          self._cluster.members[peer].node_id)
+            if code != grpc.StatusCode.CANCELLED:
                 self.calls_failed += 1
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bad reply ends this stream, not the node
+            log.exception("reading from peer %d failed; reopening the stream", peer)
+            self.calls_failed += 1
         finally:
             stream.close()
 

@@ -98,6 +98,10 @@ class AccountState:
         )
 
 
+#: Positions an account must trail a peer's by for anti-entropy to page on at once.
+CATCH_UP_PAGING_GAP = 16
+
+
 class PaxosNode:
     """The sans-I/O Paxos state machine of one node, for all accounts."""
 
@@ -580,19 +584,24 @@ class PaxosNode:
         self, source: int, reply: TailsReply, now_ms: int, out: ReadyBuilder
     ) -> None:
         self._tails_cursor = "" if reply.complete or not reply.tails else reply.tails[-1].account
-        behind = False
+        far_behind = False
         for tail in reply.tails:
-            if tail.chosen_through <= self.chosen_through(tail.account):
+            ours = self.chosen_through(tail.account)
+            if tail.chosen_through <= ours:
                 continue
-            behind = True
+            # A busy follower trails by the Learns in flight; a node that missed writes
+            # (down, partitioned, new) trails by far more.
+            far_behind |= tail.chosen_through - ours > CATCH_UP_PAGING_GAP
             state = self._state(tail.account, now_ms)
             self._note_tail(state, tail.chosen_through, source)
             self._after_event(tail.account, state, now_ms, out)
-        if behind and self._tails_cursor:
-            # Catching up: page on through the peer's accounts now, not a tick later,
-            # so a node that missed many accounts finds them all in a few round trips.
+        if far_behind and self._tails_cursor:
+            # Catching up: page on through the peer's accounts now, not a tick later, so
+            # a node that missed many accounts finds them all in a few round trips. The
+            # tick waits meanwhile, so only one scan runs.
             request = TailsRequest(self._tails_cursor, self.config.tails_batch)
             out.messages.append(Envelope(self.node_index, source, request))
+            self._next_anti_entropy_ms = now_ms + self.config.anti_entropy_ms
 
     def _request_catch_up(
         self, account: str, state: AccountState, now_ms: int, out: ReadyBuilder
