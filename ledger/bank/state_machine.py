@@ -52,7 +52,7 @@ class LedgerStateMachine:
             operations = self._operations(committed)
             keys = [codec.request_key(committed.account, op.request_id) for op in operations]
             decoded.append((committed, operations, keys))
-        wanted = sorted({key for _, _, keys in decoded for key in keys})
+        wanted = list({key for _, _, keys in decoded for key in keys})
         decided = {key for key, raw in zip(wanted, self._store.app_get_many("requests", wanted),
                                            strict=True) if raw is not None}
         writes: list[AppWrite] = []
@@ -64,7 +64,7 @@ class LedgerStateMachine:
                    decided: set[bytes], writes: list[AppWrite]) -> None:
         account = committed.account
         position = committed.position
-        stored = self._accounts.get(account) or self.account(account)
+        stored = self.account(account)
         assert position == stored.applied_slot + 1, "entries apply in log order"
         state = stored.state
         decided_here: dict[str, Decision] = {}
@@ -80,10 +80,9 @@ class LedgerStateMachine:
                                    codec.history_entry(decision).SerializeToString()))
         self._remember(account, StoredAccount(state, position))
         self._unwritten.add(account)
-        recent = self._recent
-        recent[(account, position)] = decided_here
-        if len(recent) > MAX_RECENT_ENTRIES:
-            recent.popitem(last=False)
+        self._recent[(account, position)] = decided_here
+        if len(self._recent) > MAX_RECENT_ENTRIES:
+            self._recent.popitem(last=False)
 
     @staticmethod
     def _operations(committed: Committed) -> list[Operation]:

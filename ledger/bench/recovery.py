@@ -12,19 +12,16 @@ import shutil
 import time
 from collections.abc import Callable
 
-import grpc
-
 from ledger.accounts import Kind, Operation
 from ledger.bank import codec
 from ledger.bank.state_machine import LedgerStateMachine
 from ledger.localcluster import ProcessCluster, free_ports, node_answers
 from ledger.node.cluster import ClusterConfig
+from ledger.node.status_client import node_counters
 from ledger.paxos import ChosenWrite, Committed
 from ledger.storage.base import NodeIdentity
 from ledger.storage.group_commit import GroupCommitStore
 from ledger.storage.lmdb_store import LmdbStore
-from ledger.v1 import replica_pb2
-from ledger.v1 import replica_pb2_grpc as replica_grpc
 
 Say = Callable[[str], None]
 SYNC_EVERY = 20_000  # entries per commit while building
@@ -117,13 +114,7 @@ def measure_restart(base: pathlib.Path, entries: int, accounts: int, say: Say) -
 
 def applied_entries(address: str) -> int:
     """How many log entries the node at `address` applied since it started (0 if down)."""
-    with grpc.insecure_channel(address) as channel:
-        try:
-            status = replica_grpc.AdminStub(channel).Status(
-                replica_pb2.StatusRequest(limit=1), timeout=5)
-        except grpc.RpcError:
-            return 0
-    return status.counters["applied"]
+    return (node_counters(address, timeout_s=5) or {}).get("applied", 0)
 
 
 def measure_catch_up(base: pathlib.Path, entries: int, accounts: int, say: Say

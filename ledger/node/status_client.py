@@ -22,6 +22,16 @@ def status_pages(address: str, timeout_s: float) -> list[pb.StatusReply]:
             after = page.accounts[-1].account
 
 
+def node_counters(address: str, timeout_s: float) -> dict[str, int] | None:
+    """The node's work counters (one small Status page), or None if it does not answer."""
+    with grpc.insecure_channel(address) as channel:
+        try:
+            page = pb_grpc.AdminStub(channel).Status(pb.StatusRequest(limit=1), timeout=timeout_s)
+        except grpc.RpcError:
+            return None
+    return dict(page.counters)
+
+
 def account_statuses(address: str, timeout_s: float) -> list[pb.AccountStatus] | None:
     """Every account as the node holds it, or None if it does not answer."""
     try:

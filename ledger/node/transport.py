@@ -72,7 +72,6 @@ class PeerTransport:
         on_answers: Callable[[list[Envelope]], None],
     ) -> None:
         self._cluster = cluster
-        self._fingerprint = cluster.fingerprint
         self._node_index = node_index
         self._node_id = cluster.members[node_index].node_id
         self._on_answers = on_answers
@@ -153,7 +152,7 @@ class PeerTransport:
         if stream.broken:
             return  # dropped: Paxos resends what still matters
         request = pb.StepRequest(
-            cluster_fingerprint=self._fingerprint,
+            cluster_fingerprint=self._cluster.fingerprint,
             source_node_id=self._node_id,
             messages=[convert.to_pb(envelope.message) for envelope in batch],
         )

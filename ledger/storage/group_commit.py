@@ -81,21 +81,9 @@ class GroupCommitStore:
 
     def stage(self, writes: Iterable[Write | AppWrite]) -> None:
         with self._lock:
-            batch = self._batch
-            app = self._app
-            pending = self._pending
             for write in writes:
-                if type(write) is AppWrite:
-                    # The most frequent write, inlined: applying stages two per operation.
-                    rows = app.get(write.table)
-                    if rows is None:
-                        rows = app[write.table] = {}
-                    if write.key not in rows:
-                        self._app_keys.pop(write.table, None)
-                    rows[write.key] = (write.value, batch)
-                else:
-                    self._stage_one(write)
-                pending.append(write)
+                self._stage_one(write)
+                self._pending.append(write)
 
     def _stage_one(self, write: Write | AppWrite) -> None:
         batch = self._batch
