@@ -64,7 +64,7 @@ def node_views(address: str) -> dict[str, NodeView] | None:
     if accounts is None:
         return None
     return {a.account: NodeView(a.chosen_through + 1, a.balance, a.digest.hex()[:8],
-                                a.applied_position == a.chosen_through) for a in accounts}
+                                a.applied_slot == a.chosen_through) for a in accounts}
 
 
 def teller_work(index: int, servers: list[str], tally: Tally, seed: int,

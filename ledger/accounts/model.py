@@ -10,9 +10,23 @@ MAX_BALANCE = 10**18  # no balance may exceed this
 
 
 class Kind(enum.Enum):
+    """What an operation does; the one operation-kind enum, from the API to the log."""
+
     OPEN = "open"
     DEPOSIT = "deposit"
     WITHDRAWAL = "withdrawal"
+
+    @classmethod
+    def parse(cls, text: str) -> Kind:
+        """The kind a person, a file or a client names: open, deposit, withdrawal or withdraw."""
+        kind = _KIND_NAMES.get(text.strip().lower())
+        if kind is None:
+            raise ValueError(f"{text!r} is not a kind of write: open, deposit or withdraw")
+        return kind
+
+
+# "withdraw" is the verb the API and the teller use for a withdrawal.
+_KIND_NAMES = {**{kind.value: kind for kind in Kind}, "withdraw": Kind.WITHDRAWAL}
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 
 from ledger import errors
-from ledger.bank.service import TransactionResult, WriteRequest
+from ledger.bank.model import TransactionResult, WriteRequest
 from ledger.node.cluster import ClusterConfig
 from ledger.node.transport import open_channel
 from ledger.v1 import ledger_pb2 as pb

@@ -10,7 +10,8 @@ import grpc
 from ledger import errors
 from ledger.accounts import Kind
 from ledger.api.forwarder import FORWARDED
-from ledger.bank.service import Bank, TransactionResult, WriteRequest
+from ledger.bank.model import HistoryEntry, TransactionResult, WriteRequest
+from ledger.bank.service import Bank
 from ledger.node.servicers import time_budget_s
 from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc as pb_grpc
@@ -70,6 +71,17 @@ def _result(outcome: TransactionResult | errors.LedgerError) -> pb.OperationResu
     return pb.OperationResult(code=0, reply=_transaction(outcome))
 
 
+def _history_entry(entry: HistoryEntry) -> pb.Entry:
+    return pb.Entry(position=entry.position, kind=KIND_TO_ENTRY_KIND[entry.kind],
+                    amount=entry.amount, balance_after=entry.balance_after,
+                    request_id=entry.request_id, memo=entry.memo, rejected=entry.rejected,
+                    reject_reason=entry.reject_reason, recorded_at_ms=entry.recorded_at_ms)
+
+
+KIND_TO_ENTRY_KIND = {Kind.OPEN: pb.ENTRY_KIND_OPEN, Kind.DEPOSIT: pb.ENTRY_KIND_DEPOSIT,
+                      Kind.WITHDRAWAL: pb.ENTRY_KIND_WITHDRAWAL}
+
+
 def _strong(consistency: int) -> bool:
     return consistency != pb.CONSISTENCY_LOCAL
 
@@ -121,7 +133,8 @@ class LedgerServicer(pb_grpc.LedgerServicer):
         entries = await answer(context, lambda: self._bank.history(
             request.account_id, request.from_position, request.limit,
             _strong(request.consistency), time_budget_s(context)))
-        return pb.HistoryReply(account_id=request.account_id, entries=entries)
+        return pb.HistoryReply(account_id=request.account_id,
+                               entries=[_history_entry(entry) for entry in entries])
 
     async def ListAccounts(
         self, request: pb.ListAccountsRequest, context: grpc.aio.ServicerContext

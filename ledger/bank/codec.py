@@ -11,20 +11,22 @@ from dataclasses import dataclass
 from google.protobuf.message import DecodeError
 
 from ledger.accounts import MAX_AMOUNT, AccountState, Kind, Operation
-from ledger.v1 import ledger_pb2, records_pb2
+from ledger.bank.model import HistoryEntry
+from ledger.v1 import records_pb2
 
-KIND_TO_PB = {
-    Kind.OPEN: ledger_pb2.ENTRY_KIND_OPEN,
-    Kind.DEPOSIT: ledger_pb2.ENTRY_KIND_DEPOSIT,
-    Kind.WITHDRAWAL: ledger_pb2.ENTRY_KIND_WITHDRAWAL,
+#: How each kind is stored (the records' own enum, not the public API's).
+KIND_TO_RECORD = {
+    Kind.OPEN: records_pb2.OPERATION_KIND_OPEN,
+    Kind.DEPOSIT: records_pb2.OPERATION_KIND_DEPOSIT,
+    Kind.WITHDRAWAL: records_pb2.OPERATION_KIND_WITHDRAWAL,
 }
-PB_TO_KIND = {value: kind for kind, value in KIND_TO_PB.items()}
+RECORD_TO_KIND = {value: kind for kind, value in KIND_TO_RECORD.items()}
 
 
 def encode_entry(operations: Sequence[Operation], nonce: int = 0) -> bytes:
-    """The value proposed for one log position; `nonce` tells proposals apart."""
+    """The value proposed for one log slot; `nonce` tells proposals apart."""
     return records_pb2.LogEntry(operations=[
-        records_pb2.LogOperation(kind=KIND_TO_PB[op.kind], amount=op.amount,
+        records_pb2.LogOperation(kind=KIND_TO_RECORD[op.kind], amount=op.amount,
                                  request_id=op.request_id, memo=op.memo,
                                  recorded_at_ms=op.recorded_at_ms)
         for op in operations
@@ -43,7 +45,7 @@ def decode_entry(value: bytes) -> list[Operation]:
     """
     try:
         entry = records_pb2.LogEntry.FromString(value)
-        operations = [Operation(PB_TO_KIND[op.kind], op.amount, op.request_id, op.memo,
+        operations = [Operation(RECORD_TO_KIND[op.kind], op.amount, op.request_id, op.memo,
                                 op.recorded_at_ms)
                       for op in entry.operations]
     except (DecodeError, KeyError) as error:
@@ -58,7 +60,7 @@ def decode_entry(value: bytes) -> list[Operation]:
 
 @dataclass(frozen=True, slots=True)
 class StoredAccount:
-    """An account's state and the log position it reflects."""
+    """An account's state and the log slot it reflects."""
 
     state: AccountState
     applied_slot: int  # -1: nothing applied
@@ -89,13 +91,13 @@ class Decision:
     rejected: bool
     reject_reason: str
     balance_after: int
-    slot: int  # the log position of the entry that carried it
+    slot: int  # the log slot of the entry that carried it
 
 
 def encode_decision(decision: Decision) -> bytes:
     op = decision.operation
     return records_pb2.RequestRecord(
-        position=decision.position, kind=KIND_TO_PB[op.kind], amount=op.amount, memo=op.memo,
+        position=decision.position, kind=KIND_TO_RECORD[op.kind], amount=op.amount, memo=op.memo,
         rejected=decision.rejected, reject_reason=decision.reject_reason,
         balance_after=decision.balance_after, slot=decision.slot,
     ).SerializeToString()
@@ -103,20 +105,27 @@ def encode_decision(decision: Decision) -> bytes:
 
 def decode_decision(raw: bytes, request_id: str) -> Decision:
     record = records_pb2.RequestRecord.FromString(raw)
-    operation = Operation(PB_TO_KIND[record.kind], record.amount, request_id, record.memo)
+    operation = Operation(RECORD_TO_KIND[record.kind], record.amount, request_id, record.memo)
     return Decision(record.position, operation, record.rejected, record.reject_reason,
                     record.balance_after, record.slot)
 
 
-def history_entry(decision: Decision) -> ledger_pb2.Entry:
-    """The public history entry of a decided operation."""
+def encode_history(decision: Decision) -> bytes:
+    """The stored history entry of a decided operation."""
     op = decision.operation
-    return ledger_pb2.Entry(
-        position=decision.position, kind=KIND_TO_PB[op.kind], amount=op.amount,
+    return records_pb2.HistoryRecord(
+        position=decision.position, kind=KIND_TO_RECORD[op.kind], amount=op.amount,
         balance_after=decision.balance_after, request_id=op.request_id, memo=op.memo,
         rejected=decision.rejected, reject_reason=decision.reject_reason,
         recorded_at_ms=op.recorded_at_ms,
-    )
+    ).SerializeToString()
+
+
+def decode_history(raw: bytes) -> HistoryEntry:
+    record = records_pb2.HistoryRecord.FromString(raw)
+    return HistoryEntry(record.position, RECORD_TO_KIND[record.kind], record.amount,
+                        record.balance_after, record.request_id, record.memo, record.rejected,
+                        record.reject_reason, record.recorded_at_ms)
 
 
 # Keys: the account, a NUL (account ids never contain one), then the rest.

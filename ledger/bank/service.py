@@ -40,9 +40,9 @@ from ledger.accounts.validation import (
 )
 from ledger.bank import codec
 from ledger.bank.codec import Decision
+from ledger.bank.model import Balance, HistoryEntry, TransactionResult, WriteRequest
 from ledger.bank.state_machine import LedgerStateMachine
 from ledger.node.driver import NodeDriver, NoQuorum, StorageUnavailable
-from ledger.v1 import ledger_pb2
 
 MAX_OPERATIONS_PER_ENTRY = 512  # one log entry decides at most this many requests
 MAX_BATCH_OPERATIONS = 10_000  # operations in one Submit call
@@ -50,37 +50,11 @@ BACKOFF_BASE_S = 0.002
 BACKOFF_CAP_S = 0.2
 
 
-@dataclass(frozen=True, slots=True)
-class TransactionResult:
-    account_id: str
-    position: int  # the operation's number in the account's history
-    balance: int  # the balance right after it
-    duplicate: bool  # the request id had already been applied; nothing new was written
-
-
-@dataclass(frozen=True, slots=True)
-class WriteRequest:
-    """One write of a batch: an open (amount is the opening balance), deposit or withdrawal."""
-
-    kind: Kind
-    account_id: str
-    amount: int
-    request_id: str
-    memo: str = ""
-
-
 #: Sends writes to another node's bank and returns its results, in order.
 Forward = Callable[[int, list[WriteRequest], float],
                    Awaitable[list["TransactionResult | errors.LedgerError"]]]
 
 SUSPECT_S = 2.0  # a leader that failed a forward is bypassed this long
-
-
-@dataclass(frozen=True, slots=True)
-class Balance:
-    account_id: str
-    balance: int
-    position: int  # the last operation the balance reflects
 
 
 @dataclass(slots=True, eq=False)
@@ -222,7 +196,7 @@ class Bank:
                 budget_s = max(r.deadline for r in batch) - time.monotonic()
                 try:
                     outcome = await self._driver.propose(account, value, max(budget_s, 0.001),
-                                                         expected_position=expected)
+                                                         expected_slot=expected)
                 except (NoQuorum, StorageUnavailable) as error:
                     self._fail(batch, errors.Unavailable(
                         f"{error}; retrying with the same request id is safe"))
@@ -230,9 +204,9 @@ class Bank:
                 if outcome is not None and outcome.won:
                     attempt = 0
                     for request in batch:
-                        self._answer_decided(request, outcome.position)
+                        self._answer_decided(request, outcome.slot)
                     continue
-                # The prefix moved, or another entry won the position: check again.
+                # The prefix moved, or another entry won the slot: check again.
                 queue.waiting.extendleft(reversed(batch))
                 if outcome is not None:
                     attempt += 1
@@ -299,7 +273,7 @@ class Bank:
                 deferred.append(request)  # decided by the first of them; answer it after
                 continue
             if operation.kind is Kind.OPEN and batch:
-                deferred.append(request)  # an open goes alone, at position 0
+                deferred.append(request)  # an open goes alone, at slot 0
                 continue
             if (
                 operation.kind is not Kind.OPEN
@@ -388,7 +362,7 @@ class Bank:
 
     async def history(
         self, account_id: str, from_position: int, limit: int, strong: bool, timeout_s: float
-    ) -> list[ledger_pb2.Entry]:
+    ) -> list[HistoryEntry]:
         check_account_id(account_id)
         limit = check_page(limit)
         if strong:

@@ -1,7 +1,7 @@
 """The ledger state machine: applies chosen log entries to account state, in log order.
 
 For each account it keeps, in the store's application tables: the account's
-state at its applied log position, one history entry per numbered operation,
+state at its applied log slot, one history entry per numbered operation,
 and for each request id the decision that settled it. Applying is deterministic,
 so every replica computes the same balances, verdicts and history. These writes
 trail the log: after a crash the driver re-applies what they are missing.
@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from ledger.accounts import Applied, NoOp, Operation, Refused, apply_operation
 from ledger.bank import codec
 from ledger.bank.codec import Decision, StoredAccount
+from ledger.bank.model import HistoryEntry
 from ledger.paxos import Committed
 from ledger.storage.base import AppWrite, Store
-from ledger.v1 import ledger_pb2
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,9 @@ MAX_RECENT_ENTRIES = 4_096
 class LedgerStateMachine:
     """Implements the driver's StateMachine; also answers the bank's local queries."""
 
+    #: The application tables it keeps; the store is opened with them.
+    TABLES = ("applied", "history", "requests")
+
     def __init__(self, store: Store) -> None:
         self._store = store
         self._accounts: dict[str, StoredAccount] = {}  # a cache of the "applied" table
@@ -38,7 +41,7 @@ class LedgerStateMachine:
 
     # ------------------------------------------------------------------ apply
 
-    def applied_position(self, account: str) -> int:
+    def applied_slot(self, account: str) -> int:
         return self.account(account).applied_slot
 
     def apply(self, entries: Sequence[Committed]) -> list[AppWrite]:
@@ -63,24 +66,24 @@ class LedgerStateMachine:
     def _apply_one(self, committed: Committed, operations: list[Operation], keys: list[bytes],
                    decided: set[bytes], writes: list[AppWrite]) -> None:
         account = committed.account
-        position = committed.position
+        slot = committed.slot
         stored = self.account(account)
-        assert position == stored.applied_slot + 1, "entries apply in log order"
+        assert slot == stored.applied_slot + 1, "entries apply in log order"
         state = stored.state
         decided_here: dict[str, Decision] = {}
         for operation, key in zip(operations, keys, strict=True):
             state, verdict = apply_operation(state, operation, key in decided)
             if isinstance(verdict, NoOp):
                 continue
-            decision = _decision(operation, verdict, position)
+            decision = _decision(operation, verdict, slot)
             decided.add(key)
             decided_here[operation.request_id] = decision
             writes.append(AppWrite("requests", key, codec.encode_decision(decision)))
             writes.append(AppWrite("history", codec.history_key(account, decision.position),
-                                   codec.history_entry(decision).SerializeToString()))
-        self._remember(account, StoredAccount(state, position))
+                                   codec.encode_history(decision)))
+        self._remember(account, StoredAccount(state, slot))
         self._unwritten.add(account)
-        self._recent[(account, position)] = decided_here
+        self._recent[(account, slot)] = decided_here
         if len(self._recent) > MAX_RECENT_ENTRIES:
             self._recent.popitem(last=False)
 
@@ -90,8 +93,8 @@ class LedgerStateMachine:
             return codec.decode_entry(committed.value)
         except codec.MalformedEntry as error:
             # Every replica skips it alike, so balances still agree; say so loudly.
-            log.error("account %r position %d: skipping a chosen value that is %s",
-                      committed.account, committed.position, error)
+            log.error("account %r slot %d: skipping a chosen value that is %s",
+                      committed.account, committed.slot, error)
             return []
 
     def flush(self) -> list[AppWrite]:
@@ -125,11 +128,11 @@ class LedgerStateMachine:
         raw = self._store.app_get("requests", codec.request_key(account, request_id))
         return None if raw is None else codec.decode_decision(raw, request_id)
 
-    def history(self, account: str, from_position: int, limit: int) -> list[ledger_pb2.Entry]:
+    def history(self, account: str, from_position: int, limit: int) -> list[HistoryEntry]:
         start = codec.history_key(account, from_position)
         stop = account.encode() + b"\x01"
         rows = self._store.app_range("history", start, stop, limit)
-        return [ledger_pb2.Entry.FromString(raw) for _, raw in rows]
+        return [codec.decode_history(raw) for _, raw in rows]
 
     def opened_accounts(self, after: str, limit: int) -> list[str]:
         """Accounts this node knows to be open, sorted, strictly after `after`."""

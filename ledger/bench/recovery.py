@@ -2,7 +2,7 @@
 
 Data directories are built with the node's own code (the ledger state machine over
 the group-commit LMDB store), as if every entry had been chosen one at a time:
-position 0 opens an account, each later position deposits into it.
+slot 0 opens an account, each later slot deposits into it.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ CHUNK = 1_000  # entries applied at once
 
 def build_data_dir(path: pathlib.Path, accounts: int, entries: int) -> None:
     """A node's data directory holding `entries` chosen and applied log entries."""
-    store = GroupCommitStore(LmdbStore(path, map_size_bytes=4 << 30))
+    store = GroupCommitStore(LmdbStore(path, app_tables=LedgerStateMachine.TABLES,
+                                       map_size_bytes=4 << 30))
     machine = LedgerStateMachine(store)
     per_account, extra = divmod(entries, accounts)
     staged = 0
@@ -39,12 +40,12 @@ def build_data_dir(path: pathlib.Path, accounts: int, entries: int) -> None:
         count = per_account + (1 if account_index < extra else 0)
         for start in range(0, count, CHUNK):
             chunk = []
-            for position in range(start, min(count, start + CHUNK)):
-                kind, amount = (Kind.OPEN, 0) if position == 0 else (Kind.DEPOSIT, 1)
-                value = codec.encode_entry([Operation(kind, amount, f"r{position}", "")])
-                chunk.append(Committed(account, position, value))
+            for slot in range(start, min(count, start + CHUNK)):
+                kind, amount = (Kind.OPEN, 0) if slot == 0 else (Kind.DEPOSIT, 1)
+                value = codec.encode_entry([Operation(kind, amount, f"r{slot}", "")])
+                chunk.append(Committed(account, slot, value))
             # As catch-up applies them: a batch of chosen values at a time.
-            store.stage([ChosenWrite(c.account, c.position, c.value) for c in chunk])
+            store.stage([ChosenWrite(c.account, c.slot, c.value) for c in chunk])
             store.stage(machine.apply(chunk))
             staged += len(chunk)
             if staged >= SYNC_EVERY:
@@ -56,7 +57,7 @@ def build_data_dir(path: pathlib.Path, accounts: int, entries: int) -> None:
 
 
 def set_identity(path: pathlib.Path, node_id: str, cluster: ClusterConfig) -> None:
-    store = LmdbStore(path)
+    store = LmdbStore(path, app_tables=LedgerStateMachine.TABLES)
     store.set_identity(NodeIdentity(node_id, cluster.as_pairs()))
     store.close()
 

@@ -145,7 +145,7 @@ def status_views(address: str) -> dict[str, tuple[int, int, bytes]] | None:
     accounts = account_statuses(address, timeout_s=5)
     if accounts is None:
         return None
-    return {a.account: (a.applied_position, a.chosen_through, a.digest) for a in accounts}
+    return {a.account: (a.applied_slot, a.chosen_through, a.digest) for a in accounts}
 
 
 def wait_for_convergence(addresses: list[str], timeout_s: float = CONVERGENCE_TIMEOUT_S) -> bool:

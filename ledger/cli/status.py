@@ -47,7 +47,7 @@ def status(servers: str, as_json: bool, timeout: float) -> None:
         nodes[address] = {"reachable": True, "node_id": view[0].node_id, "accounts": len(known)}
         for a in known:
             accounts.setdefault(a.account, {})[address] = {
-                "applied_position": a.applied_position, "chosen_through": a.chosen_through,
+                "applied_position": a.applied_slot, "chosen_through": a.chosen_through,
                 "balance": a.balance if a.opened else None, "digest": a.digest.hex()[:8],
             }
     reachable = [address for address in addresses if nodes[address]["reachable"]]

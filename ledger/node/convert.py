@@ -18,7 +18,7 @@ def _ballot(message: pb.Ballot) -> Ballot:
 
 
 def _votes_pb(votes: Iterable[m.AcceptedEntry]) -> list[pb.Vote]:
-    return [pb.Vote(position=v.position, ballot=_ballot_pb(v.ballot), value=v.value)
+    return [pb.Vote(slot=v.slot, ballot=_ballot_pb(v.ballot), value=v.value)
             for v in votes]
 
 
@@ -26,36 +26,36 @@ def to_pb(message: m.Message) -> pb.PeerMessage:
     """Encode one Paxos message."""
     if isinstance(message, m.Accept):
         return pb.PeerMessage(accept=pb.Accept(
-            account=message.account, position=message.position,
+            account=message.account, slot=message.slot,
             ballot=_ballot_pb(message.ballot), value=message.value))
     if isinstance(message, m.Accepted):
         return pb.PeerMessage(accepted=pb.Accepted(
-            account=message.account, position=message.position,
+            account=message.account, slot=message.slot,
             ballot=_ballot_pb(message.ballot)))
     if isinstance(message, m.Learn):
         return pb.PeerMessage(learn=pb.Learn(
-            account=message.account, position=message.position, value=message.value))
+            account=message.account, slot=message.slot, value=message.value))
     if isinstance(message, m.Prepare):
         return pb.PeerMessage(prepare=pb.Prepare(
-            account=message.account, from_position=message.from_position,
+            account=message.account, from_slot=message.from_slot,
             ballot=_ballot_pb(message.ballot)))
     if isinstance(message, m.Promise):
         return pb.PeerMessage(promise=pb.Promise(
-            account=message.account, from_position=message.from_position,
+            account=message.account, from_slot=message.from_slot,
             ballot=_ballot_pb(message.ballot), accepted=_votes_pb(message.accepted),
             chosen=list(message.chosen), chosen_through=message.chosen_through))
     if isinstance(message, m.Nack):
         return pb.PeerMessage(nack=pb.Nack(
-            account=message.account, position=message.position,
+            account=message.account, slot=message.slot,
             ballot=_ballot_pb(message.ballot), promised=_ballot_pb(message.promised),
             chosen_through=message.chosen_through))
     if isinstance(message, m.CatchUpRequest):
         return pb.PeerMessage(catch_up_request=pb.CatchUpRequest(
-            account=message.account, from_position=message.from_position,
+            account=message.account, from_slot=message.from_slot,
             limit=message.limit))
     if isinstance(message, m.CatchUpReply):
         return pb.PeerMessage(catch_up_reply=pb.CatchUpReply(
-            account=message.account, from_position=message.from_position,
+            account=message.account, from_slot=message.from_slot,
             values=list(message.values), chosen_through=message.chosen_through))
     if isinstance(message, m.TailQuery):
         return pb.PeerMessage(tail_query=pb.TailQuery(account=message.account,
@@ -83,42 +83,42 @@ def from_pb(message: pb.PeerMessage) -> m.Message:
     kind = message.WhichOneof("body")
     try:
         return _DECODERS[kind](getattr(message, kind))
-    except (KeyError, TypeError, AssertionError) as error:
+    except (KeyError, TypeError, ValueError) as error:
         raise MalformedMessage(f"cannot decode a {kind!r} peer message: {error}") from error
 
 
 def _prepare(x: pb.Prepare) -> m.Prepare:
-    return m.Prepare(x.account, x.from_position, _ballot(x.ballot))
+    return m.Prepare(x.account, x.from_slot, _ballot(x.ballot))
 
 
 def _promise(x: pb.Promise) -> m.Promise:
-    votes = tuple(m.AcceptedEntry(v.position, _ballot(v.ballot), v.value) for v in x.accepted)
-    return m.Promise(x.account, x.from_position, _ballot(x.ballot), votes, tuple(x.chosen),
+    votes = tuple(m.AcceptedEntry(v.slot, _ballot(v.ballot), v.value) for v in x.accepted)
+    return m.Promise(x.account, x.from_slot, _ballot(x.ballot), votes, tuple(x.chosen),
                      x.chosen_through)
 
 
 def _accept(x: pb.Accept) -> m.Accept:
-    return m.Accept(x.account, x.position, _ballot(x.ballot), x.value)
+    return m.Accept(x.account, x.slot, _ballot(x.ballot), x.value)
 
 
 def _accepted(x: pb.Accepted) -> m.Accepted:
-    return m.Accepted(x.account, x.position, _ballot(x.ballot))
+    return m.Accepted(x.account, x.slot, _ballot(x.ballot))
 
 
 def _nack(x: pb.Nack) -> m.Nack:
-    return m.Nack(x.account, x.position, _ballot(x.ballot), _ballot(x.promised), x.chosen_through)
+    return m.Nack(x.account, x.slot, _ballot(x.ballot), _ballot(x.promised), x.chosen_through)
 
 
 def _learn(x: pb.Learn) -> m.Learn:
-    return m.Learn(x.account, x.position, x.value)
+    return m.Learn(x.account, x.slot, x.value)
 
 
 def _catch_up_request(x: pb.CatchUpRequest) -> m.CatchUpRequest:
-    return m.CatchUpRequest(x.account, x.from_position, x.limit)
+    return m.CatchUpRequest(x.account, x.from_slot, x.limit)
 
 
 def _catch_up_reply(x: pb.CatchUpReply) -> m.CatchUpReply:
-    return m.CatchUpReply(x.account, x.from_position, tuple(x.values), x.chosen_through)
+    return m.CatchUpReply(x.account, x.from_slot, tuple(x.values), x.chosen_through)
 
 
 def _tail_query(x: pb.TailQuery) -> m.TailQuery:

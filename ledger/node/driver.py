@@ -59,8 +59,8 @@ class StorageUnavailable(Exception):
 class StateMachine(Protocol):
     """What committed entries are applied to, in log order per account."""
 
-    def applied_position(self, account: str) -> int:
-        """The last position applied to the account (-1: none)."""
+    def applied_slot(self, account: str) -> int:
+        """The last slot applied to the account (-1: none)."""
         ...
 
     def apply(self, entries: Sequence[Committed]) -> list[AppWrite]:
@@ -72,24 +72,26 @@ class StateMachine(Protocol):
         ...
 
 
-class AppliedPositions:
+class AppliedSlots:
     """The simplest state machine: remembers how far each account's log was applied."""
+
+    TABLES = ("applied",)
 
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    def applied_position(self, account: str) -> int:
+    def applied_slot(self, account: str) -> int:
         raw = self._store.app_get("applied", account.encode())
         return -1 if raw is None else int.from_bytes(raw, "big", signed=True)
 
     def apply(self, entries: Sequence[Committed]) -> list[AppWrite]:
         last: dict[str, int] = {}
         for committed in entries:
-            expected = last.get(committed.account, self.applied_position(committed.account)) + 1
-            assert committed.position == expected
-            last[committed.account] = committed.position
-        return [AppWrite("applied", account.encode(), position.to_bytes(8, "big", signed=True))
-                for account, position in last.items()]
+            expected = last.get(committed.account, self.applied_slot(committed.account)) + 1
+            assert committed.slot == expected
+            last[committed.account] = committed.slot
+        return [AppWrite("applied", account.encode(), slot.to_bytes(8, "big", signed=True))
+                for account, slot in last.items()]
 
     def flush(self) -> list[AppWrite]:
         return []
@@ -104,7 +106,7 @@ class _Proposal:
     account: str
     value: bytes
     future: asyncio.Future[Outcome | None]
-    expected_position: int | None = None
+    expected_slot: int | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -162,7 +164,7 @@ class NodeDriver:
         self._store = store
         self._send = send
         self._clock_ms = clock_ms
-        self._state_machine = state_machine or AppliedPositions(store)
+        self._state_machine = state_machine or AppliedSlots(store)
         self._core = PaxosNode(node_index, config, store, rng, clock_ms())
         self._inbox = _Inbox()
         self._waiting: dict[str, deque[_Proposal]] = defaultdict(deque)
@@ -202,20 +204,20 @@ class NodeDriver:
         self._wake.set()
 
     async def propose(
-        self, account: str, value: bytes, timeout_s: float, expected_position: int | None = None
+        self, account: str, value: bytes, timeout_s: float, expected_slot: int | None = None
     ) -> Outcome | None:
-        """Propose `value` at the account's next undecided position and wait for the outcome.
+        """Propose `value` at the account's next undecided slot and wait for the outcome.
 
         Proposals on one account run one at a time, in arrival order. With
-        `expected_position`, the proposal is made only if that is the next undecided
-        position when its turn comes; otherwise it returns None at once (the prefix
+        `expected_slot`, the proposal is made only if that is the next undecided
+        slot when its turn comes; otherwise it returns None at once (the prefix
         the caller checked its request against has moved). Raises NoQuorum if no
         decision came within `timeout_s`: the value may still be chosen later.
         """
         if self.storage_error is not None:
             raise StorageUnavailable(self.storage_error)
         future: asyncio.Future[Outcome | None] = asyncio.get_running_loop().create_future()
-        proposal = _Proposal(account, value, future, expected_position)
+        proposal = _Proposal(account, value, future, expected_slot)
         self._waiting[account].append(proposal)
         self._wake.set()
         try:
@@ -226,14 +228,14 @@ class NodeDriver:
             self._inbox.cancels.append(proposal)  # a no-op if it finished meanwhile
             self._wake.set()
             raise NoQuorum(
-                f"no majority decided position for account {account!r} within "
+                f"no majority decided slot for account {account!r} within "
                 f"{timeout_s:.1f}s; the value may or may not be chosen"
             ) from None
 
     async def read_barrier(self, account: str, timeout_s: float) -> int:
         """Wait until this node has applied every write decided before the call began.
 
-        Returns the position through which the account is then applied. Reads
+        Returns the slot through which the account is then applied. Reads
         arriving in one turn share one barrier round. Raises NoQuorum on timeout.
         """
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -259,8 +261,8 @@ class NodeDriver:
                 "proposals": self.proposals, "applied": self.applied, **self.extra_counters(),
                 **{f"received_{kind}": count for kind, count in self.received.items()}}
 
-    def applied_position(self, account: str) -> int:
-        return self._state_machine.applied_position(account)
+    def applied_slot(self, account: str) -> int:
+        return self._state_machine.applied_slot(account)
 
     # -------------------------------------------------------------------- loop
 
@@ -425,7 +427,7 @@ class NodeDriver:
             for done in ready.barriers:
                 for read in self._barriers.pop((done.account, done.nonce), []):
                     if not read.future.done():
-                        read.future.set_result(done.position)
+                        read.future.set_result(done.slot)
 
     def _run_core(self, inbox: _Inbox, now_ms: int) -> list[Ready]:
         """Feed the turn's work to the core, staging each Ready's writes at once.
@@ -475,7 +477,7 @@ class NodeDriver:
             if not queue or account in self._active:
                 continue
             proposal = queue[0]
-            expected = proposal.expected_position
+            expected = proposal.expected_slot
             if expected is not None and self._core.chosen_through(account) + 1 != expected:
                 queue.popleft()
                 proposal.future.set_result(None)
@@ -509,18 +511,18 @@ class NodeDriver:
                 self._core.cancel_barrier(*key)
 
     def _trace_proposal(self, account: str) -> None:
-        position = self._core.chosen_through(account) + 1
+        slot = self._core.chosen_through(account) + 1
         leader = self._core.leadership(account)
         if self._core.config.fast_path and leader is not None and (
-            leader.next_position == position
+            leader.next_slot == slot
         ):
             self.tracer.note(account, (
-                f"proposing at position {position} on the fast path: a majority promised "
-                f"ballot {leader.ballot} for every position >= {leader.since_position}, so "
+                f"proposing at slot {slot} on the fast path: a majority promised "
+                f"ballot {leader.ballot} for every slot >= {leader.since_slot}, so "
                 "Prepare/Promise are skipped"))
         else:
             self.tracer.note(account, (
-                f"proposing at position {position}: this node holds no range promise on the "
+                f"proposing at slot {slot}: this node holds no range promise on the "
                 "account, so Phase 1 (Prepare/Promise) runs first"))
 
     def _finish(self, outcome: Outcome) -> None:
@@ -581,14 +583,14 @@ class NodeDriver:
         while True:
             summaries = self._store.account_summaries(after, 1_000)
             for summary in summaries:
-                position = self._state_machine.applied_position(summary.account) + 1
-                while position <= summary.chosen_through:
-                    values = self._store.chosen_values(summary.account, position, 1_000)
+                slot = self._state_machine.applied_slot(summary.account) + 1
+                while slot <= summary.chosen_through:
+                    values = self._store.chosen_values(summary.account, slot, 1_000)
                     assert values, "the chosen prefix is stored without gaps"
                     self._store.stage(self._state_machine.apply([
-                        Committed(summary.account, position + offset, value)
+                        Committed(summary.account, slot + offset, value)
                         for offset, value in enumerate(values)]))
-                    position += len(values)
+                    slot += len(values)
                     self._dirty = True
             self._store.stage(self._state_machine.flush())
             if len(summaries) < 1_000:

@@ -76,7 +76,8 @@ def open_store(config: ServeConfig) -> Store:
     from ledger.storage.group_commit import GroupCommitStore
     from ledger.storage.lmdb_store import LmdbStore
 
-    return GroupCommitStore(LmdbStore(config.data_dir, map_size_bytes=config.map_size_mb << 20))
+    return GroupCommitStore(LmdbStore(config.data_dir, app_tables=LedgerStateMachine.TABLES,
+                                      map_size_bytes=config.map_size_mb << 20))
 
 
 class NodeServer:

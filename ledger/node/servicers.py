@@ -124,7 +124,7 @@ class AdminServicer(pb_grpc.AdminServicer):
             peers=list(status.peers),
             cluster_fingerprint=status.cluster_fingerprint,
             accounts=[
-                pb.AccountStatus(account=a.account, applied_position=a.applied_position,
+                pb.AccountStatus(account=a.account, applied_slot=a.applied_slot,
                                  chosen_through=a.chosen_through, digest=a.digest,
                                  opened=a.balance is not None, balance=a.balance or 0)
                 for a in status.accounts
@@ -135,9 +135,9 @@ class AdminServicer(pb_grpc.AdminServicer):
 
     async def Log(self, request: pb.LogRequest, context: grpc.aio.ServicerContext) -> pb.LogReply:
         limit = min(request.limit or 100, 1_000)
-        values = self._store.chosen_values(request.account, request.from_position, limit)
+        values = self._store.chosen_values(request.account, request.from_slot, limit)
         summary = self._store.account_summary(request.account)
-        return pb.LogReply(account=request.account, from_position=request.from_position,
+        return pb.LogReply(account=request.account, from_slot=request.from_slot,
                            values=list(values), chosen_through=summary.chosen_through)
 
     async def Trace(

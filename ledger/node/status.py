@@ -18,7 +18,7 @@ BalanceOf = Callable[[str], int | None]  # an account's applied balance, None if
 @dataclass(frozen=True, slots=True)
 class AccountStatus:
     account: str
-    applied_position: int
+    applied_slot: int
     chosen_through: int
     digest: bytes
     balance: int | None
@@ -40,7 +40,7 @@ def node_status(
     limit = min(limit or MAX_ACCOUNTS_PER_PAGE, MAX_ACCOUNTS_PER_PAGE)
     summaries = store.account_summaries(after, limit)
     accounts = tuple(
-        AccountStatus(s.account, driver.applied_position(s.account), s.chosen_through, s.digest,
+        AccountStatus(s.account, driver.applied_slot(s.account), s.chosen_through, s.digest,
                       balance_of(s.account))
         for s in summaries
     )

@@ -21,28 +21,28 @@ class TraceEvent:
 
 
 def describe(message: m.Message) -> str:
-    """One line a person can follow: the message kind with its position and ballot."""
+    """One line a person can follow: the message kind with its slot and ballot."""
     if isinstance(message, m.Prepare):
-        return f"Prepare(positions >= {message.from_position}, ballot {message.ballot})"
+        return f"Prepare(slots >= {message.from_slot}, ballot {message.ballot})"
     if isinstance(message, m.Promise):
-        votes = ", ".join(f"{v.position}@{v.ballot}" for v in message.accepted) or "none"
+        votes = ", ".join(f"{v.slot}@{v.ballot}" for v in message.accepted) or "none"
         known = f", knows {len(message.chosen)} chosen" if message.chosen else ""
-        return (f"Promise(ballot {message.ballot} for positions >= {message.from_position}, "
+        return (f"Promise(ballot {message.ballot} for slots >= {message.from_slot}, "
                 f"earlier votes: {votes}{known})")
     if isinstance(message, m.Accept):
-        return f"Accept(position {message.position}, ballot {message.ballot})"
+        return f"Accept(slot {message.slot}, ballot {message.ballot})"
     if isinstance(message, m.Accepted):
-        return f"Accepted(position {message.position}, ballot {message.ballot})"
+        return f"Accepted(slot {message.slot}, ballot {message.ballot})"
     if isinstance(message, m.Nack):
-        return (f"Nack(position {message.position}, ballot {message.ballot}: "
+        return (f"Nack(slot {message.slot}, ballot {message.ballot}: "
                 f"promised {message.promised})")
     if isinstance(message, m.Learn):
-        return f"Learn(position {message.position} is chosen)"
+        return f"Learn(slot {message.slot} is chosen)"
     if isinstance(message, m.CatchUpRequest):
-        return f"CatchUpRequest(from position {message.from_position})"
+        return f"CatchUpRequest(from slot {message.from_slot})"
     if isinstance(message, m.CatchUpReply):
-        return (f"CatchUpReply({len(message.values)} values from position "
-                f"{message.from_position})")
+        return (f"CatchUpReply({len(message.values)} values from slot "
+                f"{message.from_slot})")
     if isinstance(message, m.TailQuery):
         return f"TailQuery(read barrier {message.nonce})"
     if isinstance(message, m.TailReport):

@@ -1,8 +1,8 @@
-"""The acceptor role for one account's log: Paxos Made Simple's rules, per position.
+"""The acceptor role for one account's log: Paxos Made Simple's rules, per slot.
 
-A promise covers every position of the account at once (a Prepare names the
-first position the proposer cares about; promising more never hurts safety).
-Votes are kept only for undecided positions: once a position is chosen the
+A promise covers every slot of the account at once (a Prepare names the
+first slot the proposer cares about; promising more never hurts safety).
+Votes are kept only for undecided slots: once a slot is chosen the
 learner's record supersedes the vote, and the acceptor answers for it with the
 chosen value.
 """
@@ -24,7 +24,7 @@ from ledger.paxos.messages import (
 )
 from ledger.paxos.records import AcceptWrite, PromiseWrite, Write
 
-#: Reads chosen values of this account: (from_position, limit) -> contiguous values.
+#: Reads chosen values of this account: (from_slot, limit) -> contiguous values.
 ChosenReader = Callable[[int, int], Sequence[bytes]]
 
 
@@ -33,7 +33,7 @@ class AcceptorState:
     """What one account's acceptor remembers (a cache of its durable record)."""
 
     promised: Ballot
-    votes: dict[int, AcceptedEntry] = field(default_factory=dict)  # undecided positions only
+    votes: dict[int, AcceptedEntry] = field(default_factory=dict)  # undecided slots only
 
 
 def on_prepare(
@@ -49,22 +49,22 @@ def on_prepare(
     duplicated); it needs no new write.
     """
     if prepare.ballot < state.promised:
-        return Nack(prepare.account, prepare.from_position, prepare.ballot, state.promised,
+        return Nack(prepare.account, prepare.from_slot, prepare.ballot, state.promised,
                     chosen_through), []
     writes: list[Write] = []
     if prepare.ballot > state.promised:
         state.promised = prepare.ballot
         writes.append(PromiseWrite(prepare.account, prepare.ballot))
     votes = tuple(
-        vote for position, vote in sorted(state.votes.items())
-        if position >= prepare.from_position
+        vote for slot, vote in sorted(state.votes.items())
+        if slot >= prepare.from_slot
     )
     chosen: tuple[bytes, ...] = ()
-    if prepare.from_position <= chosen_through:
-        count = min(chosen_limit, chosen_through - prepare.from_position + 1)
-        chosen = tuple(read_chosen(prepare.from_position, count))
+    if prepare.from_slot <= chosen_through:
+        count = min(chosen_limit, chosen_through - prepare.from_slot + 1)
+        chosen = tuple(read_chosen(prepare.from_slot, count))
         assert len(chosen) == count, "storage must show every chosen value of the prefix"
-    promise = Promise(prepare.account, prepare.from_position, prepare.ballot, votes, chosen,
+    promise = Promise(prepare.account, prepare.from_slot, prepare.ballot, votes, chosen,
                       chosen_through)
     return promise, writes
 
@@ -75,19 +75,19 @@ def on_accept(
     chosen_through: int,
     read_chosen: ChosenReader,
 ) -> tuple[Accepted | Nack | Learn, list[Write]]:
-    """Accept unless a higher ballot was promised; at a chosen position, tell the chosen value."""
-    if accept.position <= chosen_through:
-        (value,) = read_chosen(accept.position, 1)
-        return Learn(accept.account, accept.position, value), []
+    """Accept unless a higher ballot was promised; at a chosen slot, tell the chosen value."""
+    if accept.slot <= chosen_through:
+        (value,) = read_chosen(accept.slot, 1)
+        return Learn(accept.account, accept.slot, value), []
     if accept.ballot < state.promised:
-        return Nack(accept.account, accept.position, accept.ballot, state.promised,
+        return Nack(accept.account, accept.slot, accept.ballot, state.promised,
                     chosen_through), []
     writes: list[Write] = []
     if accept.ballot > state.promised:
         state.promised = accept.ballot
         writes.append(PromiseWrite(accept.account, accept.ballot))
-    vote = AcceptedEntry(accept.position, accept.ballot, accept.value)
-    if state.votes.get(accept.position) != vote:
-        state.votes[accept.position] = vote
-        writes.append(AcceptWrite(accept.account, accept.position, accept.ballot, accept.value))
-    return Accepted(accept.account, accept.position, accept.ballot), writes
+    vote = AcceptedEntry(accept.slot, accept.ballot, accept.value)
+    if state.votes.get(accept.slot) != vote:
+        state.votes[accept.slot] = vote
+        writes.append(AcceptWrite(accept.account, accept.slot, accept.ballot, accept.value))
+    return Accepted(accept.account, accept.slot, accept.ballot), writes

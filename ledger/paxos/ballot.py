@@ -18,9 +18,12 @@ class Ballot:
     node_index: int
 
     def __post_init__(self) -> None:
-        assert self.round >= 0, self
-        assert self.node_index >= -1, self
-        assert (self.round == 0) == (self.node_index == -1), "only NULL_BALLOT has round 0"
+        # Explicit raises, not asserts: ballots are decoded from peers and from disk.
+        if self.round < 0 or self.node_index < -1:
+            raise ValueError(f"ballot {self.round}.{self.node_index}: negative round or index")
+        if (self.round == 0) != (self.node_index == -1):
+            raise ValueError(f"ballot {self.round}.{self.node_index}: only the null ballot "
+                             "has round 0 (and node index -1)")
 
     def __str__(self) -> str:
         return f"{self.round}.{self.node_index}"

@@ -16,7 +16,7 @@ class PaxosConfig:
     resend_ms: int = 1_000
     backoff_base_ms: int = 10  # first backoff ceiling after a Nack; doubles per attempt
     backoff_cap_ms: int = 1_000  # the ceiling never exceeds this
-    recovery_idle_ms: int = 2_000  # settle an undecided position once the account idles this long
+    recovery_idle_ms: int = 2_000  # settle an undecided slot once the account idles this long
     recovery_patience_ms: int = 10_000  # ... or this long if its proposer is still heard from
     anti_entropy_ms: int = 1_000  # ask a peer for its account tails this often
     catch_up_batch: int = 1_000  # chosen values per catch-up reply

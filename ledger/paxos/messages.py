@@ -1,7 +1,7 @@
 """Messages exchanged between Paxos nodes: immutable, hashable, I/O-free.
 
 Every message names one account; the transport may pack many of them (many
-positions, many accounts) into one network call.
+slots, many accounts) into one network call.
 """
 
 from __future__ import annotations
@@ -13,34 +13,34 @@ from ledger.paxos.ballot import Ballot
 
 @dataclass(frozen=True, slots=True)
 class AcceptedEntry:
-    """An acceptor's vote: it accepted `value` at `position` under `ballot`."""
+    """An acceptor's vote: it accepted `value` at `slot` under `ballot`."""
 
-    position: int
+    slot: int
     ballot: Ballot
     value: bytes
 
 
 @dataclass(frozen=True, slots=True)
 class Prepare:
-    """Phase 1a: promise `ballot` for every position >= `from_position` of `account`."""
+    """Phase 1a: promise `ballot` for every slot >= `from_slot` of `account`."""
 
     account: str
-    from_position: int
+    from_slot: int
     ballot: Ballot
 
 
 @dataclass(frozen=True, slots=True)
 class Promise:
-    """Phase 1b: the acceptor promised `ballot` for every position >= `from_position`.
+    """Phase 1b: the acceptor promised `ballot` for every slot >= `from_slot`.
 
-    `accepted` holds every vote the acceptor has cast at an undecided position
-    >= `from_position`. Positions the acceptor already knows to be chosen are
-    reported as `chosen` values instead (contiguous from `from_position`, at most
+    `accepted` holds every vote the acceptor has cast at an undecided slot
+    >= `from_slot`. Slots the acceptor already knows to be chosen are
+    reported as `chosen` values instead (contiguous from `from_slot`, at most
     a configured number); `chosen_through` is the end of its chosen prefix.
     """
 
     account: str
-    from_position: int
+    from_slot: int
     ballot: Ballot
     accepted: tuple[AcceptedEntry, ...]
     chosen: tuple[bytes, ...]
@@ -49,20 +49,20 @@ class Promise:
 
 @dataclass(frozen=True, slots=True)
 class Accept:
-    """Phase 2a: accept `value` at `position` under `ballot`."""
+    """Phase 2a: accept `value` at `slot` under `ballot`."""
 
     account: str
-    position: int
+    slot: int
     ballot: Ballot
     value: bytes
 
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
-    """Phase 2b: the acceptor accepted the proposer's value at `position` under `ballot`."""
+    """Phase 2b: the acceptor accepted the proposer's value at `slot` under `ballot`."""
 
     account: str
-    position: int
+    slot: int
     ballot: Ballot
 
 
@@ -71,7 +71,7 @@ class Nack:
     """A Prepare or Accept under `ballot` was refused: the acceptor promised `promised`."""
 
     account: str
-    position: int
+    slot: int
     ballot: Ballot
     promised: Ballot
     chosen_through: int
@@ -79,28 +79,28 @@ class Nack:
 
 @dataclass(frozen=True, slots=True)
 class Learn:
-    """`value` is chosen at `position` of `account` (sent by a node that knows)."""
+    """`value` is chosen at `slot` of `account` (sent by a node that knows)."""
 
     account: str
-    position: int
+    slot: int
     value: bytes
 
 
 @dataclass(frozen=True, slots=True)
 class CatchUpRequest:
-    """What is chosen at `account` from `from_position` on (at most `limit` values)?"""
+    """What is chosen at `account` from `from_slot` on (at most `limit` values)?"""
 
     account: str
-    from_position: int
+    from_slot: int
     limit: int
 
 
 @dataclass(frozen=True, slots=True)
 class CatchUpReply:
-    """The chosen values at `from_position`, `from_position + 1`, ... as far as known."""
+    """The chosen values at `from_slot`, `from_slot + 1`, ... as far as known."""
 
     account: str
-    from_position: int
+    from_slot: int
     values: tuple[bytes, ...]
     chosen_through: int
 
@@ -115,7 +115,7 @@ class TailQuery:
 
 @dataclass(frozen=True, slots=True)
 class TailReport:
-    """The answer to a TailQuery: chosen prefix end and highest voted position (-1: none)."""
+    """The answer to a TailQuery: chosen prefix end and highest voted slot (-1: none)."""
 
     account: str
     nonce: int

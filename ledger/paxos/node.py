@@ -5,7 +5,7 @@ current time and returns a `Ready`: writes to make durable, then messages to
 send, then committed entries to apply. It reads durable state through a
 `DurableView` and keeps in memory only what is undecided: per account its
 promise, its votes above the chosen prefix, values learned beyond a gap, and
-the proposal in flight. Decided positions live in storage.
+the proposal in flight. Decided slots live in storage.
 """
 
 from __future__ import annotations
@@ -46,23 +46,23 @@ class ProposalInProgress(Exception):
 
 @dataclass(slots=True)
 class Leadership:
-    """A majority promised `ballot` for every position >= `next_position`.
+    """A majority promised `ballot` for every slot >= `next_slot`.
 
-    While it holds, proposals at `next_position` skip Phase 1 (Multi-Paxos' fast
+    While it holds, proposals at `next_slot` skip Phase 1 (Multi-Paxos' fast
     path), adopting `later_votes` reported by the promises where there are any.
     """
 
     ballot: Ballot
-    next_position: int
+    next_slot: int
     later_votes: dict[int, AcceptedEntry]
-    since_position: int  # the Prepare that won the promise named this position
+    since_slot: int  # the Prepare that won the promise named this slot
 
 
 @dataclass(slots=True)
 class Barrier:
-    """One read-barrier round: which positions must be settled before a read may answer.
+    """One read-barrier round: which slots must be settled before a read may answer.
 
-    `target` is the highest position a majority reports a chosen value or a vote at;
+    `target` is the highest slot a majority reports a chosen value or a vote at;
     every write decided before the round began is at or below it.
     """
 
@@ -79,7 +79,7 @@ class AccountState:
 
     acceptor: AcceptorState
     chosen_through: int  # end of the contiguous chosen prefix (-1: none)
-    known_tail: int  # highest position this node knows to be chosen somewhere
+    known_tail: int  # highest slot this node knows to be chosen somewhere
     last_activity_ms: int  # last Prepare/Accept/Learn from another node, or own proposal
     max_seen_round: int = 0  # highest round seen in this incarnation's messages
     learned: dict[int, bytes] = field(default_factory=dict)  # chosen beyond a gap
@@ -87,18 +87,18 @@ class AccountState:
     leader: Leadership | None = None
     catch_up_at_ms: int | None = None  # next catch-up request, while behind
     catch_up_source: int | None = None  # a peer known to be ahead
-    recovery_at_ms: int | None = None  # when to settle undecided positions ourselves
+    recovery_at_ms: int | None = None  # when to settle undecided slots ourselves
     timer_ms: int | None = None  # earliest timer queued for this account
     barriers: dict[int, Barrier] = field(default_factory=dict)
 
     def unsettled(self) -> bool:
-        """Does this node hold votes or know of positions it has not seen decided?"""
+        """Does this node hold votes or know of slots it has not seen decided?"""
         return bool(self.acceptor.votes) or bool(self.learned) or (
             self.known_tail > self.chosen_through
         )
 
 
-#: Positions an account must trail a peer's by for anti-entropy to page on at once.
+#: Slots an account must trail a peer's by for anti-entropy to page on at once.
 CATCH_UP_PAGING_GAP = 16
 
 
@@ -194,7 +194,7 @@ class PaxosNode:
     # ------------------------------------------------------------- operations
 
     def propose(self, account: str, value: bytes, now_ms: int) -> Ready:
-        """Propose `value` at the account's next undecided position.
+        """Propose `value` at the account's next undecided slot.
 
         The proposal ends with an `Outcome` naming the value chosen there (ours or
         another that had to be adopted). Raises ProposalInProgress if one of ours
@@ -207,14 +207,14 @@ class PaxosNode:
         if current is not None:
             if current.value is not None:
                 raise ProposalInProgress(account)
-            current.value = value  # a position being settled now carries our value too
+            current.value = value  # a slot being settled now carries our value too
             return out.build()
-        position = state.chosen_through + 1
-        proposer = self.proposer_class(account, position, value)
+        slot = state.chosen_through + 1
+        proposer = self.proposer_class(account, slot, value)
         state.proposer = proposer
         leader = state.leader
-        if self.config.fast_path and leader is not None and leader.next_position == position:
-            vote = leader.later_votes.pop(position, None)
+        if self.config.fast_path and leader is not None and leader.next_slot == slot:
+            vote = leader.later_votes.pop(slot, None)
             proposal = vote.value if vote is not None else value
             accept = proposer.begin_accept(leader.ballot, proposal, now_ms, self.config.resend_ms)
             self._broadcast(accept, out)
@@ -226,7 +226,7 @@ class PaxosNode:
     def cancel(self, account: str, now_ms: int) -> Ready:
         """Stop waiting for our proposal on `account`; no Outcome will be reported.
 
-        The position keeps being driven to a decision (our value may still be
+        The slot keeps being driven to a decision (our value may still be
         chosen), so a later `propose` on the account joins it.
         """
         out = ReadyBuilder()
@@ -240,7 +240,7 @@ class PaxosNode:
         """Begin a read barrier on `account`; a `BarrierDone` with the returned nonce follows.
 
         It asks every node how far its chosen prefix and votes reach; once a
-        majority answered, it catches up and settles every position up to the
+        majority answered, it catches up and settles every slot up to the
         highest of those, so a read served after it reflects every write decided
         before it began (linearizable reads).
         """
@@ -314,7 +314,7 @@ class PaxosNode:
         elif isinstance(message, Learn):
             if source != self.node_index:
                 state.last_activity_ms = now_ms
-            self._learn(account, state, message.position, message.value, out)
+            self._learn(account, state, message.slot, message.value, out)
         elif isinstance(message, CatchUpRequest):
             self._on_catch_up_request(source, state, message, out)
         elif isinstance(message, TailQuery):
@@ -352,7 +352,7 @@ class PaxosNode:
             state.last_activity_ms = now_ms
         state.max_seen_round = max(state.max_seen_round, accept.ballot.round)
         # A proposer proposes at p only once 0..p-1 are chosen.
-        self._note_tail(state, accept.position - 1, source)
+        self._note_tail(state, accept.slot - 1, source)
         reply, writes = acceptor.on_accept(
             state.acceptor, accept, state.chosen_through, self._chosen_reader(account)
         )
@@ -365,11 +365,11 @@ class PaxosNode:
         self, source: int, state: AccountState, request: CatchUpRequest, out: ReadyBuilder
     ) -> None:
         values: tuple[bytes, ...] = ()
-        if request.from_position <= state.chosen_through:
+        if request.from_slot <= state.chosen_through:
             limit = min(request.limit, self.config.catch_up_batch,
-                        state.chosen_through - request.from_position + 1)
-            values = tuple(self._store.chosen_values(request.account, request.from_position, limit))
-        reply = CatchUpReply(request.account, request.from_position, values, state.chosen_through)
+                        state.chosen_through - request.from_slot + 1)
+            values = tuple(self._store.chosen_values(request.account, request.from_slot, limit))
+        reply = CatchUpReply(request.account, request.from_slot, values, state.chosen_through)
         out.messages.append(Envelope(self.node_index, source, reply))
 
     def _on_tail_query(
@@ -439,16 +439,16 @@ class PaxosNode:
         state.max_seen_round = max(state.max_seen_round, promise.ballot.round)
         self._note_tail(state, promise.chosen_through, source)
         if promise.chosen:
-            # The acceptor knows these positions are chosen: learn them outright.
+            # The acceptor knows these slots are chosen: learn them outright.
             for offset, value in enumerate(promise.chosen):
-                self._learn(account, state, promise.from_position + offset, value, out)
+                self._learn(account, state, promise.from_slot + offset, value, out)
             return
         proposer = state.proposer
         if (
             proposer is None
             or proposer.phase is not Phase.PREPARE
             or promise.ballot != proposer.ballot
-            or promise.from_position != proposer.position
+            or promise.from_slot != proposer.slot
         ):
             return  # stale or duplicate
         phase_one = proposer.on_promise(source, promise, self.quorum)
@@ -456,13 +456,13 @@ class PaxosNode:
             return
         if phase_one.value is None:
             # Nobody in a majority voted here and we have nothing to propose:
-            # the log ends before this position.
+            # the log ends before this slot.
             state.proposer = None
             self._check_barriers(account, state, out, log_end_seq=proposer.prepare_seq)
             return
         if self.config.fast_path:
-            state.leader = Leadership(proposer.ballot, proposer.position, phase_one.later_votes,
-                                      proposer.position)
+            state.leader = Leadership(proposer.ballot, proposer.slot, phase_one.later_votes,
+                                      proposer.slot)
         accept = proposer.begin_accept(
             proposer.ballot, phase_one.value, now_ms, self.config.resend_ms
         )
@@ -477,17 +477,17 @@ class PaxosNode:
             proposer is None
             or proposer.phase is not Phase.ACCEPT
             or accepted.ballot != proposer.ballot
-            or accepted.position != proposer.position
+            or accepted.slot != proposer.slot
         ):
             return
         if not proposer.on_accepted(source, self.quorum):
             return
         value = proposer.proposal
         assert value is not None
-        self._commit(account, state, proposer.position, value, out, chosen_under=proposer.ballot)
+        self._commit(account, state, proposer.slot, value, out, chosen_under=proposer.ballot)
         for peer in range(self.config.cluster_size):
             if peer != self.node_index:
-                learn = Learn(account, accepted.position, value)
+                learn = Learn(account, accepted.slot, value)
                 out.messages.append(Envelope(self.node_index, peer, learn))
 
     def _on_nack(self, source: int, state: AccountState, nack: Nack, now_ms: int) -> None:
@@ -500,7 +500,7 @@ class PaxosNode:
             proposer is None
             or proposer.phase is Phase.BACKOFF
             or nack.ballot != proposer.ballot
-            or nack.position != proposer.position
+            or nack.slot != proposer.slot
         ):
             return
         delay_ms = backoff_ms(
@@ -511,54 +511,54 @@ class PaxosNode:
     # ---------------------------------------------------------------- learner
 
     def _learn(
-        self, account: str, state: AccountState, position: int, value: bytes, out: ReadyBuilder
+        self, account: str, state: AccountState, slot: int, value: bytes, out: ReadyBuilder
     ) -> None:
-        """`value` is chosen at `position`: commit it, or hold it until the gap fills."""
-        if position <= state.chosen_through:
+        """`value` is chosen at `slot`: commit it, or hold it until the gap fills."""
+        if slot <= state.chosen_through:
             return
-        if position > state.chosen_through + 1:
-            if position - state.chosen_through <= self.config.learn_ahead_limit:
-                held = state.learned.setdefault(position, value)
-                assert held == value, f"agreement: two values learned at {account}/{position}"
-            state.known_tail = max(state.known_tail, position)
+        if slot > state.chosen_through + 1:
+            if slot - state.chosen_through <= self.config.learn_ahead_limit:
+                held = state.learned.setdefault(slot, value)
+                assert held == value, f"agreement: two values learned at {account}/{slot}"
+            state.known_tail = max(state.known_tail, slot)
             return
-        self._commit(account, state, position, value, out, chosen_under=None)
+        self._commit(account, state, slot, value, out, chosen_under=None)
         while state.chosen_through + 1 in state.learned:
             following = state.chosen_through + 1
             self._commit(account, state, following, state.learned.pop(following), out,
                          chosen_under=None)
 
     def _commit(
-        self, account: str, state: AccountState, position: int, value: bytes,
+        self, account: str, state: AccountState, slot: int, value: bytes,
         out: ReadyBuilder, chosen_under: Ballot | None,
     ) -> None:
-        """Extend the chosen prefix by one position.
+        """Extend the chosen prefix by one slot.
 
         `chosen_under` is our ballot when our own accepts chose the value; then a
-        leadership under that ballot carries on to the next position.
+        leadership under that ballot carries on to the next slot.
         """
-        assert position == state.chosen_through + 1
-        held = state.learned.pop(position, None)
-        assert held is None or held == value, f"agreement: two values at {account}/{position}"
-        out.writes.append(ChosenWrite(account, position, value))
-        out.committed.append(Committed(account, position, value))
-        state.chosen_through = position
-        state.known_tail = max(state.known_tail, position)
-        state.acceptor.votes.pop(position, None)
+        assert slot == state.chosen_through + 1
+        held = state.learned.pop(slot, None)
+        assert held is None or held == value, f"agreement: two values at {account}/{slot}"
+        out.writes.append(ChosenWrite(account, slot, value))
+        out.committed.append(Committed(account, slot, value))
+        state.chosen_through = slot
+        state.known_tail = max(state.known_tail, slot)
+        state.acceptor.votes.pop(slot, None)
         leader = state.leader
         if leader is not None:
-            if chosen_under == leader.ballot and leader.next_position == position:
-                leader.next_position = position + 1
-                leader.later_votes.pop(position, None)
+            if chosen_under == leader.ballot and leader.next_slot == slot:
+                leader.next_slot = slot + 1
+                leader.later_votes.pop(slot, None)
             else:
                 state.leader = None  # another proposer decided; our promise is likely gone
         proposer = state.proposer
-        if proposer is not None and proposer.position == position:
+        if proposer is not None and proposer.slot == slot:
             state.proposer = None
             if proposer.value is not None:
-                out.outcomes.append(Outcome(account, position, value, proposer.value))
+                out.outcomes.append(Outcome(account, slot, value, proposer.value))
             state.recovery_at_ms = None
-        assert state.proposer is None or state.proposer.position > position
+        assert state.proposer is None or state.proposer.slot > slot
 
     # ---------------------------------------------------------------- catch-up
 
@@ -573,7 +573,7 @@ class PaxosNode:
     ) -> None:
         before = state.chosen_through
         for offset, value in enumerate(reply.values):
-            self._learn(account, state, reply.from_position + offset, value, out)
+            self._learn(account, state, reply.from_slot + offset, value, out)
         self._note_tail(state, reply.chosen_through, source)
         if state.chosen_through > before and state.known_tail > state.chosen_through:
             # Progress, and more to fetch: ask the same peer again straight away.
@@ -619,7 +619,7 @@ class PaxosNode:
     def _after_event(
         self, account: str, state: AccountState, now_ms: int, out: ReadyBuilder
     ) -> None:
-        """Start catch-up when behind, plan recovery of undecided positions, arm timers."""
+        """Start catch-up when behind, plan recovery of undecided slots, arm timers."""
         self._check_barriers(account, state, out)
         behind = state.known_tail > state.chosen_through and self.config.cluster_size > 1
         if not behind:
@@ -665,7 +665,7 @@ class PaxosNode:
 
         A loaded leader may take longer than recovery_idle_ms to send a Learn; taking
         the account over then only makes two proposers fight. Patience is bounded, so
-        a proposer that is alive but forgot the position (restarted) is settled for.
+        a proposer that is alive but forgot the slot (restarted) is settled for.
         """
         vote = state.acceptor.votes.get(state.chosen_through + 1)
         if vote is None or vote.ballot.node_index == self.node_index:
@@ -687,14 +687,14 @@ class PaxosNode:
             self._settle(account, state, now_ms, out)
 
     def _settle(self, account: str, state: AccountState, now_ms: int, out: ReadyBuilder) -> None:
-        """Run Paxos at the first undecided position with no value of our own.
+        """Run Paxos at the first undecided slot with no value of our own.
 
         Adopts any vote a majority reports (or, failing that, a vote our own
         acceptor holds); finds the log's end where there is none.
         """
-        position = state.chosen_through + 1
-        own_vote = state.acceptor.votes.get(position)
-        proposer = self.proposer_class(account, position, None,
+        slot = state.chosen_through + 1
+        own_vote = state.acceptor.votes.get(slot)
+        proposer = self.proposer_class(account, slot, None,
                                        fallback=own_vote.value if own_vote else None)
         state.proposer = proposer
         self._begin_prepare(state, proposer, now_ms, out)
@@ -734,8 +734,8 @@ class PaxosNode:
         state = self._accounts.get(account)
         if state is None:
             record = self._store.account_record(account)
-            votes = {vote.position: vote for vote in record.accepted}
-            assert all(position > record.chosen_through for position in votes)
+            votes = {vote.slot: vote for vote in record.accepted}
+            assert all(slot > record.chosen_through for slot in votes)
             state = AccountState(
                 acceptor=AcceptorState(record.promised, votes),
                 chosen_through=record.chosen_through,
@@ -748,8 +748,8 @@ class PaxosNode:
     def _chosen_reader(self, account: str) -> acceptor.ChosenReader:
         store = self._store
 
-        def read(from_position: int, limit: int) -> tuple[bytes, ...]:
-            return tuple(store.chosen_values(account, from_position, limit))
+        def read(from_slot: int, limit: int) -> tuple[bytes, ...]:
+            return tuple(store.chosen_values(account, from_slot, limit))
 
         return read
 

@@ -1,4 +1,4 @@
-"""The proposer role for one position of one account's log."""
+"""The proposer role for one slot of one account's log."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ class PhaseOne:
     """What a majority of promises allows.
 
     `value` is the value to send in Accepts, or None when the proposer has no value
-    of its own and nobody voted at the position: nothing is chosen there, the log
+    of its own and nobody voted at the slot: nothing is chosen there, the log
     ends before it. `later_votes` holds the highest-ballot vote reported at each
-    later position; the fast path must adopt them when it gets there.
+    later slot; the fast path must adopt them when it gets there.
     """
 
     value: bytes | None
@@ -31,15 +31,15 @@ class PhaseOne:
 
 @dataclass(slots=True, eq=False)
 class Proposer:
-    """Drives one (account, position) to a decision.
+    """Drives one (account, slot) to a decision.
 
-    `value` is the node's own proposal (None when it only settles a position it
+    `value` is the node's own proposal (None when it only settles a slot it
     found undecided); `fallback` is proposed when the majority reports no vote and
     there is no own value (a vote the node's own acceptor holds).
     """
 
     account: str
-    position: int
+    slot: int
     value: bytes | None
     fallback: bytes | None = None
     ballot: Ballot = NULL_BALLOT
@@ -59,22 +59,22 @@ class Proposer:
         self.proposal = None
         self.accepted_by = set()
         self.deadline_ms = now_ms + resend_ms
-        return Prepare(self.account, self.position, ballot)
+        return Prepare(self.account, self.slot, ballot)
 
     def on_promise(self, source: int, promise: Promise, quorum: int) -> PhaseOne | None:
         """Record a promise; with a majority, say which value may be proposed."""
         assert self.phase is Phase.PREPARE and promise.ballot == self.ballot
-        assert promise.from_position == self.position and not promise.chosen
+        assert promise.from_slot == self.slot and not promise.chosen
         self.promises[source] = promise
         if len(self.promises) < quorum:
             return None
         later: dict[int, AcceptedEntry] = {}
         for reply in self.promises.values():
             for vote in reply.accepted:
-                if vote.position > self.position:
-                    best = later.get(vote.position)
+                if vote.slot > self.slot:
+                    best = later.get(vote.slot)
                     if best is None or vote.ballot > best.ballot:
-                        later[vote.position] = vote
+                        later[vote.slot] = vote
         return PhaseOne(self.choose_value(), later)
 
     def choose_value(self) -> bytes | None:
@@ -82,7 +82,7 @@ class Proposer:
         best: AcceptedEntry | None = None
         for reply in self.promises.values():
             for vote in reply.accepted:
-                if vote.position == self.position and (best is None or vote.ballot > best.ballot):
+                if vote.slot == self.slot and (best is None or vote.ballot > best.ballot):
                     best = vote
         if best is not None:
             return best.value
@@ -96,7 +96,7 @@ class Proposer:
         self.proposal = value
         self.accepted_by = set()
         self.deadline_ms = now_ms + resend_ms
-        return Accept(self.account, self.position, ballot, value)
+        return Accept(self.account, self.slot, ballot, value)
 
     def on_accepted(self, source: int, quorum: int) -> bool:
         """Record an Accepted; True once a majority accepted: the proposal is chosen."""
@@ -112,9 +112,9 @@ class Proposer:
     def pending_request(self) -> Prepare | Accept:
         """The message of the current phase, to resend to nodes that did not answer."""
         if self.phase is Phase.PREPARE:
-            return Prepare(self.account, self.position, self.ballot)
+            return Prepare(self.account, self.slot, self.ballot)
         assert self.phase is Phase.ACCEPT and self.proposal is not None
-        return Accept(self.account, self.position, self.ballot, self.proposal)
+        return Accept(self.account, self.slot, self.ballot, self.proposal)
 
     def answered(self) -> set[int]:
         if self.phase is Phase.PREPARE:

@@ -13,36 +13,36 @@ GATING_WRITES = (PromiseWrite, AcceptWrite, RoundWrite)
 
 @dataclass(frozen=True, slots=True)
 class Committed:
-    """`value` is chosen at `position`; positions arrive in order per account."""
+    """`value` is chosen at `slot`; slots arrive in order per account."""
 
     account: str
-    position: int
+    slot: int
     value: bytes
 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """The end of a proposal this node made at `position` with value `proposed`."""
+    """The end of a proposal this node made at `slot` with value `proposed`."""
 
     account: str
-    position: int
+    slot: int
     chosen: bytes
     proposed: bytes
 
     @property
     def won(self) -> bool:
-        """True when the proposed value is the one chosen at `position`."""
+        """True when the proposed value is the one chosen at `slot`."""
         return self.chosen == self.proposed
 
 
 @dataclass(frozen=True, slots=True)
 class BarrierDone:
-    """Read barrier `nonce` on `account` passed: positions 0..`position` are chosen and
+    """Read barrier `nonce` on `account` passed: slots 0..`slot` are chosen and
     committed here, and no write decided before the barrier began lies beyond them."""
 
     account: str
     nonce: int
-    position: int
+    slot: int
 
 
 @dataclass(frozen=True, slots=True)

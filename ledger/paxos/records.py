@@ -18,7 +18,7 @@ from ledger.paxos.messages import AcceptedEntry, AccountTail
 
 @dataclass(frozen=True, slots=True)
 class PromiseWrite:
-    """The acceptor promised `ballot` for every position of `account`."""
+    """The acceptor promised `ballot` for every slot of `account`."""
 
     account: str
     ballot: Ballot
@@ -26,23 +26,23 @@ class PromiseWrite:
 
 @dataclass(frozen=True, slots=True)
 class AcceptWrite:
-    """The acceptor accepted `value` at `position` under `ballot`."""
+    """The acceptor accepted `value` at `slot` under `ballot`."""
 
     account: str
-    position: int
+    slot: int
     ballot: Ballot
     value: bytes
 
 
 @dataclass(frozen=True, slots=True)
 class ChosenWrite:
-    """`value` is chosen at `position`, the next position of the chosen prefix.
+    """`value` is chosen at `slot`, the next slot of the chosen prefix.
 
-    It supersedes the acceptor's vote at that position, which storage may drop.
+    It supersedes the acceptor's vote at that slot, which storage may drop.
     """
 
     account: str
-    position: int
+    slot: int
     value: bytes
 
 
@@ -62,7 +62,7 @@ class AccountRecord:
 
     promised: Ballot
     chosen_through: int
-    accepted: tuple[AcceptedEntry, ...]  # votes at positions > chosen_through, sorted
+    accepted: tuple[AcceptedEntry, ...]  # votes at slots > chosen_through, sorted
 
 
 class DurableView(Protocol):
@@ -76,8 +76,8 @@ class DurableView(Protocol):
         """The account's promise, chosen prefix and undecided votes (empty if unknown)."""
         ...
 
-    def chosen_values(self, account: str, from_position: int, limit: int) -> Sequence[bytes]:
-        """Chosen values from `from_position` on, contiguous, at most `limit`."""
+    def chosen_values(self, account: str, from_slot: int, limit: int) -> Sequence[bytes]:
+        """Chosen values from `from_slot` on, contiguous, at most `limit`."""
         ...
 
     def account_tails(self, after: str, limit: int) -> Sequence[AccountTail]:
@@ -85,5 +85,5 @@ class DurableView(Protocol):
         ...
 
     def accounts_with_votes(self) -> Sequence[str]:
-        """Accounts holding a vote at a position above their chosen prefix."""
+        """Accounts holding a vote at a slot above their chosen prefix."""
         ...

@@ -1,12 +1,12 @@
 """The simulator's safety checker: an omniscient observer of every durable vote.
 
-A value is chosen at (account, position) as soon as a majority of acceptors
+A value is chosen at (account, slot) as soon as a majority of acceptors
 have durably voted for it under one ballot, whether or not anybody noticed.
 The checker holds the cluster to:
 
-- agreement: never two different values chosen, or learned, at one position;
+- agreement: never two different values chosen, or learned, at one slot;
 - validity: every chosen value was proposed by a client;
-- ballot uniqueness: never two values voted under one ballot at one position;
+- ballot uniqueness: never two values voted under one ballot at one slot;
 - persistence order: no Promise or Accepted leaves a node before the state it
   reports is durable at its sender, and no ballot leaves before its round is.
 """
@@ -20,7 +20,7 @@ from ledger.paxos.ballot import Ballot
 from ledger.paxos.messages import Accept, Accepted, Envelope, Prepare, Promise
 from ledger.storage.memory import MemoryTables
 
-Slot = tuple[str, int]  # (account, position)
+Slot = tuple[str, int]  # (account, slot)
 
 
 @dataclass(slots=True)
@@ -46,9 +46,9 @@ class SafetyChecker:
         self.proposed.add(value)
 
     def on_durable_vote(
-        self, now_ms: int, node: int, account: str, position: int, ballot: Ballot, value: bytes
+        self, now_ms: int, node: int, account: str, slot: int, ballot: Ballot, value: bytes
     ) -> None:
-        slot = (account, position)
+        slot = (account, slot)
         by_value = self.votes[slot].setdefault(ballot, {})
         if by_value and value not in by_value:
             self.violation(now_ms, f"ballot {ballot} carries two values at {slot}")
@@ -64,8 +64,8 @@ class SafetyChecker:
         if value not in self.proposed:
             self.violation(now_ms, f"validity: {slot} chose {value!r}, which nobody proposed")
 
-    def on_learned(self, now_ms: int, node: int, account: str, position: int, value: bytes) -> None:
-        slot = (account, position)
+    def on_learned(self, now_ms: int, node: int, account: str, slot: int, value: bytes) -> None:
+        slot = (account, slot)
         chosen = self.chosen.get(slot)
         if chosen is None:
             self.violation(now_ms, f"node {node} learned {value!r} at {slot}, never chosen")
@@ -91,15 +91,15 @@ class SafetyChecker:
                 )
         elif isinstance(message, Accepted):
             record = sender_durable.account_record(message.account)
-            vote = next((v for v in record.accepted if v.position == message.position), None)
-            durable = record.chosen_through >= message.position or (
+            vote = next((v for v in record.accepted if v.slot == message.slot), None)
+            durable = record.chosen_through >= message.slot or (
                 vote is not None and vote.ballot >= message.ballot
             )
             if not durable:
                 self.violation(
                     now_ms,
                     f"persistence order: node {sender} accepted {message.ballot} at "
-                    f"{message.account}/{message.position} but its disk does not hold the vote",
+                    f"{message.account}/{message.slot} but its disk does not hold the vote",
                 )
         elif (
             isinstance(message, (Prepare, Accept))

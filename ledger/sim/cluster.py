@@ -38,7 +38,7 @@ class SimResult:
     violations: list[str]
     events: int
     end_ms: int
-    chosen: int  # positions chosen across accounts
+    chosen: int  # slots chosen across accounts
 
     @property
     def ok(self) -> bool:
@@ -47,13 +47,13 @@ class SimResult:
 
 @dataclass(slots=True)
 class Client:
-    """Proposes its values one at a time, retrying at the next position after a loss;
+    """Proposes its values one at a time, retrying at the next slot after a loss;
     between values it sometimes reads an account through a read barrier."""
 
     queue: deque[tuple[str, bytes]]
     in_flight: tuple[str, bytes] | None = None
     done: list[tuple[str, int, bytes]] = field(default_factory=list)
-    reading: tuple[str, int, int] | None = None  # (account, nonce, lowest acceptable position)
+    reading: tuple[str, int, int] | None = None  # (account, nonce, lowest acceptable slot)
     reads: int = 0
 
 
@@ -91,7 +91,7 @@ class Simulation:
         self._seq = 0
         self.cut: set[tuple[int, int]] = set()  # directed links that drop everything
         self.faults_over = False
-        self.acknowledged: dict[str, int] = {}  # highest position acknowledged per account
+        self.acknowledged: dict[str, int] = {}  # highest slot acknowledged per account
         self.nodes: list[SimNode] = []
         for index in range(scenario.nodes):
             client = None
@@ -211,11 +211,11 @@ class Simulation:
         ):
             return
         lowest = client.reading[2]
-        if done.position < lowest:
+        if done.slot < lowest:
             self.checker.violation(
                 self.now_ms,
-                f"linearizability: node {node.index} read {done.account} through position "
-                f"{done.position}, but position {lowest} was acknowledged before the read began",
+                f"linearizability: node {node.index} read {done.account} through slot "
+                f"{done.slot}, but slot {lowest} was acknowledged before the read began",
             )
         client.reading = None
         client.reads += 1
@@ -298,7 +298,7 @@ class Simulation:
         node.gating = False
         for write in node.staged_votes:
             self.checker.on_durable_vote(self.now_ms, node.index, write.account,
-                                         write.position, write.ballot, write.value)
+                                         write.slot, write.ballot, write.value)
         node.staged_votes.clear()
         released, node.unsynced = node.unsynced, []
         self._release(node, released)
@@ -314,7 +314,7 @@ class Simulation:
                 return
             for committed in ready.committed:
                 self.checker.on_learned(self.now_ms, node.index, committed.account,
-                                        committed.position, committed.value)
+                                        committed.slot, committed.value)
             for outcome in ready.outcomes:
                 self._on_outcome(node, outcome)
             for done in ready.barriers:
@@ -330,9 +330,9 @@ class Simulation:
         if client is None or client.in_flight != (outcome.account, outcome.proposed):
             return
         if outcome.won:
-            client.done.append((outcome.account, outcome.position, outcome.proposed))
+            client.done.append((outcome.account, outcome.slot, outcome.proposed))
             self.acknowledged[outcome.account] = max(
-                self.acknowledged.get(outcome.account, -1), outcome.position)
+                self.acknowledged.get(outcome.account, -1), outcome.slot)
             client.in_flight = None
             think_ms = self.rng.randrange(self.scenario.think_ms + 1)
             self._at(self.now_ms + think_ms, "client", node.index)
@@ -379,7 +379,7 @@ class Simulation:
                 return f"node {node.index}'s client is still waiting for a read barrier"
         for node in self.nodes:
             if node.store.accounts_with_votes():
-                return f"node {node.index} holds votes at undecided positions"
+                return f"node {node.index} holds votes at undecided slots"
         for account in self.scenario.accounts:
             logs = {tuple(n.store.chosen_values(account, 0, 1 << 30)) for n in self.nodes}
             if len(logs) > 1:

@@ -7,24 +7,24 @@ once, so the core never sees its own state go backwards) and made durable by
 
 Besides the Paxos state the core asks for (`ledger.paxos.records`), a store
 keeps: the node's identity, a per-account tail (chosen prefix end and a chained
-digest of the chosen values, for status and anti-entropy), and a few opaque
-application tables the layers above encode themselves (`AppWrite`).
+digest of the chosen values, for status and anti-entropy), and the application
+tables that the layer above declares when it opens the store (the bank's state
+machine names its own): opaque keys and values it encodes itself (`AppWrite`).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from ledger.paxos.records import DurableView, Write
 
-#: Application tables; keys and values are opaque bytes, sorted by key.
-APP_TABLES = ("applied", "history", "requests")
-
 EMPTY_DIGEST = bytes(16)
+APP_TABLE_NAME = re.compile(r"[a-z0-9_]{1,32}")
 
 
 def chain_digest(previous: bytes, value: bytes) -> bytes:
@@ -39,9 +39,6 @@ class AppWrite:
     table: str
     key: bytes
     value: bytes | None
-
-    def __post_init__(self) -> None:
-        assert self.table in APP_TABLES, self.table
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +56,19 @@ class AccountSummary:
     account: str
     chosen_through: int  # -1: nothing chosen
     digest: bytes  # chain_digest over the chosen values 0..chosen_through
+
+
+class UnknownTable(ValueError):
+    """An application table the store was not opened with; nothing was written."""
+
+
+def check_app_tables(tables: Iterable[str]) -> tuple[str, ...]:
+    """The declared application table names, sorted; raises ValueError for a bad one."""
+    names = tuple(sorted(set(tables)))
+    for name in names:
+        if not APP_TABLE_NAME.fullmatch(name):
+            raise ValueError(f"application table name {name!r} must be 1-32 of [a-z0-9_]")
+    return names
 
 
 class StorageError(Exception):

@@ -106,16 +106,16 @@ class GroupCommitStore:
         elif isinstance(write, AcceptWrite):
             assert write.ballot >= self._promised(account, overlay), "a vote below the promise"
             chosen_through, _ = self._tail(account, overlay)
-            assert write.position > chosen_through, "a vote on a decided position"
-            vote = AcceptedEntry(write.position, write.ballot, write.value)
-            overlay.votes[write.position] = (vote, batch)
+            assert write.slot > chosen_through, "a vote on a decided slot"
+            vote = AcceptedEntry(write.slot, write.ballot, write.value)
+            overlay.votes[write.slot] = (vote, batch)
         else:
             assert isinstance(write, ChosenWrite)
             chosen_through, digest = self._tail(account, overlay)
-            assert write.position == chosen_through + 1, "chosen values extend the prefix"
-            overlay.chosen[write.position] = (write.value, batch)
-            overlay.votes.pop(write.position, None)
-            overlay.tail = (write.position, chain_digest(digest, write.value), batch)
+            assert write.slot == chosen_through + 1, "chosen values extend the prefix"
+            overlay.chosen[write.slot] = (write.value, batch)
+            overlay.votes.pop(write.slot, None)
+            overlay.tail = (write.slot, chain_digest(digest, write.value), batch)
 
     def flush_async(self) -> concurrent.futures.Future[None]:
         """Commit everything staged so far, on the writer thread; one sync at a time."""
@@ -194,22 +194,22 @@ class GroupCommitStore:
                 return base
             promised = overlay.promised[0] if overlay.promised is not None else base.promised
             chosen_through = overlay.tail[0] if overlay.tail is not None else base.chosen_through
-            votes = {vote.position: vote for vote in base.accepted}
+            votes = {vote.slot: vote for vote in base.accepted}
             votes.update((p, v) for p, (v, _) in overlay.votes.items())
             accepted = tuple(v for p, v in sorted(votes.items()) if p > chosen_through)
             return AccountRecord(max(promised, base.promised), chosen_through, accepted)
 
-    def chosen_values(self, account: str, from_position: int, limit: int) -> Sequence[bytes]:
+    def chosen_values(self, account: str, from_slot: int, limit: int) -> Sequence[bytes]:
         with self._lock:
             overlay = self._accounts.get(account)
-            base = self._base.chosen_values(account, from_position, limit)
+            base = self._base.chosen_values(account, from_slot, limit)
             if overlay is None or not overlay.chosen:
                 return base
             values = list(base)
-            position = from_position + len(values)
-            while len(values) < limit and position in overlay.chosen:
-                values.append(overlay.chosen[position][0])
-                position += 1
+            slot = from_slot + len(values)
+            while len(values) < limit and slot in overlay.chosen:
+                values.append(overlay.chosen[slot][0])
+                slot += 1
             return values
 
     def account_summary(self, account: str) -> AccountSummary:
@@ -245,7 +245,7 @@ class GroupCommitStore:
             return True
         chosen_through = overlay.tail[0] if overlay.tail is not None else (
             self._base.account_summary(account).chosen_through)
-        return any(v.position > chosen_through
+        return any(v.slot > chosen_through
                    for v in self._base.account_record(account).accepted)
 
     def app_get(self, table: str, key: bytes) -> bytes | None:

@@ -3,14 +3,15 @@
 One LMDB environment (a directory) per node. Its named databases:
 
 - ``meta``: format version, reserved round, node identity.
-- ``promise``: account -> the ballot promised for every position of the account.
-- ``vote``: (account, position) -> (ballot, value), the acceptor's undecided votes.
-- ``chosen``: (account, position) -> value, the chosen prefix of each account.
+- ``promise``: account -> the ballot promised for every slot of the account.
+- ``vote``: (account, slot) -> (ballot, value), the acceptor's undecided votes.
+- ``chosen``: (account, slot) -> value, the chosen prefix of each account.
 - ``tail``: account -> (chosen_through, chained digest of the chosen values).
-- ``app.<name>`` for each of `APP_TABLES`: opaque keys and values for the layers above.
+- ``app.<name>`` for each application table the opener declares: opaque keys and
+  values for the layer above.
 
-Keys sort by (account, position) so an account's votes or chosen values are one
-range scan: the account's UTF-8 bytes, a NUL, then the position as 8 bytes big
+Keys sort by (account, slot) so an account's votes or chosen values are one
+range scan: the account's UTF-8 bytes, a NUL, then the slot as 8 bytes big
 endian. Account-only keys (``promise``, ``tail``) carry the same NUL, so every
 table orders accounts the way Python orders the strings, and the empty account
 is a valid (non-empty) LMDB key.
@@ -64,7 +65,6 @@ from ledger.paxos.records import (
     Write,
 )
 from ledger.storage.base import (
-    APP_TABLES,
     EMPTY_DIGEST,
     AccountSummary,
     AppWrite,
@@ -72,7 +72,9 @@ from ledger.storage.base import (
     NodeIdentity,
     StorageError,
     StorageFull,
+    UnknownTable,
     chain_digest,
+    check_app_tables,
     flush_now,
 )
 
@@ -81,7 +83,8 @@ __all__ = ["FORMAT_VERSION", "LmdbStore", "store_exists"]
 log = logging.getLogger(__name__)
 
 #: Bumped when the on-disk layout changes; a store of another version is refused, not misread.
-FORMAT_VERSION: Final = 1
+#: 2: the bank's records have a schema of their own (no public API type is stored).
+FORMAT_VERSION: Final = 2
 
 _DATA_FILE = "data.mdb"  # what LMDB creates in the directory (subdir=True)
 _LOCK_FILE = "ledger.lock"  # our own exclusive lock; LMDB's lock.mdb allows many processes
@@ -91,8 +94,7 @@ _PROMISE = b"promise"
 _VOTE = b"vote"
 _CHOSEN = b"chosen"
 _TAIL = b"tail"
-_APP_DB_NAMES: Final = {table: b"app." + table.encode() for table in APP_TABLES}
-_DB_NAMES: Final = (_META, _PROMISE, _VOTE, _CHOSEN, _TAIL, *_APP_DB_NAMES.values())
+_CORE_DB_NAMES: Final = (_META, _PROMISE, _VOTE, _CHOSEN, _TAIL)
 
 _META_FORMAT = b"format"
 _META_ROUND = b"reserved_round"
@@ -103,7 +105,7 @@ _U64: Final = struct.Struct(">Q")
 _BALLOT: Final = struct.Struct(">Qi")  # round, node_index
 _TAIL_BODY: Final = struct.Struct(">Q16s")  # chosen_through, digest
 _CRC_SIZE: Final = _CRC.size
-_POSITION_SIZE: Final = _U64.size
+_SLOT_SIZE: Final = _U64.size
 
 #: An I/O error with less free space than this on the store's filesystem is
 #: reported as a full disk: LMDB turns a short write (the usual symptom of a disk
@@ -129,6 +131,17 @@ def store_exists(path: str | os.PathLike[str]) -> bool:
     return os.path.isfile(os.path.join(os.fspath(path), _DATA_FILE))
 
 
+def format_refusal(path: str, version: int) -> str:
+    """Why a store of another on-disk format is not opened, and what to do about it."""
+    if version < FORMAT_VERSION:
+        return (f"the store at {path} has on-disk format version {version}, written by an "
+                f"older version of the ledger; this version reads format {FORMAT_VERSION} only "
+                f"and cannot convert it (nothing was changed): run the version that wrote it")
+    return (f"the store at {path} has on-disk format version {version}, written by a newer "
+            f"version of the ledger; this version reads format {FORMAT_VERSION} only (nothing "
+            f"was changed): run the newer version")
+
+
 def _seal(key: bytes, payload: bytes) -> bytes:
     """The stored form of `payload` under `key`: its checksum, then the payload."""
     return _CRC.pack(zlib.crc32(payload, zlib.crc32(key))) + payload
@@ -147,6 +160,7 @@ class LmdbStore:
         self,
         path: str | os.PathLike[str],
         *,
+        app_tables: Iterable[str] = (),
         map_size_bytes: int = 1 << 30,
         max_map_size_bytes: int = 1 << 40,
     ) -> None:
@@ -157,6 +171,9 @@ class LmdbStore:
             )
         self._path = os.fspath(path)
         self._max_map_size = max_map_size_bytes
+        self._app_db_names = {table: b"app." + table.encode()
+                              for table in check_app_tables(app_tables)}
+        self._db_names = (*_CORE_DB_NAMES, *self._app_db_names.values())
         self._txn: lmdb.Transaction[bytes] | None = None
         self._writer_thread: int | None = None  # the thread that stages and syncs
         self._readers = threading.local()  # per thread: a reusable read transaction
@@ -179,8 +196,8 @@ class LmdbStore:
         except BaseException:
             os.close(self._lock_fd)
             raise
-        # Room for the NUL and the position in the longest (vote and chosen) keys.
-        self._max_account_bytes = self._env.max_key_size() - 1 - _POSITION_SIZE
+        # Room for the NUL and the slot in the longest (vote and chosen) keys.
+        self._max_account_bytes = self._env.max_key_size() - 1 - _SLOT_SIZE
         try:
             self._open_tables()
         except BaseException:
@@ -231,7 +248,7 @@ class LmdbStore:
                 # and a full disk shows up as SIGBUS instead of an error.
                 writemap=False,
                 map_async=False,
-                max_dbs=len(_DB_NAMES),
+                max_dbs=len(self._db_names),
                 # One reader at a time in this process, plus room for inspection tools.
                 max_readers=32,
                 # Reuse the one read transaction instead of setting one up per read.
@@ -244,12 +261,12 @@ class LmdbStore:
         env = self._require_env()
         try:
             with env.begin(write=True) as txn:
-                dbs = {name: env.open_db(name, txn=txn, create=True) for name in _DB_NAMES}
+                dbs = {name: env.open_db(name, txn=txn, create=True) for name in self._db_names}
                 meta = dbs[_META]
                 raw = txn.get(_META_FORMAT, db=meta)
                 if raw is None:
                     # New, unless the environment holds anything but our empty tables.
-                    foreign = set(txn.cursor().iternext(values=False)) - set(_DB_NAMES)
+                    foreign = set(txn.cursor().iternext(values=False)) - set(self._db_names)
                     if foreign or any(txn.stat(db)["entries"] for db in dbs.values()):
                         raise StorageError(
                             f"{self._path} holds LMDB data without a format version: "
@@ -261,10 +278,7 @@ class LmdbStore:
                     payload = self._checked(_META_FORMAT, raw, "the format version")
                     version = _U64.unpack(payload)[0]
                     if version != FORMAT_VERSION:
-                        raise StorageError(
-                            f"the store at {self._path} has format version {version}; this "
-                            f"program reads version {FORMAT_VERSION} only"
-                        )
+                        raise StorageError(format_refusal(self._path, version))
         except lmdb.Error as exc:
             raise self._storage_error(exc, "opening its tables") from exc
         # Handles stay valid for the environment's life; caching them saves a
@@ -274,7 +288,14 @@ class LmdbStore:
         self._db_vote = dbs[_VOTE]
         self._db_chosen = dbs[_CHOSEN]
         self._db_tail = dbs[_TAIL]
-        self._db_app = {table: dbs[name] for table, name in _APP_DB_NAMES.items()}
+        self._db_app = {table: dbs[name] for table, name in self._app_db_names.items()}
+
+    def _app_db(self, table: str) -> lmdb._Database:
+        db = self._db_app.get(table)
+        if db is None:
+            raise UnknownTable(f"no application table {table!r} in the store at {self._path} "
+                               f"(declared: {sorted(self._db_app)})")
+        return db
 
     @property
     def path(self) -> str:
@@ -601,9 +622,9 @@ class LmdbStore:
                 promised = decode_promise(get(prefix, db=promise_db), prefix, account)
                 if ballot < promised:
                     raise AssertionError(f"a vote under {ballot} below the promise {promised}")
-                if write.position <= decode_tail(get(prefix, db=tail_db), prefix, account)[0]:
-                    raise AssertionError("a vote on a decided position")
-                key = prefix + pack_u64(write.position)
+                if write.slot <= decode_tail(get(prefix, db=tail_db), prefix, account)[0]:
+                    raise AssertionError("a vote on a decided slot")
+                key = prefix + pack_u64(write.slot)
                 body = pack_ballot(ballot.round, ballot.node_index) + write.value
                 put(key, pack_crc(crc32(body, crc32(key))) + body, db=vote_db)
             elif kind is ChosenWrite:
@@ -611,19 +632,19 @@ class LmdbStore:
                 account = write.account
                 prefix = account_key(account)
                 through, digest = decode_tail(get(prefix, db=tail_db), prefix, account)
-                if write.position != through + 1:
+                if write.slot != through + 1:
                     raise AssertionError("chosen values extend the prefix in order")
-                key = prefix + pack_u64(write.position)
+                key = prefix + pack_u64(write.slot)
                 value = write.value
                 put(key, pack_crc(crc32(value, crc32(key))) + value, db=chosen_db)
-                tail = _TAIL_BODY.pack(write.position, chain_digest(digest, value))
+                tail = _TAIL_BODY.pack(write.slot, chain_digest(digest, value))
                 put(prefix, pack_crc(crc32(tail, crc32(prefix))) + tail, db=tail_db)
                 # The chosen value supersedes the vote: the vote table keeps only
                 # undecided votes, which accounts_with_votes relies on.
                 txn.delete(key, db=vote_db)
             elif kind is AppWrite:
                 assert isinstance(write, AppWrite)
-                db = self._db_app[write.table]
+                db = self._app_db(write.table)
                 if not write.key:
                     raise ValueError("application keys must not be empty (LMDB refuses them)")
                 if write.value is None:
@@ -691,11 +712,11 @@ class LmdbStore:
         )
         return through, digest
 
-    def _vote_entry(self, key: bytes, raw: bytes, account: str, position: int) -> AcceptedEntry:
-        payload = self._checked(key, raw, "the vote of account %r at position %d", account,
-                                position)
+    def _vote_entry(self, key: bytes, raw: bytes, account: str, slot: int) -> AcceptedEntry:
+        payload = self._checked(key, raw, "the vote of account %r at slot %d", account,
+                                slot)
         round_, node_index = _BALLOT.unpack_from(payload)
-        return AcceptedEntry(position, Ballot(round_, node_index), payload[_BALLOT.size:])
+        return AcceptedEntry(slot, Ballot(round_, node_index), payload[_BALLOT.size:])
 
     # Reads: through the write transaction if one is open, else a short read transaction
 
@@ -755,14 +776,14 @@ class LmdbStore:
                 for key, raw in cursor:
                     if not key.startswith(prefix):
                         break
-                    position = _U64.unpack_from(key, start)[0]
-                    votes.append(self._vote_entry(key, raw, account, position))
+                    slot = _U64.unpack_from(key, start)[0]
+                    votes.append(self._vote_entry(key, raw, account, slot))
             return AccountRecord(promised, through, tuple(votes))
         finally:
             self._done(txn)
 
-    def chosen_values(self, account: str, from_position: int, limit: int) -> Sequence[bytes]:
-        assert from_position >= 0 and limit >= 0
+    def chosen_values(self, account: str, from_slot: int, limit: int) -> Sequence[bytes]:
+        assert from_slot >= 0 and limit >= 0
         prefix = self._account_key(account)
         values: list[bytes] = []
         if limit == 0:
@@ -770,9 +791,9 @@ class LmdbStore:
         txn = self._reader()
         try:
             cursor = txn.cursor(db=self._db_chosen)
-            if not cursor.set_range(prefix + _U64.pack(from_position)):
+            if not cursor.set_range(prefix + _U64.pack(from_slot)):
                 return values
-            expected = from_position
+            expected = from_slot
             for key, raw in cursor:
                 if not key.startswith(prefix):
                     break
@@ -781,10 +802,10 @@ class LmdbStore:
                     # store lost a record.
                     raise Corruption(
                         f"the chosen values of account {account!r} in the store at "
-                        f"{self._path} skip position {expected}: the data on disk is damaged"
+                        f"{self._path} skip slot {expected}: the data on disk is damaged"
                     )
                 values.append(self._checked(
-                    key, raw, "the chosen value of account %r at position %d", account, expected
+                    key, raw, "the chosen value of account %r at slot %d", account, expected
                 ))
                 expected += 1
                 if len(values) == limit:
@@ -872,7 +893,7 @@ class LmdbStore:
         self.sync()
 
     def app_get(self, table: str, key: bytes) -> bytes | None:
-        db = self._db_app[table]
+        db = self._app_db(table)
         if not key:
             return None
         txn = self._reader()
@@ -885,7 +906,7 @@ class LmdbStore:
             self._done(txn)
 
     def app_get_many(self, table: str, keys: Sequence[bytes]) -> list[bytes | None]:
-        db = self._db_app[table]
+        db = self._app_db(table)
         wanted = sorted({key for key in keys if key})
         if not wanted:
             return [None] * len(keys)
@@ -906,7 +927,7 @@ class LmdbStore:
     def app_range(
         self, table: str, start: bytes, stop: bytes, limit: int
     ) -> Sequence[tuple[bytes, bytes]]:
-        db = self._db_app[table]
+        db = self._app_db(table)
         rows: list[tuple[bytes, bytes]] = []
         if limit <= 0 or start >= stop:
             return rows

@@ -24,12 +24,13 @@ from ledger.paxos.records import (
     Write,
 )
 from ledger.storage.base import (
-    APP_TABLES,
     EMPTY_DIGEST,
     AccountSummary,
     AppWrite,
     NodeIdentity,
+    UnknownTable,
     chain_digest,
+    check_app_tables,
     flush_now,
 )
 
@@ -44,38 +45,42 @@ class MemoryTables:
     chosen: dict[str, list[bytes]] = field(default_factory=dict)
     sorted_accounts: list[str] = field(default_factory=list)  # accounts with a chosen value
     digests: dict[str, bytes] = field(default_factory=dict)
-    app: dict[str, dict[bytes, bytes]] = field(
-        default_factory=lambda: {table: {} for table in APP_TABLES}
-    )
+    app: dict[str, dict[bytes, bytes]] = field(default_factory=dict)  # declared tables
+
+    def table(self, name: str) -> dict[bytes, bytes]:
+        rows = self.app.get(name)
+        if rows is None:
+            raise UnknownTable(f"no application table {name!r} (declared: {sorted(self.app)})")
+        return rows
 
     def apply(self, write: Write | AppWrite) -> None:
         if isinstance(write, AppWrite):
             if write.value is None:
-                self.app[write.table].pop(write.key, None)
+                self.table(write.table).pop(write.key, None)
             else:
-                self.app[write.table][write.key] = write.value
+                self.table(write.table)[write.key] = write.value
         elif isinstance(write, PromiseWrite):
             assert write.ballot > self.promised.get(write.account, NULL_BALLOT)
             self.promised[write.account] = write.ballot
         elif isinstance(write, AcceptWrite):
             assert write.ballot >= self.promised.get(write.account, NULL_BALLOT)
             decided = len(self.chosen.get(write.account, ()))
-            assert write.position >= decided, "a vote on a decided position"
-            vote = AcceptedEntry(write.position, write.ballot, write.value)
-            self.votes.setdefault(write.account, {})[write.position] = vote
+            assert write.slot >= decided, "a vote on a decided slot"
+            vote = AcceptedEntry(write.slot, write.ballot, write.value)
+            self.votes.setdefault(write.account, {})[write.slot] = vote
         elif isinstance(write, ChosenWrite):
             log = self.chosen.get(write.account)
             if log is None:
                 log = self.chosen[write.account] = []
                 bisect.insort(self.sorted_accounts, write.account)
-            assert write.position == len(log), "chosen values extend the prefix in order"
+            assert write.slot == len(log), "chosen values extend the prefix in order"
             log.append(write.value)
             self.digests[write.account] = chain_digest(
                 self.digests.get(write.account, EMPTY_DIGEST), write.value
             )
             account_votes = self.votes.get(write.account)
             if account_votes is not None:
-                account_votes.pop(write.position, None)
+                account_votes.pop(write.slot, None)
                 if not account_votes:
                     del self.votes[write.account]
         else:
@@ -91,14 +96,14 @@ class MemoryTables:
     def account_record(self, account: str) -> AccountRecord:
         chosen_through = len(self.chosen.get(account, ())) - 1
         votes = tuple(
-            vote for position, vote in sorted(self.votes.get(account, {}).items())
-            if position > chosen_through
+            vote for slot, vote in sorted(self.votes.get(account, {}).items())
+            if slot > chosen_through
         )
         return AccountRecord(self.promised.get(account, NULL_BALLOT), chosen_through, votes)
 
-    def chosen_values(self, account: str, from_position: int, limit: int) -> Sequence[bytes]:
-        assert from_position >= 0 and limit >= 0
-        return self.chosen.get(account, [])[from_position:from_position + limit]
+    def chosen_values(self, account: str, from_slot: int, limit: int) -> Sequence[bytes]:
+        assert from_slot >= 0 and limit >= 0
+        return self.chosen.get(account, [])[from_slot:from_slot + limit]
 
     def account_tails(self, after: str, limit: int) -> Sequence[AccountTail]:
         start = bisect.bisect_right(self.sorted_accounts, after)
@@ -119,12 +124,12 @@ class MemoryTables:
         return [self.account_summary(a) for a in self.sorted_accounts[start:start + limit]]
 
     def app_get(self, table: str, key: bytes) -> bytes | None:
-        return self.app[table].get(key)
+        return self.table(table).get(key)
 
     def app_range(
         self, table: str, start: bytes, stop: bytes, limit: int
     ) -> Sequence[tuple[bytes, bytes]]:
-        rows = self.app[table]
+        rows = self.table(table)
         keys = sorted(key for key in rows if start <= key < stop)[:limit]
         return [(key, rows[key]) for key in keys]
 
@@ -132,9 +137,10 @@ class MemoryTables:
 class MemoryStore:
     """A node's store held in memory: staged writes are visible, synced ones survive `crash`."""
 
-    def __init__(self) -> None:
-        self._visible = MemoryTables()
-        self._synced = MemoryTables()
+    def __init__(self, app_tables: Iterable[str] = ()) -> None:
+        tables = check_app_tables(app_tables)
+        self._visible = MemoryTables(app={table: {} for table in tables})
+        self._synced = MemoryTables(app={table: {} for table in tables})
         self._staged: list[Write | AppWrite] = []
         self._identity: NodeIdentity | None = None
 
@@ -170,8 +176,8 @@ class MemoryStore:
     def account_record(self, account: str) -> AccountRecord:
         return self._visible.account_record(account)
 
-    def chosen_values(self, account: str, from_position: int, limit: int) -> Sequence[bytes]:
-        return self._visible.chosen_values(account, from_position, limit)
+    def chosen_values(self, account: str, from_slot: int, limit: int) -> Sequence[bytes]:
+        return self._visible.chosen_values(account, from_slot, limit)
 
     def account_tails(self, after: str, limit: int) -> Sequence[AccountTail]:
         return self._visible.account_tails(after, limit)

@@ -1,11 +1,22 @@
-from ledger.v1 import ledger_pb2 as _ledger_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class OperationKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OPERATION_KIND_UNSPECIFIED: _ClassVar[OperationKind]
+    OPERATION_KIND_OPEN: _ClassVar[OperationKind]
+    OPERATION_KIND_DEPOSIT: _ClassVar[OperationKind]
+    OPERATION_KIND_WITHDRAWAL: _ClassVar[OperationKind]
+OPERATION_KIND_UNSPECIFIED: OperationKind
+OPERATION_KIND_OPEN: OperationKind
+OPERATION_KIND_DEPOSIT: OperationKind
+OPERATION_KIND_WITHDRAWAL: OperationKind
 
 class LogOperation(_message.Message):
     __slots__ = ("kind", "amount", "request_id", "memo", "recorded_at_ms")
@@ -14,12 +25,12 @@ class LogOperation(_message.Message):
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     MEMO_FIELD_NUMBER: _ClassVar[int]
     RECORDED_AT_MS_FIELD_NUMBER: _ClassVar[int]
-    kind: _ledger_pb2.EntryKind
+    kind: OperationKind
     amount: int
     request_id: str
     memo: str
     recorded_at_ms: int
-    def __init__(self, kind: _Optional[_Union[_ledger_pb2.EntryKind, str]] = ..., amount: _Optional[int] = ..., request_id: _Optional[str] = ..., memo: _Optional[str] = ..., recorded_at_ms: _Optional[int] = ...) -> None: ...
+    def __init__(self, kind: _Optional[_Union[OperationKind, str]] = ..., amount: _Optional[int] = ..., request_id: _Optional[str] = ..., memo: _Optional[str] = ..., recorded_at_ms: _Optional[int] = ...) -> None: ...
 
 class LogEntry(_message.Message):
     __slots__ = ("operations", "nonce")
@@ -52,11 +63,33 @@ class RequestRecord(_message.Message):
     BALANCE_AFTER_FIELD_NUMBER: _ClassVar[int]
     SLOT_FIELD_NUMBER: _ClassVar[int]
     position: int
-    kind: _ledger_pb2.EntryKind
+    kind: OperationKind
     amount: int
     memo: str
     rejected: bool
     reject_reason: str
     balance_after: int
     slot: int
-    def __init__(self, position: _Optional[int] = ..., kind: _Optional[_Union[_ledger_pb2.EntryKind, str]] = ..., amount: _Optional[int] = ..., memo: _Optional[str] = ..., rejected: _Optional[bool] = ..., reject_reason: _Optional[str] = ..., balance_after: _Optional[int] = ..., slot: _Optional[int] = ...) -> None: ...
+    def __init__(self, position: _Optional[int] = ..., kind: _Optional[_Union[OperationKind, str]] = ..., amount: _Optional[int] = ..., memo: _Optional[str] = ..., rejected: _Optional[bool] = ..., reject_reason: _Optional[str] = ..., balance_after: _Optional[int] = ..., slot: _Optional[int] = ...) -> None: ...
+
+class HistoryRecord(_message.Message):
+    __slots__ = ("position", "kind", "amount", "balance_after", "request_id", "memo", "rejected", "reject_reason", "recorded_at_ms")
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    BALANCE_AFTER_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    MEMO_FIELD_NUMBER: _ClassVar[int]
+    REJECTED_FIELD_NUMBER: _ClassVar[int]
+    REJECT_REASON_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    position: int
+    kind: OperationKind
+    amount: int
+    balance_after: int
+    request_id: str
+    memo: str
+    rejected: bool
+    reject_reason: str
+    recorded_at_ms: int
+    def __init__(self, position: _Optional[int] = ..., kind: _Optional[_Union[OperationKind, str]] = ..., amount: _Optional[int] = ..., balance_after: _Optional[int] = ..., request_id: _Optional[str] = ..., memo: _Optional[str] = ..., rejected: _Optional[bool] = ..., reject_reason: _Optional[str] = ..., recorded_at_ms: _Optional[int] = ...) -> None: ...

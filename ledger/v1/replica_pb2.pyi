@@ -15,108 +15,108 @@ class Ballot(_message.Message):
     def __init__(self, round: _Optional[int] = ..., node_index: _Optional[int] = ...) -> None: ...
 
 class Vote(_message.Message):
-    __slots__ = ("position", "ballot", "value")
-    POSITION_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("slot", "ballot", "value")
+    SLOT_FIELD_NUMBER: _ClassVar[int]
     BALLOT_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
-    position: int
+    slot: int
     ballot: Ballot
     value: bytes
-    def __init__(self, position: _Optional[int] = ..., ballot: _Optional[_Union[Ballot, _Mapping]] = ..., value: _Optional[bytes] = ...) -> None: ...
+    def __init__(self, slot: _Optional[int] = ..., ballot: _Optional[_Union[Ballot, _Mapping]] = ..., value: _Optional[bytes] = ...) -> None: ...
 
 class Prepare(_message.Message):
-    __slots__ = ("account", "from_position", "ballot")
+    __slots__ = ("account", "from_slot", "ballot")
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
-    FROM_POSITION_FIELD_NUMBER: _ClassVar[int]
+    FROM_SLOT_FIELD_NUMBER: _ClassVar[int]
     BALLOT_FIELD_NUMBER: _ClassVar[int]
     account: str
-    from_position: int
+    from_slot: int
     ballot: Ballot
-    def __init__(self, account: _Optional[str] = ..., from_position: _Optional[int] = ..., ballot: _Optional[_Union[Ballot, _Mapping]] = ...) -> None: ...
+    def __init__(self, account: _Optional[str] = ..., from_slot: _Optional[int] = ..., ballot: _Optional[_Union[Ballot, _Mapping]] = ...) -> None: ...
 
 class Promise(_message.Message):
-    __slots__ = ("account", "from_position", "ballot", "accepted", "chosen", "chosen_through")
+    __slots__ = ("account", "from_slot", "ballot", "accepted", "chosen", "chosen_through")
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
-    FROM_POSITION_FIELD_NUMBER: _ClassVar[int]
+    FROM_SLOT_FIELD_NUMBER: _ClassVar[int]
     BALLOT_FIELD_NUMBER: _ClassVar[int]
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     CHOSEN_FIELD_NUMBER: _ClassVar[int]
     CHOSEN_THROUGH_FIELD_NUMBER: _ClassVar[int]
     account: str
-    from_position: int
+    from_slot: int
     ballot: Ballot
     accepted: _containers.RepeatedCompositeFieldContainer[Vote]
     chosen: _containers.RepeatedScalarFieldContainer[bytes]
     chosen_through: int
-    def __init__(self, account: _Optional[str] = ..., from_position: _Optional[int] = ..., ballot: _Optional[_Union[Ballot, _Mapping]] = ..., accepted: _Optional[_Iterable[_Union[Vote, _Mapping]]] = ..., chosen: _Optional[_Iterable[bytes]] = ..., chosen_through: _Optional[int] = ...) -> None: ...
+    def __init__(self, account: _Optional[str] = ..., from_slot: _Optional[int] = ..., ballot: _Optional[_Union[Ballot, _Mapping]] = ..., accepted: _Optional[_Iterable[_Union[Vote, _Mapping]]] = ..., chosen: _Optional[_Iterable[bytes]] = ..., chosen_through: _Optional[int] = ...) -> None: ...
 
 class Accept(_message.Message):
-    __slots__ = ("account", "position", "ballot", "value")
+    __slots__ = ("account", "slot", "ballot", "value")
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
-    POSITION_FIELD_NUMBER: _ClassVar[int]
+    SLOT_FIELD_NUMBER: _ClassVar[int]
     BALLOT_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     account: str
-    position: int
+    slot: int
     ballot: Ballot
     value: bytes
-    def __init__(self, account: _Optional[str] = ..., position: _Optional[int] = ..., ballot: _Optional[_Union[Ballot, _Mapping]] = ..., value: _Optional[bytes] = ...) -> None: ...
+    def __init__(self, account: _Optional[str] = ..., slot: _Optional[int] = ..., ballot: _Optional[_Union[Ballot, _Mapping]] = ..., value: _Optional[bytes] = ...) -> None: ...
 
 class Accepted(_message.Message):
-    __slots__ = ("account", "position", "ballot")
+    __slots__ = ("account", "slot", "ballot")
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
-    POSITION_FIELD_NUMBER: _ClassVar[int]
+    SLOT_FIELD_NUMBER: _ClassVar[int]
     BALLOT_FIELD_NUMBER: _ClassVar[int]
     account: str
-    position: int
+    slot: int
     ballot: Ballot
-    def __init__(self, account: _Optional[str] = ..., position: _Optional[int] = ..., ballot: _Optional[_Union[Ballot, _Mapping]] = ...) -> None: ...
+    def __init__(self, account: _Optional[str] = ..., slot: _Optional[int] = ..., ballot: _Optional[_Union[Ballot, _Mapping]] = ...) -> None: ...
 
 class Nack(_message.Message):
-    __slots__ = ("account", "position", "ballot", "promised", "chosen_through")
+    __slots__ = ("account", "slot", "ballot", "promised", "chosen_through")
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
-    POSITION_FIELD_NUMBER: _ClassVar[int]
+    SLOT_FIELD_NUMBER: _ClassVar[int]
     BALLOT_FIELD_NUMBER: _ClassVar[int]
     PROMISED_FIELD_NUMBER: _ClassVar[int]
     CHOSEN_THROUGH_FIELD_NUMBER: _ClassVar[int]
     account: str
-    position: int
+    slot: int
     ballot: Ballot
     promised: Ballot
     chosen_through: int
-    def __init__(self, account: _Optional[str] = ..., position: _Optional[int] = ..., ballot: _Optional[_Union[Ballot, _Mapping]] = ..., promised: _Optional[_Union[Ballot, _Mapping]] = ..., chosen_through: _Optional[int] = ...) -> None: ...
+    def __init__(self, account: _Optional[str] = ..., slot: _Optional[int] = ..., ballot: _Optional[_Union[Ballot, _Mapping]] = ..., promised: _Optional[_Union[Ballot, _Mapping]] = ..., chosen_through: _Optional[int] = ...) -> None: ...
 
 class Learn(_message.Message):
-    __slots__ = ("account", "position", "value")
+    __slots__ = ("account", "slot", "value")
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
-    POSITION_FIELD_NUMBER: _ClassVar[int]
+    SLOT_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     account: str
-    position: int
+    slot: int
     value: bytes
-    def __init__(self, account: _Optional[str] = ..., position: _Optional[int] = ..., value: _Optional[bytes] = ...) -> None: ...
+    def __init__(self, account: _Optional[str] = ..., slot: _Optional[int] = ..., value: _Optional[bytes] = ...) -> None: ...
 
 class CatchUpRequest(_message.Message):
-    __slots__ = ("account", "from_position", "limit")
+    __slots__ = ("account", "from_slot", "limit")
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
-    FROM_POSITION_FIELD_NUMBER: _ClassVar[int]
+    FROM_SLOT_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     account: str
-    from_position: int
+    from_slot: int
     limit: int
-    def __init__(self, account: _Optional[str] = ..., from_position: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+    def __init__(self, account: _Optional[str] = ..., from_slot: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class CatchUpReply(_message.Message):
-    __slots__ = ("account", "from_position", "values", "chosen_through")
+    __slots__ = ("account", "from_slot", "values", "chosen_through")
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
-    FROM_POSITION_FIELD_NUMBER: _ClassVar[int]
+    FROM_SLOT_FIELD_NUMBER: _ClassVar[int]
     VALUES_FIELD_NUMBER: _ClassVar[int]
     CHOSEN_THROUGH_FIELD_NUMBER: _ClassVar[int]
     account: str
-    from_position: int
+    from_slot: int
     values: _containers.RepeatedScalarFieldContainer[bytes]
     chosen_through: int
-    def __init__(self, account: _Optional[str] = ..., from_position: _Optional[int] = ..., values: _Optional[_Iterable[bytes]] = ..., chosen_through: _Optional[int] = ...) -> None: ...
+    def __init__(self, account: _Optional[str] = ..., from_slot: _Optional[int] = ..., values: _Optional[_Iterable[bytes]] = ..., chosen_through: _Optional[int] = ...) -> None: ...
 
 class TailQuery(_message.Message):
     __slots__ = ("account", "nonce")
@@ -219,20 +219,20 @@ class StatusRequest(_message.Message):
     def __init__(self, after: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class AccountStatus(_message.Message):
-    __slots__ = ("account", "applied_position", "chosen_through", "digest", "opened", "balance")
+    __slots__ = ("account", "applied_slot", "chosen_through", "digest", "opened", "balance")
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
-    APPLIED_POSITION_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_SLOT_FIELD_NUMBER: _ClassVar[int]
     CHOSEN_THROUGH_FIELD_NUMBER: _ClassVar[int]
     DIGEST_FIELD_NUMBER: _ClassVar[int]
     OPENED_FIELD_NUMBER: _ClassVar[int]
     BALANCE_FIELD_NUMBER: _ClassVar[int]
     account: str
-    applied_position: int
+    applied_slot: int
     chosen_through: int
     digest: bytes
     opened: bool
     balance: int
-    def __init__(self, account: _Optional[str] = ..., applied_position: _Optional[int] = ..., chosen_through: _Optional[int] = ..., digest: _Optional[bytes] = ..., opened: _Optional[bool] = ..., balance: _Optional[int] = ...) -> None: ...
+    def __init__(self, account: _Optional[str] = ..., applied_slot: _Optional[int] = ..., chosen_through: _Optional[int] = ..., digest: _Optional[bytes] = ..., opened: _Optional[bool] = ..., balance: _Optional[int] = ...) -> None: ...
 
 class StatusReply(_message.Message):
     __slots__ = ("node_id", "peers", "cluster_fingerprint", "accounts", "complete", "counters")
@@ -258,26 +258,26 @@ class StatusReply(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., peers: _Optional[_Iterable[str]] = ..., cluster_fingerprint: _Optional[str] = ..., accounts: _Optional[_Iterable[_Union[AccountStatus, _Mapping]]] = ..., complete: _Optional[bool] = ..., counters: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class LogRequest(_message.Message):
-    __slots__ = ("account", "from_position", "limit")
+    __slots__ = ("account", "from_slot", "limit")
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
-    FROM_POSITION_FIELD_NUMBER: _ClassVar[int]
+    FROM_SLOT_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     account: str
-    from_position: int
+    from_slot: int
     limit: int
-    def __init__(self, account: _Optional[str] = ..., from_position: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
+    def __init__(self, account: _Optional[str] = ..., from_slot: _Optional[int] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class LogReply(_message.Message):
-    __slots__ = ("account", "from_position", "values", "chosen_through")
+    __slots__ = ("account", "from_slot", "values", "chosen_through")
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
-    FROM_POSITION_FIELD_NUMBER: _ClassVar[int]
+    FROM_SLOT_FIELD_NUMBER: _ClassVar[int]
     VALUES_FIELD_NUMBER: _ClassVar[int]
     CHOSEN_THROUGH_FIELD_NUMBER: _ClassVar[int]
     account: str
-    from_position: int
+    from_slot: int
     values: _containers.RepeatedScalarFieldContainer[bytes]
     chosen_through: int
-    def __init__(self, account: _Optional[str] = ..., from_position: _Optional[int] = ..., values: _Optional[_Iterable[bytes]] = ..., chosen_through: _Optional[int] = ...) -> None: ...
+    def __init__(self, account: _Optional[str] = ..., from_slot: _Optional[int] = ..., values: _Optional[_Iterable[bytes]] = ..., chosen_through: _Optional[int] = ...) -> None: ...
 
 class TraceRequest(_message.Message):
     __slots__ = ("account", "start", "stop")

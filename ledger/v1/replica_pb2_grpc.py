@@ -173,7 +173,7 @@ class AdminServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Status(self, request, context):
-        """This node's identity, peers, and per account its log position and digest.
+        """This node's identity, peers, and per account its log slot and digest.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -120,20 +120,20 @@ def log_values(node: Node, account: str) -> list[bytes]:
     values: list[bytes] = []
     while True:
         reply = node.admin.Log(replica_pb2.LogRequest(
-            account=account, from_position=len(values), limit=1_000), timeout=5)
+            account=account, from_slot=len(values), limit=1_000), timeout=5)
         values.extend(reply.values)
         if len(values) > reply.chosen_through or not reply.values:
             return values
 
 
 def status_balances(node: Node) -> dict[str, tuple[int, bool, int, int]]:
-    """account -> (balance, opened, applied_position, chosen_through), from Admin.Status."""
+    """account -> (balance, opened, applied_slot, chosen_through), from Admin.Status."""
     result: dict[str, tuple[int, bool, int, int]] = {}
     after = ""
     while True:
         page = node.admin.Status(replica_pb2.StatusRequest(after=after), timeout=5)
         for a in page.accounts:
-            result[a.account] = (a.balance, a.opened, a.applied_position, a.chosen_through)
+            result[a.account] = (a.balance, a.opened, a.applied_slot, a.chosen_through)
         if page.complete or not page.accounts:
             return result
         after = page.accounts[-1].account

@@ -18,26 +18,24 @@ from ledger.accounts import (
     replay,
 )
 from ledger.bank import codec
+from ledger.bank.model import HistoryEntry
 from ledger.bank.state_machine import LedgerStateMachine
 from ledger.paxos import Committed
 from ledger.storage.memory import MemoryStore
-from ledger.v1 import ledger_pb2, records_pb2
+from ledger.v1 import records_pb2
 from tests.bank.test_domain_properties import logs
-
-KIND_PB = {Kind.OPEN: ledger_pb2.ENTRY_KIND_OPEN, Kind.DEPOSIT: ledger_pb2.ENTRY_KIND_DEPOSIT,
-           Kind.WITHDRAWAL: ledger_pb2.ENTRY_KIND_WITHDRAWAL}
 
 
 class Replica:
     """A state machine over a MemoryStore, fed chosen values in log order as the driver does."""
 
     def __init__(self) -> None:
-        self.store = MemoryStore()
+        self.store = MemoryStore(LedgerStateMachine.TABLES)
         self.machine = LedgerStateMachine(self.store)
 
     def apply(self, account: str, value: bytes) -> None:
-        position = self.machine.applied_position(account) + 1
-        self.store.stage(self.machine.apply([Committed(account, position, value)]))
+        slot = self.machine.applied_slot(account) + 1
+        self.store.stage(self.machine.apply([Committed(account, slot, value)]))
         self.store.stage(self.machine.flush())
         self.store.sync()
 
@@ -45,12 +43,12 @@ class Replica:
         for entry in entries:
             self.apply(account, codec.encode_entry(entry))
 
-    def history(self, account: str) -> list[ledger_pb2.Entry]:
+    def history(self, account: str) -> list[HistoryEntry]:
         return self.machine.history(account, 0, 1_000)
 
 
-def expected_history(entries: list[list[Operation]]) -> list[ledger_pb2.Entry]:
-    """The public history `replay` implies: one entry per numbered (applied or refused) op."""
+def expected_history(entries: list[list[Operation]]) -> list[HistoryEntry]:
+    """The history `replay` implies: one entry per numbered (applied or refused) op."""
     _, verdicts = replay(entries)
     operations = [op for entry in entries for op in entry]
     history = []
@@ -58,11 +56,9 @@ def expected_history(entries: list[list[Operation]]) -> list[ledger_pb2.Entry]:
         if isinstance(verdict, NoOp):
             continue
         refused = isinstance(verdict, Refused)
-        history.append(ledger_pb2.Entry(
-            position=verdict.position, kind=KIND_PB[op.kind], amount=op.amount,
-            balance_after=verdict.balance, request_id=op.request_id, memo=op.memo,
-            rejected=refused, reject_reason=verdict.reason.value if refused else "",
-            recorded_at_ms=op.recorded_at_ms))
+        history.append(HistoryEntry(
+            verdict.position, op.kind, op.amount, verdict.balance, op.request_id, op.memo,
+            refused, verdict.reason.value if refused else "", op.recorded_at_ms))
     return history
 
 
@@ -148,13 +144,13 @@ def test_a_second_open_under_another_request_id_is_not_numbered() -> None:
 
 def malformed_values() -> list[bytes]:
     bad_kind = records_pb2.LogEntry(operations=[records_pb2.LogOperation(
-        kind=ledger_pb2.ENTRY_KIND_UNSPECIFIED, amount=5, request_id="k")])
+        kind=records_pb2.OPERATION_KIND_UNSPECIFIED, amount=5, request_id="k")])
     negative = records_pb2.LogEntry(operations=[records_pb2.LogOperation(
-        kind=ledger_pb2.ENTRY_KIND_DEPOSIT, amount=-5, request_id="n")])
+        kind=records_pb2.OPERATION_KIND_DEPOSIT, amount=-5, request_id="n")])
     zero = records_pb2.LogEntry(operations=[records_pb2.LogOperation(
-        kind=ledger_pb2.ENTRY_KIND_WITHDRAWAL, amount=0, request_id="z")])
+        kind=records_pb2.OPERATION_KIND_WITHDRAWAL, amount=0, request_id="z")])
     huge = records_pb2.LogEntry(operations=[records_pb2.LogOperation(
-        kind=ledger_pb2.ENTRY_KIND_DEPOSIT, amount=10**15 + 1, request_id="h")])
+        kind=records_pb2.OPERATION_KIND_DEPOSIT, amount=10**15 + 1, request_id="h")])
     return [b"\xff\xff\xff", b"\x0a\x05garbage", bad_kind.SerializeToString(),
             negative.SerializeToString(), zero.SerializeToString(), huge.SerializeToString()]
 
@@ -194,7 +190,7 @@ def test_applying_any_bytes_never_fails_and_agrees_with_replay(value: bytes) -> 
     except codec.MalformedEntry:
         decoded = []
     assert replica.machine.account("acct").state == replay([opening, decoded])[0]
-    assert replica.machine.applied_position("acct") == 1
+    assert replica.machine.applied_slot("acct") == 1
 
 
 def test_codec_round_trips_entries() -> None:

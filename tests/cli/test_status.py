@@ -106,7 +106,7 @@ def test_status_with_nothing_listening_and_with_no_servers(nowhere: str) -> None
 def fake_status(node_id: str, *accounts: tuple[str, int, int, bytes, int]) -> list[
         pb.StatusReply]:
     return [pb.StatusReply(node_id=node_id, complete=True, accounts=[
-        pb.AccountStatus(account=name, applied_position=applied, chosen_through=chosen,
+        pb.AccountStatus(account=name, applied_slot=applied, chosen_through=chosen,
                          digest=digest, opened=True, balance=balance)
         for name, applied, chosen, digest, balance in accounts])]
 

@@ -31,7 +31,7 @@ def digests(address: str) -> dict[str, tuple[int, bytes, int]]:
     """account -> (chosen_through, digest, balance) as the node holds it."""
     return {a.account: (a.chosen_through, a.digest, a.balance)
             for page in status_pages(address, timeout_s=5) for a in page.accounts
-            if a.applied_position == a.chosen_through}
+            if a.applied_slot == a.chosen_through}
 
 
 def eventually(check: Callable[[], T], timeout_s: float = 30.0, what: str = "") -> T:

@@ -10,10 +10,11 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
+from ledger.bank.state_machine import LedgerStateMachine
 from ledger.localcluster import free_ports
 from ledger.node import convert
 from ledger.node.cluster import ClusterConfig
-from ledger.node.driver import NodeDriver, NoQuorum, StorageUnavailable
+from ledger.node.driver import AppliedSlots, NodeDriver, NoQuorum, StorageUnavailable
 from ledger.node.server import NodeServer, ServeConfig
 from ledger.paxos import Ballot, Envelope, Learn, PaxosConfig, Prepare, Promise, TailsRequest
 from ledger.storage.base import StorageFull
@@ -31,7 +32,7 @@ class Servers:
 
     async def start(self, index: int) -> NodeServer:
         config = ServeConfig(f"n{index + 1}", pathlib.Path("/nonexistent"), self.cluster)
-        node = NodeServer(config, MemoryStore())
+        node = NodeServer(config, MemoryStore(LedgerStateMachine.TABLES))
         await node.start()
         self.nodes[index] = node
         return node
@@ -112,7 +113,7 @@ async def test_a_peer_stream_answers_every_request_once_and_refuses_a_stranger(
 
 class FlakyDisk(MemoryStore):
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(AppliedSlots.TABLES)
         self.full = False
 
     def sync(self) -> None:
@@ -164,7 +165,7 @@ async def test_when_the_disk_is_full_nothing_is_answered_until_it_is_not() -> No
 async def test_a_turn_sees_its_own_earlier_writes() -> None:
     # One call brings a Learn and then a Prepare: the Promise must report the value
     # the Learn made chosen, so the turn must have staged it before the Prepare.
-    store, sent = MemoryStore(), []
+    store, sent = MemoryStore(AppliedSlots.TABLES), []
     driver = make_driver(store, sent)
     task = asyncio.create_task(driver.run())
     answers = await driver.deliver(1, [

@@ -21,18 +21,18 @@ LOW, MID, HIGH = Ballot(1, 0), Ballot(2, 1), Ballot(3, 0)
 CHOSEN = [b"opening", b"deposit"]
 
 
-def read_chosen(from_position: int, limit: int) -> list[bytes]:
-    return CHOSEN[from_position:from_position + limit]
+def read_chosen(from_slot: int, limit: int) -> list[bytes]:
+    return CHOSEN[from_slot:from_slot + limit]
 
 
-def prepare(state: AcceptorState, ballot: Ballot, from_position: int = 0,
+def prepare(state: AcceptorState, ballot: Ballot, from_slot: int = 0,
             chosen_through: int = -1) -> tuple[Promise | Nack, list]:
-    return on_prepare(state, Prepare("a", from_position, ballot), chosen_through, read_chosen, 64)
+    return on_prepare(state, Prepare("a", from_slot, ballot), chosen_through, read_chosen, 64)
 
 
-def accept(state: AcceptorState, ballot: Ballot, position: int = 0, value: bytes = b"v",
+def accept(state: AcceptorState, ballot: Ballot, slot: int = 0, value: bytes = b"v",
            chosen_through: int = -1) -> tuple[Accepted | Nack | Learn, list]:
-    return on_accept(state, Accept("a", position, ballot, value), chosen_through, read_chosen)
+    return on_accept(state, Accept("a", slot, ballot, value), chosen_through, read_chosen)
 
 
 def test_p1b_an_acceptor_promises_a_ballot_higher_than_any_it_promised_and_persists_it() -> None:
@@ -58,18 +58,18 @@ def test_a_repeated_prepare_with_the_promised_ballot_is_promised_again_without_a
     assert writes == []
 
 
-def test_a_promise_reports_every_vote_at_or_after_the_prepared_position() -> None:
+def test_a_promise_reports_every_vote_at_or_after_the_prepared_slot() -> None:
     votes = {p: AcceptedEntry(p, LOW, b"v%d" % p) for p in (3, 4, 6)}
     state = AcceptorState(LOW, dict(votes))
-    reply, _ = prepare(state, HIGH, from_position=4, chosen_through=2)
+    reply, _ = prepare(state, HIGH, from_slot=4, chosen_through=2)
     assert isinstance(reply, Promise)
     assert reply.accepted == (votes[4], votes[6])
 
 
-def test_a_promise_covers_every_later_position_of_the_account() -> None:
+def test_a_promise_covers_every_later_slot_of_the_account() -> None:
     state = AcceptorState(NULL_BALLOT)
-    prepare(state, HIGH, from_position=5)
-    reply, writes = accept(state, MID, position=9)
+    prepare(state, HIGH, from_slot=5)
+    reply, writes = accept(state, MID, slot=9)
     assert reply == Nack("a", 9, MID, HIGH, -1)
     assert writes == []
 
@@ -98,7 +98,7 @@ def test_a_duplicate_accept_is_accepted_again_without_a_write() -> None:
     assert writes == []
 
 
-def test_a_later_ballot_replaces_the_vote_at_a_position() -> None:
+def test_a_later_ballot_replaces_the_vote_at_a_slot() -> None:
     state = AcceptorState(LOW)
     accept(state, LOW, value=b"old")
     accept(state, HIGH, value=b"new")
@@ -107,15 +107,15 @@ def test_a_later_ballot_replaces_the_vote_at_a_position() -> None:
 
 def test_a_promise_reports_chosen_values_where_the_acceptor_knows_the_decision() -> None:
     state = AcceptorState(LOW, {2: AcceptedEntry(2, LOW, b"undecided")})
-    reply, _ = prepare(state, HIGH, from_position=0, chosen_through=1)
+    reply, _ = prepare(state, HIGH, from_slot=0, chosen_through=1)
     assert isinstance(reply, Promise)
     assert reply.chosen == (b"opening", b"deposit")
     assert reply.chosen_through == 1
     assert reply.accepted == (AcceptedEntry(2, LOW, b"undecided"),)
 
 
-def test_an_accept_at_a_chosen_position_is_answered_with_the_chosen_value() -> None:
+def test_an_accept_at_a_chosen_slot_is_answered_with_the_chosen_value() -> None:
     state = AcceptorState(NULL_BALLOT)
-    reply, writes = accept(state, HIGH, position=1, value=b"other", chosen_through=1)
+    reply, writes = accept(state, HIGH, slot=1, value=b"other", chosen_through=1)
     assert reply == Learn("a", 1, b"deposit")
     assert writes == []

@@ -28,12 +28,12 @@ def test_a_proposal_is_chosen_and_every_node_learns_it() -> None:
     assert [cluster.log(i, "alice") for i in range(3)] == [[b"open 100"]] * 3
 
 
-def test_positions_follow_each_other_without_gaps() -> None:
+def test_slots_follow_each_other_without_gaps() -> None:
     cluster = LocalCluster(3)
     for value in (b"open", b"deposit 5", b"withdraw 2"):
         cluster.propose(1, "bob", value)
         cluster.deliver()
-    assert [(o.position, o.chosen) for o in cluster.outcomes[1]] == [
+    assert [(o.slot, o.chosen) for o in cluster.outcomes[1]] == [
         (0, b"open"), (1, b"deposit 5"), (2, b"withdraw 2")
     ]
 
@@ -85,7 +85,7 @@ def test_the_losing_proposer_learns_the_winner_and_reports_it_in_its_outcome() -
     cluster.deliver()
     cluster.advance(3_000)
     outcomes = cluster.outcomes[0] + cluster.outcomes[2]
-    assert {o.position for o in outcomes} == {0}
+    assert {o.slot for o in outcomes} == {0}
     assert sum(o.won for o in outcomes) == 1
     assert len({o.chosen for o in outcomes}) == 1
 
@@ -132,19 +132,19 @@ def test_a_higher_prepare_from_another_node_ends_the_fast_path() -> None:
     assert cluster.log(2, "alice") == [b"v0", b"v1", b"v2"]
 
 
-def test_the_fast_path_adopts_a_vote_reported_at_a_later_position() -> None:
+def test_the_fast_path_adopts_a_vote_reported_at_a_later_slot() -> None:
     cluster = LocalCluster(3)
     cluster.propose(2, "alice", b"v0")
     cluster.deliver()
     # v1 is chosen by nodes 1 and 2, but node 1 never hears so; then node 1 votes
-    # for "orphan" at position 2 and node 2, the only node that knows, dies.
+    # for "orphan" at slot 2 and node 2, the only node that knows, dies.
     unaware = (Learn, CatchUpRequest)
     cluster.propose(2, "alice", b"v1")
     cluster.deliver(drop=lambda e: e.destination == 0 or isinstance(e.message, unaware))
     cluster.propose(2, "alice", b"orphan")
     cluster.deliver(drop=lambda e: e.destination == 0 or isinstance(e.message, unaware))
     cluster.crash(2)
-    # Node 0 prepares from position 1: node 1's promise reports votes at 1 and 2.
+    # Node 0 prepares from slot 1: node 1's promise reports votes at 1 and 2.
     cluster.propose(0, "alice", b"mine")
     cluster.deliver()
     assert cluster.outcomes[0][-1].chosen == b"v1"
@@ -209,7 +209,7 @@ def test_a_settling_proposer_finds_the_log_end_where_no_majority_voted() -> None
     assert not cluster.nodes[1].is_proposing("alice")
 
 
-def test_only_undecided_positions_are_held_in_memory() -> None:
+def test_only_undecided_slots_are_held_in_memory() -> None:
     cluster = LocalCluster(3)
     for i in range(50):
         cluster.propose(0, "alice", b"v%d" % i)

@@ -1,4 +1,4 @@
-"""The proposer's rules for one position, one test each."""
+"""The proposer's rules for one slot, one test each."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from ledger.paxos.proposer import Phase, Proposer
 B1, B2, B3 = Ballot(1, 0), Ballot(2, 1), Ballot(3, 2)
 
 
-def promise(ballot: Ballot, *votes: AcceptedEntry, position: int = 0) -> Promise:
-    return Promise("a", position, ballot, tuple(votes), (), position - 1)
+def promise(ballot: Ballot, *votes: AcceptedEntry, slot: int = 0) -> Promise:
+    return Promise("a", slot, ballot, tuple(votes), (), slot - 1)
 
 
 def prepared(value: bytes | None = b"mine", fallback: bytes | None = None) -> Proposer:
@@ -53,7 +53,7 @@ def test_a_settling_proposer_proposes_its_own_acceptors_vote_when_the_majority_h
     assert phase_one is not None and phase_one.value == b"my acceptor's vote"
 
 
-def test_votes_at_later_positions_are_kept_for_the_fast_path() -> None:
+def test_votes_at_later_slots_are_kept_for_the_fast_path() -> None:
     proposer = prepared()
     proposer.on_promise(0, promise(B3, AcceptedEntry(2, B1, b"a")), quorum=2)
     phase_one = proposer.on_promise(1, promise(B3, AcceptedEntry(2, B2, b"b")), quorum=2)

@@ -73,7 +73,7 @@ class UnsyncedPromisesNode(PaxosNode):
 
 
 class NeverCatchesUpNode(PaxosNode):
-    """Never asks peers for missed values and never settles undecided positions."""
+    """Never asks peers for missed values and never settles undecided slots."""
 
     def _request_catch_up(self, account, state, now_ms, out):  # type: ignore[no-untyped-def]
         state.catch_up_at_ms = None

@@ -23,7 +23,6 @@ from ledger.paxos.records import (
     RoundWrite,
 )
 from ledger.storage.base import (
-    APP_TABLES,
     AppWrite,
     Corruption,
     NodeIdentity,
@@ -33,7 +32,7 @@ from ledger.storage.base import (
 from ledger.storage.group_commit import GroupCommitStore
 from ledger.storage.lmdb_store import FORMAT_VERSION, LmdbStore, store_exists
 from ledger.storage.memory import MemoryStore
-from tests.storage.test_store_contract import StagedWrite
+from tests.storage.test_store_contract import APP_TABLES, StagedWrite
 
 B1, B2 = Ballot(1, 0), Ballot(2, 1)
 KIB = 1 << 10
@@ -55,13 +54,13 @@ def opened(path: Path) -> Iterator[list[LmdbStore]]:
 
 
 def open_store(path: Path, opened: list[LmdbStore], **kwargs: Any) -> LmdbStore:
-    store = LmdbStore(path, **kwargs)
+    store = LmdbStore(path, **{"app_tables": APP_TABLES, **kwargs})
     opened.append(store)
     return store
 
 
-def position_key(account: str, position: int) -> bytes:
-    return account.encode() + b"\x00" + struct.pack(">Q", position)
+def slot_key(account: str, slot: int) -> bytes:
+    return account.encode() + b"\x00" + struct.pack(">Q", slot)
 
 
 def last_txnid(store: LmdbStore) -> int:
@@ -88,14 +87,14 @@ def test_a_path_that_is_a_file_is_refused_with_a_clear_message(tmp_path: Path) -
     path = tmp_path / "a-file"
     path.write_text("not a store")
     with pytest.raises(StorageError, match="is a file, not a directory"):
-        LmdbStore(path)
+        LmdbStore(path, app_tables=APP_TABLES)
     assert path.read_text() == "not a store"
 
 
 def test_a_store_is_opened_by_one_owner_at_a_time(path: Path, opened: list[LmdbStore]) -> None:
     store = open_store(path, opened)
     with pytest.raises(StorageError, match="in use by another process"):
-        LmdbStore(path)
+        LmdbStore(path, app_tables=APP_TABLES)
     store.close()
     open_store(path, opened).close()  # the lock went with the close
 
@@ -107,28 +106,33 @@ def test_the_environment_commits_durably(path: Path, opened: list[LmdbStore]) ->
     assert not flags["writemap"] and not flags["map_async"]
 
 
-def test_a_store_of_another_format_version_is_refused(path: Path) -> None:
-    LmdbStore(path).close()
+@pytest.mark.parametrize(("version", "written_by"), [(FORMAT_VERSION - 1, "an older version"),
+                                                    (FORMAT_VERSION + 1, "a newer version")])
+def test_a_store_of_another_format_version_is_refused_and_left_alone(
+    path: Path, version: int, written_by: str
+) -> None:
+    LmdbStore(path, app_tables=APP_TABLES).close()
+    payload = struct.pack(">Q", version)
+    sealed = struct.pack(">I", zlib.crc32(payload, zlib.crc32(b"format"))) + payload
     with lmdb.open(str(path), max_dbs=16) as env, env.begin(write=True) as txn:
-        meta = env.open_db(b"meta", txn=txn)
-        payload = struct.pack(">Q", FORMAT_VERSION + 1)
-        txn.put(b"format", struct.pack(">I", zlib.crc32(payload, zlib.crc32(b"format")))
-                + payload, db=meta)
-    with pytest.raises(StorageError, match=f"format version {FORMAT_VERSION + 1}"):
-        LmdbStore(path)
-
+        txn.put(b"format", sealed, db=env.open_db(b"meta", txn=txn))
+    with pytest.raises(StorageError, match=f"format version {version}, written by {written_by}"):
+        LmdbStore(path, app_tables=("added",))
+    with lmdb.open(str(path), max_dbs=16) as env, env.begin() as txn:
+        assert txn.get(b"format", db=env.open_db(b"meta", txn=txn)) == sealed
+        assert txn.get(b"app.added") is None  # no table was added to it
 
 
 def test_an_lmdb_environment_this_program_did_not_write_is_refused(path: Path) -> None:
     with lmdb.open(str(path), max_dbs=4) as env, env.begin(write=True) as txn:
         txn.put(b"someone", b"else's data")
     with pytest.raises(StorageError, match="without a format version"):
-        LmdbStore(path)
+        LmdbStore(path, app_tables=APP_TABLES)
     with lmdb.open(str(path), max_dbs=4) as env, env.begin() as txn:
         assert txn.get(b"someone") == b"else's data"  # and left as it was
 
 def test_closing_twice_is_harmless_and_a_closed_store_refuses_work(path: Path) -> None:
-    store = LmdbStore(path)
+    store = LmdbStore(path, app_tables=APP_TABLES)
     store.close()
     store.close()
     with pytest.raises(StorageError, match="closed"):
@@ -173,8 +177,8 @@ def test_set_identity_commits_what_is_staged_with_it(path: Path, opened: list[Lm
 def test_one_sync_is_one_commit_however_many_stages(path: Path, opened: list[LmdbStore]) -> None:
     store = open_store(path, opened)
     before = last_txnid(store)
-    for position in range(50):
-        store.stage([AcceptWrite("a", position, B1, b"v"), RoundWrite(position)])
+    for slot in range(50):
+        store.stage([AcceptWrite("a", slot, B1, b"v"), RoundWrite(slot)])
     assert last_txnid(store) == before  # nothing committed while staging
     store.sync()
     assert last_txnid(store) == before + 1
@@ -228,8 +232,8 @@ def test_the_map_grows_transparently(path: Path, opened: list[LmdbStore]) -> Non
     store.close()
     store = open_store(path, opened, map_size_bytes=64 * KIB)
     votes = store.account_record("a").accepted
-    assert [vote.position for vote in votes] == list(range(512))
-    assert all(vote.value == bytes([vote.position % 64 % 251]) * 4 * KIB for vote in votes)
+    assert [vote.slot for vote in votes] == list(range(512))
+    assert all(vote.value == bytes([vote.slot % 64 % 251]) * 4 * KIB for vote in votes)
     assert len(store.account_record("b").accepted) == 300
     assert list(store.chosen_values("c", 0, 1000)) == [b"c%d" % i for i in range(500)]
     assert len(store.app_range("history", b"", b"\xff", 5000)) == 1000
@@ -484,7 +488,7 @@ from ledger.storage.base import StorageError
 from ledger.storage.lmdb_store import LmdbStore
 
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails instead
-store = LmdbStore(sys.argv[1])
+store = LmdbStore(sys.argv[1], app_tables=("applied", "history", "requests"))
 store.stage([RoundWrite(1)])
 store.sync()
 soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
@@ -515,7 +519,7 @@ def test_a_commit_that_fails_writing_the_file_leaves_the_last_commit_and_the_sta
     )
     assert child.returncode == 0, child.stdout + child.stderr
     assert "failed:" in child.stdout and "retried" in child.stdout
-    store = LmdbStore(path)
+    store = LmdbStore(path, app_tables=APP_TABLES)
     try:
         assert store.reserved_round() == 2
         assert len(store.account_record("a").accepted) == 200
@@ -536,7 +540,7 @@ def corrupt(path: Path, table: bytes, key: bytes) -> None:
 
 
 def test_a_corrupt_record_is_detected_and_named(path: Path, opened: list[LmdbStore]) -> None:
-    store = LmdbStore(path)
+    store = LmdbStore(path, app_tables=APP_TABLES)
     store.stage([
         PromiseWrite("alice", B1),
         AcceptWrite("alice", 1, B1, b"deposit 5"),
@@ -548,16 +552,16 @@ def test_a_corrupt_record_is_detected_and_named(path: Path, opened: list[LmdbSto
         PromiseWrite("dave", B2),
     ])
     store.close()
-    corrupt(path, b"vote", position_key("alice", 1))
-    corrupt(path, b"chosen", position_key("alice", 0))
+    corrupt(path, b"vote", slot_key("alice", 1))
+    corrupt(path, b"chosen", slot_key("alice", 0))
     corrupt(path, b"tail", b"bob\x00")
     corrupt(path, b"meta", b"reserved_round")
     corrupt(path, b"app.applied", b"alice")
     corrupt(path, b"promise", b"dave\x00")
     store = open_store(path, opened)
-    with pytest.raises(Corruption, match=r"vote of account 'alice' at position 1 .*checksum"):
+    with pytest.raises(Corruption, match=r"vote of account 'alice' at slot 1 .*checksum"):
         store.account_record("alice")
-    with pytest.raises(Corruption, match=r"chosen value of account 'alice' at position 0"):
+    with pytest.raises(Corruption, match=r"chosen value of account 'alice' at slot 0"):
         store.chosen_values("alice", 0, 10)
     with pytest.raises(Corruption, match=r"chosen tail of account 'bob'"):
         store.account_summary("bob")
@@ -587,15 +591,15 @@ def test_a_corrupt_record_is_detected_and_named(path: Path, opened: list[LmdbSto
 def test_a_record_moved_to_another_key_fails_its_checksum(
     path: Path, opened: list[LmdbStore]
 ) -> None:
-    store = LmdbStore(path)
+    store = LmdbStore(path, app_tables=APP_TABLES)
     store.stage([AcceptWrite("a", 0, B1, b"zero"), AcceptWrite("a", 1, B1, b"one")])
     store.close()
     with lmdb.open(str(path), max_dbs=16) as env, env.begin(write=True) as txn:
         votes = env.open_db(b"vote", txn=txn)
-        raw = txn.get(position_key("a", 0), db=votes)
+        raw = txn.get(slot_key("a", 0), db=votes)
         assert raw is not None
-        txn.put(position_key("a", 1), raw, db=votes)
-    with pytest.raises(Corruption, match="position 1"):
+        txn.put(slot_key("a", 1), raw, db=votes)
+    with pytest.raises(Corruption, match="slot 1"):
         open_store(path, opened).account_record("a")
 
 
@@ -629,8 +633,8 @@ def random_write(rng: random.Random, reference: MemoryStore) -> StagedWrite:
             ballot = promised
         else:
             ballot = Ballot(promised.round + 1, rng.randint(0, 2))
-        position = record.chosen_through + rng.randint(1, 4)
-        return AcceptWrite(account, position, ballot, rng.randbytes(rng.randint(0, 40)))
+        slot = record.chosen_through + rng.randint(1, 4)
+        return AcceptWrite(account, slot, ballot, rng.randbytes(rng.randint(0, 40)))
     if roll < 0.75:
         return ChosenWrite(account, record.chosen_through + 1, rng.randbytes(rng.randint(0, 40)))
     if roll < 0.8:
@@ -659,7 +663,7 @@ def test_random_histories_read_the_same_as_the_in_memory_store(
     seed: int, path: Path, opened: list[LmdbStore]
 ) -> None:
     rng = random.Random(seed)
-    reference = MemoryStore()
+    reference = MemoryStore(APP_TABLES)
     store = open_store(path, opened, map_size_bytes=64 * KIB)
     for _ in range(120):
         roll = rng.random()
@@ -686,7 +690,7 @@ def test_group_commit_reads_the_same_as_the_in_memory_store_while_flushing(
 ) -> None:
     """Background flushes interleave with staging and reads; every read matches."""
     rng = random.Random(1000 + seed)
-    reference = MemoryStore()
+    reference = MemoryStore(APP_TABLES)
     base = open_store(path, opened, map_size_bytes=64 * KIB)
     store = GroupCommitStore(base)
     in_flight = None

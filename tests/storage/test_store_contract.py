@@ -27,7 +27,6 @@ from ledger.paxos.records import (
     Write,
 )
 from ledger.storage.base import (
-    APP_TABLES,
     EMPTY_DIGEST,
     AccountSummary,
     AppWrite,
@@ -43,13 +42,16 @@ B1, B2, B3 = Ballot(1, 0), Ballot(2, 1), Ballot(3, 0)
 
 StagedWrite = Write | AppWrite
 
+#: The application tables every store in these tests is opened with.
+APP_TABLES = ("applied", "history", "requests")
+
 # Run in a child process: open the store, stage the pickled writes, prove they are
 # visible, then die without syncing, as a killed node would.
 _CRASH_CHILD = """
 import os, pickle, sys
 from ledger.storage.lmdb_store import LmdbStore
 writes = pickle.loads(sys.stdin.buffer.read())
-store = LmdbStore(sys.argv[1])
+store = LmdbStore(sys.argv[1], app_tables=("applied", "history", "requests"))
 store.stage(writes)
 store.reserved_round(), store.accounts_with_votes()  # reads through the staged transaction
 sys.stdout.write("staged %d\\n" % len(writes))
@@ -82,7 +84,7 @@ class MemoryBackend(Backend):
     name = "memory"
 
     def open(self) -> Store:
-        return MemoryStore()
+        return MemoryStore(APP_TABLES)
 
     def reopen(self, store: Store) -> Store:
         assert isinstance(store, MemoryStore)
@@ -105,7 +107,7 @@ class LmdbBackend(Backend):
         self.stores: list[LmdbStore] = []
 
     def open(self) -> Store:
-        store = LmdbStore(self.path)
+        store = LmdbStore(self.path, app_tables=APP_TABLES)
         self.stores.append(store)
         return store
 
@@ -137,7 +139,7 @@ class GroupCommitBackend(LmdbBackend):
     name = "group-commit"
 
     def open(self) -> Store:
-        base = LmdbStore(self.path)
+        base = LmdbStore(self.path, app_tables=APP_TABLES)
         self.stores.append(base)
         return GroupCommitStore(base)
 
@@ -238,7 +240,7 @@ def test_votes_are_returned_sorted_with_their_ballots(store: Store) -> None:
         AcceptedEntry(0, B1, b"zero"),
         AcceptedEntry(2, B1, b"two"),
     ))
-    # A vote under a higher ballot replaces the one at its position.
+    # A vote under a higher ballot replaces the one at its slot.
     store.stage([AcceptWrite("a", 2, B3, b"two again")])
     assert store.account_record("a").accepted == (
         AcceptedEntry(0, B1, b"zero"),
@@ -255,11 +257,11 @@ def test_a_vote_below_the_promise_is_refused(store: Store) -> None:
     assert store.account_record("a").accepted == (AcceptedEntry(0, B2, b"at the promise"),)
 
 
-def test_a_vote_on_a_decided_position_is_refused(store: Store) -> None:
+def test_a_vote_on_a_decided_slot_is_refused(store: Store) -> None:
     decide(store, "a", [b"v0", b"v1"])
-    for position in (0, 1):
+    for slot in (0, 1):
         with pytest.raises(AssertionError):
-            store.stage([AcceptWrite("a", position, B1, b"late")])
+            store.stage([AcceptWrite("a", slot, B1, b"late")])
     store.stage([AcceptWrite("a", 2, B1, b"next")])
     assert store.account_record("a") == AccountRecord(NULL_BALLOT, 1, (
         AcceptedEntry(2, B1, b"next"),
@@ -295,7 +297,7 @@ def test_a_chosen_value_extends_the_prefix_and_supersedes_the_vote(store: Store)
         AcceptedEntry(1, B1, b"v1"),
         AcceptedEntry(2, B1, b"v2"),
     ))
-    # The chosen value wins over a different vote at its position.
+    # The chosen value wins over a different vote at its slot.
     store.stage([ChosenWrite("a", 1, b"other")])
     assert store.account_record("a") == AccountRecord(B1, 1, (AcceptedEntry(2, B1, b"v2"),))
     assert list(store.chosen_values("a", 0, 10)) == [b"v0", b"other"]
@@ -309,9 +311,9 @@ def test_chosen_values_extend_the_prefix_in_order_only(store: Store) -> None:
     with pytest.raises(AssertionError):
         store.stage([ChosenWrite("a", 1, b"gap")])
     decide(store, "a", [b"v0"])
-    for position in (0, 2):
+    for slot in (0, 2):
         with pytest.raises(AssertionError):
-            store.stage([ChosenWrite("a", position, b"out of order")])
+            store.stage([ChosenWrite("a", slot, b"out of order")])
     assert list(store.chosen_values("a", 0, 10)) == [b"v0"]
     assert store.account_summary("a") == AccountSummary("a", 0, digest_of([b"v0"]))
 

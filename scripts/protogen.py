@@ -1,5 +1,6 @@
-"""Regenerate the checked-in protobuf and gRPC code: `python -m ledger.protogen`.
+"""Regenerate the checked-in protobuf and gRPC code: `python3 scripts/protogen.py`.
 
+A development script, not part of the installed package (a wheel has no protos/).
 The .proto files live in protos/ under their package path (ledger/v1/...), so the
 generated modules land at the mirrored import path (ledger.v1.*_pb2). The
 generator is pinned in pyproject.toml; a test regenerates into a temporary
