@@ -15,6 +15,7 @@ from ledger.accounts.model import (
     Refusal,
     Refused,
     Verdict,
+    WriteRequest,
 )
 from ledger.accounts.rules import apply_operation, replay, same_request
 
@@ -29,6 +30,7 @@ __all__ = [
     "Refusal",
     "Refused",
     "Verdict",
+    "WriteRequest",
     "apply_operation",
     "replay",
     "same_request",

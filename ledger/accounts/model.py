@@ -41,6 +41,17 @@ class Operation:
 
 
 @dataclass(frozen=True, slots=True)
+class WriteRequest:
+    """A client's write to one account, as asked (not yet validated)."""
+
+    kind: Kind
+    account_id: str
+    amount: int  # the opening balance for OPEN
+    request_id: str  # the idempotency key: a retry with the same id never applies twice
+    memo: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class AccountState:
     """An account after applying a prefix of its log."""
 

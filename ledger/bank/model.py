@@ -1,4 +1,4 @@
-"""The bank's requests and answers as plain values.
+"""The bank's answers as plain values (requests are `ledger.accounts.WriteRequest`).
 
 The servicers and the forwarder convert them to and from the public API's messages;
 nothing in the bank sees a protobuf type of the public API.
@@ -9,17 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ledger.accounts import Kind
-
-
-@dataclass(frozen=True, slots=True)
-class WriteRequest:
-    """One write: an open (amount is the opening balance), a deposit or a withdrawal."""
-
-    kind: Kind
-    account_id: str
-    amount: int
-    request_id: str
-    memo: str = ""
 
 
 @dataclass(frozen=True, slots=True)

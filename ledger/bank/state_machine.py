@@ -17,7 +17,7 @@ from ledger.accounts import Applied, NoOp, Operation, Refused, apply_operation
 from ledger.bank import codec
 from ledger.bank.codec import Decision, StoredAccount
 from ledger.bank.model import HistoryEntry
-from ledger.paxos import Committed
+from ledger.node.consensus import Committed
 from ledger.storage.base import AppWrite, Store
 
 log = logging.getLogger(__name__)

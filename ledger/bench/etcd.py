@@ -15,7 +15,7 @@ import sys
 import time
 from types import ModuleType
 
-from ledger.localcluster import free_ports
+from ledger.tools.localcluster import free_ports
 
 GOCODE = pathlib.Path("/usr/share/gocode/src")
 ETCD_SOURCE = GOCODE / "go.etcd.io" / "etcd"

@@ -16,7 +16,7 @@ import time
 
 import grpc
 
-from ledger.localcluster import ProcessCluster
+from ledger.tools.localcluster import ProcessCluster
 from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc as pb_grpc
 

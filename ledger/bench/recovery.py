@@ -15,17 +15,19 @@ from collections.abc import Callable
 from ledger.accounts import Kind, Operation
 from ledger.bank import codec
 from ledger.bank.state_machine import LedgerStateMachine
-from ledger.localcluster import ProcessCluster, free_ports, node_answers
+from ledger.client.admin import node_answers, node_counters
 from ledger.node.cluster import ClusterConfig
-from ledger.node.status_client import node_counters
 from ledger.paxos import ChosenWrite, Committed
 from ledger.storage.base import NodeIdentity
 from ledger.storage.group_commit import GroupCommitStore
-from ledger.storage.lmdb_store import LmdbStore
+from ledger.storage.lmdb import LmdbStore
+from ledger.tools.localcluster import ProcessCluster, free_ports
+from ledger.tools.replicas import node_view
 
 Say = Callable[[str], None]
 SYNC_EVERY = 20_000  # entries per commit while building
 CHUNK = 1_000  # entries applied at once
+STATUS_TIMEOUT_S = 5.0
 
 
 def build_data_dir(path: pathlib.Path, accounts: int, entries: int) -> None:
@@ -130,13 +132,11 @@ def measure_catch_up(base: pathlib.Path, entries: int, accounts: int, say: Say
         shutil.copytree(template, node.data_dir)
         set_identity(node.data_dir, node.node_id, config)
     shutil.rmtree(template)
-    from ledger.chaos.runner import status_views
-
     try:
         cluster.start_node(0)
         cluster.start_node(1)
-        target = status_views(cluster.addresses[0]) or {}
-        assert sum(v[1] + 1 for v in target.values()) == entries
+        target = node_view(cluster.addresses[0], STATUS_TIMEOUT_S) or {}
+        assert sum(v.chosen_through + 1 for v in target.values()) == entries
         lagging = cluster.nodes[2]
         cluster.start_node(2)  # serving: from here on it only has to catch up
         started = time.monotonic()
@@ -145,7 +145,7 @@ def measure_catch_up(base: pathlib.Path, entries: int, accounts: int, say: Say
             # take a good share of the CPU of the node being measured.
             if applied_entries(lagging.address) >= entries:
                 seconds = time.monotonic() - started
-                if status_views(lagging.address) == target:
+                if node_view(lagging.address, STATUS_TIMEOUT_S) == target:
                     break
             time.sleep(0.05)
     finally:

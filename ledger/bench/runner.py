@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from ledger.localcluster import READY_TIMEOUT_S, ProcessCluster, free_ports
+from ledger.tools.localcluster import READY_TIMEOUT_S, ProcessCluster, free_ports
 
 Say = Callable[[str], None]
 

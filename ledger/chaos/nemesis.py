@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from ledger.chaos.history import FaultEvent
 from ledger.chaos.netns import Topology
-from ledger.localcluster import ProcessCluster
+from ledger.tools.localcluster import ProcessCluster
 
 NEMESES = ("kill", "pause", "partition", "loss")
 NETWORK_NEMESES = ("partition", "loss")

@@ -23,10 +23,11 @@ from ledger.chaos.nemesis import NETWORK_NEMESES, Nemesis
 from ledger.chaos.netns import Topology
 from ledger.chaos.workload import Recorder, WorkloadConfig, open_hot_accounts, run_clients
 from ledger.client import AccountNotFound, LedgerClient
-from ledger.localcluster import ProcessCluster
-from ledger.node.status_client import account_statuses
+from ledger.tools.localcluster import ProcessCluster
+from ledger.tools.replicas import converged, node_view, node_views
 
 CONVERGENCE_TIMEOUT_S = 90.0
+STATUS_TIMEOUT_S = 5.0  # per node, per status read
 PORT = 7001
 
 
@@ -140,22 +141,11 @@ def summarize(config: ChaosConfig, record: RunRecord, converged: bool,
     )
 
 
-def status_views(address: str) -> dict[str, tuple[int, int, bytes]] | None:
-    """account -> (applied, chosen_through, digest) as one node holds it."""
-    accounts = account_statuses(address, timeout_s=5)
-    if accounts is None:
-        return None
-    return {a.account: (a.applied_slot, a.chosen_through, a.digest) for a in accounts}
-
-
 def wait_for_convergence(addresses: list[str], timeout_s: float = CONVERGENCE_TIMEOUT_S) -> bool:
     """Poll until every replica holds and has applied the same log for every account."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        views = [status_views(address) for address in addresses]
-        if all(v is not None for v in views) and all(v == views[0] for v in views) and all(
-            applied == chosen for applied, chosen, _ in views[0].values()  # type: ignore[union-attr]
-        ):
+        if converged(node_views(addresses, STATUS_TIMEOUT_S)) is not None:
             return True
         time.sleep(0.25)
     return False
@@ -165,7 +155,7 @@ def read_logs(addresses: list[str]) -> dict[str, dict[str, list[LogEntry]]]:
     """Every replica's history of every account it knows, read LOCAL (no consensus)."""
     logs: dict[str, dict[str, list[LogEntry]]] = {}
     for address in addresses:
-        views = status_views(address) or {}
+        views = node_view(address, STATUS_TIMEOUT_S) or {}
         per_account: dict[str, list[LogEntry]] = {}
         with LedgerClient([address], timeout_s=10) as bank:
             for account in sorted(views):

@@ -7,7 +7,7 @@ import time
 
 import click
 
-from ledger.localcluster import ProcessCluster
+from ledger.tools.localcluster import ProcessCluster
 
 
 @click.group()

@@ -10,7 +10,7 @@ import pathlib
 import click
 
 from ledger.node.cluster import ClusterConfig, ConfigError, parse_address
-from ledger.node.server import IdentityMismatch, ServeConfig
+from ledger.server.config import IdentityMismatch, ServeConfig
 from ledger.storage.base import StorageError
 
 
@@ -71,7 +71,7 @@ def serve(
         level=log_level.upper(),
         format=f"%(asctime)s %(levelname)s node={node_id} %(name)s: %(message)s",
     )
-    from ledger.node.server import serve as run
+    from ledger.server.node_server import serve as run
 
     try:
         profile_to = os.environ.get("LEDGER_PROFILE")  # a developer's cProfile dump

@@ -7,8 +7,9 @@ import json
 import click
 import grpc
 
-from ledger.money import format_amount
-from ledger.node.status_client import status_pages
+from ledger.client.admin import status_pages
+from ledger.client.money import format_amount
+from ledger.tools.replicas import AccountView, NodeView, agreement
 from ledger.v1 import replica_pb2 as pb
 
 DEFAULT_SERVERS = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
@@ -36,23 +37,26 @@ def status(servers: str, as_json: bool, timeout: float) -> None:
     addresses = list(dict.fromkeys(s.strip() for s in servers.split(",") if s.strip()))
     if not addresses:
         raise click.BadParameter("no servers given", param_hint="--servers")
-    views = {address: fetch_status(address, timeout) for address in addresses}
+    pages = {address: fetch_status(address, timeout) for address in addresses}
     nodes: dict[str, dict[str, object]] = {}
+    views: list[NodeView | None] = []
     accounts: dict[str, dict[str, dict[str, object]]] = {}
-    for address, view in views.items():
+    for address, view in pages.items():
         if isinstance(view, str):
             nodes[address] = {"reachable": False, "error": view}
+            views.append(None)
             continue
         known = [a for page in view for a in page.accounts]
         nodes[address] = {"reachable": True, "node_id": view[0].node_id, "accounts": len(known)}
+        views.append({a.account: AccountView(a.applied_slot, a.chosen_through, a.digest,
+                                             a.balance if a.opened else None) for a in known})
         for a in known:
             accounts.setdefault(a.account, {})[address] = {
                 "applied_position": a.applied_slot, "chosen_through": a.chosen_through,
                 "balance": a.balance if a.opened else None, "digest": a.digest.hex()[:8],
             }
     reachable = [address for address in addresses if nodes[address]["reachable"]]
-    agree = {account: len({json.dumps(per.get(a), sort_keys=True) for a in reachable}) == 1
-             for account, per in accounts.items()}
+    agree = agreement(views)
     if as_json:
         click.echo(json.dumps({"nodes": nodes, "accounts": accounts, "agree": agree}))
         return

@@ -30,7 +30,7 @@ from ledger.client import (
     importer,
     new_request_id,
 )
-from ledger.money import BadAmount, format_amount, parse_amount
+from ledger.client.money import BadAmount, format_amount, parse_amount
 
 T = TypeVar("T")
 

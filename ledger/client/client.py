@@ -18,6 +18,8 @@ from typing import TypeVar
 import grpc
 
 from ledger import errors
+from ledger.accounts import Kind, WriteRequest
+from ledger.api import wire
 from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc as pb_grpc
 
@@ -26,12 +28,6 @@ T = TypeVar("T")
 DEFAULT_TIMEOUT_S = 10.0
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 PAUSE_BETWEEN_ROUNDS_S = 0.05  # after every server failed once, before trying them again
-
-KIND_NAMES = {
-    pb.ENTRY_KIND_OPEN: "open",
-    pb.ENTRY_KIND_DEPOSIT: "deposit",
-    pb.ENTRY_KIND_WITHDRAWAL: "withdrawal",
-}
 
 
 def new_request_id() -> str:
@@ -51,7 +47,7 @@ class Transaction:
 class BatchWrite:
     """One write of a `submit` batch. An empty request_id gets a fresh one."""
 
-    kind: str  # "open" (amount is the opening balance), "deposit" or "withdraw"
+    kind: str  # "open" (amount is the opening balance), "deposit" or "withdraw"/"withdrawal"
     account_id: str
     amount: int
     memo: str = ""
@@ -142,23 +138,17 @@ class LedgerClient:
         same request ids; an operation whose own result is Unavailable may be
         resubmitted with its request id, safely."""
         ids = [write.request_id or new_request_id() for write in writes]
-        request = pb.SubmitRequest(operations=[_batch_operation(w, rid)
+        request = pb.SubmitRequest(operations=[wire.batch_operation(_write_request(w, rid))
                                                for w, rid in zip(writes, ids, strict=True)])
         reply = self._call(lambda stub: stub.Submit, request, timeout_s)
         results: list[Transaction | errors.LedgerError] = []
         for request_id, result in zip(ids, reply.results, strict=True):
-            if result.code == 0:
-                results.append(_transaction(result.reply, request_id))
-                continue
-            details = {}
-            if result.HasField("refusal"):
-                refusal = result.refusal
-                details = {"ledger-reason": refusal.reason,
-                           "ledger-balance": str(refusal.balance),
-                           "ledger-amount": str(refusal.amount),
-                           "ledger-position": str(refusal.position)}
-            results.append(_typed_status(grpc.StatusCode(_STATUS_BY_NUMBER[result.code]),
-                                         result.message, details, request_id))
+            outcome = wire.operation_outcome(result)
+            if isinstance(outcome, errors.LedgerError):
+                outcome.request_id = request_id
+                results.append(outcome)
+            else:
+                results.append(_transaction(outcome, request_id))
         return results
 
     # ------------------------------------------------------------------- reads
@@ -174,7 +164,7 @@ class LedgerClient:
         request = pb.GetHistoryRequest(account_id=account_id, from_position=from_position,
                                        limit=limit, consistency=_consistency(local))
         reply = self._call(lambda stub: stub.GetHistory, request, timeout_s)
-        return [HistoryEntry(e.position, KIND_NAMES.get(e.kind, "unknown"), e.amount,
+        return [HistoryEntry(e.position, _kind_name(e.kind), e.amount,
                              e.balance_after, e.request_id, e.memo, e.rejected,
                              e.reject_reason, e.recorded_at_ms) for e in reply.entries]
 
@@ -230,34 +220,23 @@ def _transaction(reply: pb.TransactionReply, request_id: str) -> Transaction:
                        request_id)
 
 
-_STATUS_BY_NUMBER = {code.value[0]: code.value for code in grpc.StatusCode}
+def _kind_name(entry_kind: int) -> str:
+    kind = wire.ENTRY_KIND_TO_KIND.get(entry_kind)
+    return "unknown" if kind is None else kind.value
 
 
-def _batch_operation(write: BatchWrite, request_id: str) -> pb.BatchOperation:
-    if write.kind == "open":
-        return pb.BatchOperation(open_account=pb.OpenAccountRequest(
-            account_id=write.account_id, opening_balance=write.amount, request_id=request_id))
-    if write.kind == "deposit":
-        return pb.BatchOperation(deposit=pb.DepositRequest(
-            account_id=write.account_id, amount=write.amount, memo=write.memo,
-            request_id=request_id))
-    if write.kind == "withdraw":
-        return pb.BatchOperation(withdraw=pb.WithdrawRequest(
-            account_id=write.account_id, amount=write.amount, memo=write.memo,
-            request_id=request_id))
-    raise ValueError(f"unknown kind of write {write.kind!r}: open, deposit or withdraw")
+def _write_request(write: BatchWrite, request_id: str) -> WriteRequest:
+    try:
+        kind = Kind.parse(write.kind)
+    except ValueError:
+        raise ValueError(f"unknown kind of write {write.kind!r}: open, deposit or withdraw"
+                         ) from None
+    return WriteRequest(kind, write.account_id, write.amount, request_id, write.memo)
 
 
 def _typed(error: grpc.RpcError, request_id: str | None) -> errors.LedgerError:
     """The typed exception for a status the server sent."""
-    details = dict(error.trailing_metadata() or ())
-    return _typed_status(error.code(), error.details() or "", details, request_id)
-
-
-def _typed_status(code: grpc.StatusCode, message: str, details: dict[str, str],
-                  request_id: str | None) -> errors.LedgerError:
-    numbers = {key: int(details[f"ledger-{key}"]) for key in ("balance", "amount", "position")
-               if f"ledger-{key}" in details}
-    typed = errors.from_status(code.name, message, details.get("ledger-reason", ""), **numbers)
+    typed = wire.error_from_status(error.code(), error.details() or "",
+                                   dict(error.trailing_metadata() or ()))
     typed.request_id = request_id
     return typed

@@ -15,11 +15,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from ledger import errors
+from ledger.accounts import Kind
 from ledger.client.client import BatchWrite, LedgerClient, Transaction
-from ledger.money import BadAmount, parse_amount
+from ledger.client.money import BadAmount, parse_amount
 
 CHUNK_ROWS = 1_000  # rows per Submit call
-KINDS = {"deposit": "deposit", "withdraw": "withdraw", "withdrawal": "withdraw", "open": "open"}
 REQUIRED_COLUMNS = ("account", "kind", "amount")
 
 
@@ -67,18 +67,19 @@ def parse(data: bytes) -> tuple[list[Row], list[RowProblem]]:
     rows, problems = [], []
     for number, record in enumerate(reader, start=2):
         fields = {k.strip(): (v or "").strip() for k, v in record.items() if k is not None}
-        kind = KINDS.get(fields["kind"].lower())
-        if kind is None:
+        try:
+            kind = Kind.parse(fields["kind"])
+        except ValueError:
             problems.append(RowProblem(number, "bad-input",
                                        f"kind {fields['kind']!r} is not deposit or withdraw"))
             continue
         try:
-            amount = parse_amount(fields["amount"], allow_zero=kind == "open")
+            amount = parse_amount(fields["amount"], allow_zero=kind is Kind.OPEN)
         except BadAmount as error:
             problems.append(RowProblem(number, "bad-input", str(error)))
             continue
         request_id = fields.get("request_id") or f"import-{digest}-{number}"
-        rows.append(Row(number, BatchWrite(kind, fields["account"], amount,
+        rows.append(Row(number, BatchWrite(kind.value, fields["account"], amount,
                                            fields.get("memo", ""), request_id)))
     return rows, problems
 

@@ -2,15 +2,18 @@
 
 Everything runs on one asyncio loop, so the core is never entered concurrently.
 A turn takes everything that arrived since the last one (peer messages, replies,
-proposals, cancellations, due timers), feeds it to the core, then carries out
-the resulting Readies in the order the core demands:
+proposals, cancellations, reads, due timers), feeds it to the core, then carries
+out the resulting Readies in the order the core demands:
 
-1. persist: stage every write and sync once (group commit: one fsync per turn);
-2. send: answers to peers that called us go back in their calls' replies, the
-   rest to the transport, messages to ourselves to the next turn;
-3. apply: committed entries go to the state machine, outcomes to proposers.
+1. persist: stage every write; a background flush makes it durable (group commit:
+   one fsync for everything staged meanwhile);
+2. send: once the writes they vouch for are durable (`DurabilityGate`), answers to
+   peers that called us go back in their calls' replies, the rest to the
+   transport, messages to ourselves to the next turn;
+3. apply: chosen entries go to the state machine, outcomes to proposers, passed
+   read barriers to readers.
 
-While a turn syncs, new work queues up and forms the next turn's batch.
+While a flush runs, new work queues up and forms the next turns.
 """
 
 from __future__ import annotations
@@ -19,21 +22,18 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter, defaultdict, deque
-from collections.abc import Callable, Sequence
+from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
+from ledger.node.consensus import NoQuorum, StateMachine, StorageUnavailable
+from ledger.node.counters import DriverCounters
+from ledger.node.durability import DurabilityGate
+from ledger.node.proposals import Proposal, ProposalQueues
+from ledger.node.reads import Read, ReadBarriers
+from ledger.node.reapply import reapply_unapplied
 from ledger.node.trace import Tracer
-from ledger.paxos import (
-    Committed,
-    Envelope,
-    Outcome,
-    PaxosConfig,
-    PaxosNode,
-    ProposalInProgress,
-    Ready,
-)
+from ledger.paxos import Envelope, Outcome, PaxosConfig, PaxosNode, Ready
 from ledger.paxos.backoff import RandomSource
 from ledger.paxos.records import Write
 from ledger.storage.base import AppWrite, StorageError, Store
@@ -43,58 +43,8 @@ log = logging.getLogger(__name__)
 Send = Callable[[int, list[Envelope]], None]
 
 LAZY_FLUSH_MS = 20  # writes nothing waits on are flushed within this long
-NEVER = 1 << 62
 STORAGE_RETRY_MS = 100  # how often a failing disk is retried when nothing else happens
 MAX_COALESCE_YIELDS = 8  # event-loop trips a turn waits for more work to join it
-
-
-class NoQuorum(Exception):
-    """No majority answered before the deadline; the value may or may not be chosen."""
-
-
-class StorageUnavailable(Exception):
-    """The node cannot make writes durable (disk or map full); the message says why."""
-
-
-class StateMachine(Protocol):
-    """What committed entries are applied to, in log order per account."""
-
-    def applied_slot(self, account: str) -> int:
-        """The last slot applied to the account (-1: none)."""
-        ...
-
-    def apply(self, entries: Sequence[Committed]) -> list[AppWrite]:
-        """Apply chosen entries, each account's in log order; return the writes recording them."""
-        ...
-
-    def flush(self) -> list[AppWrite]:
-        """Writes applying has deferred (staged right after a batch of applies)."""
-        ...
-
-
-class AppliedSlots:
-    """The simplest state machine: remembers how far each account's log was applied."""
-
-    TABLES = ("applied",)
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-
-    def applied_slot(self, account: str) -> int:
-        raw = self._store.app_get("applied", account.encode())
-        return -1 if raw is None else int.from_bytes(raw, "big", signed=True)
-
-    def apply(self, entries: Sequence[Committed]) -> list[AppWrite]:
-        last: dict[str, int] = {}
-        for committed in entries:
-            expected = last.get(committed.account, self.applied_slot(committed.account)) + 1
-            assert committed.slot == expected
-            last[committed.account] = committed.slot
-        return [AppWrite("applied", account.encode(), slot.to_bytes(8, "big", signed=True))
-                for account, slot in last.items()]
-
-    def flush(self) -> list[AppWrite]:
-        return []
 
 
 def monotonic_ms() -> int:
@@ -102,52 +52,41 @@ def monotonic_ms() -> int:
 
 
 @dataclass(slots=True, eq=False)
-class _Proposal:
-    account: str
-    value: bytes
-    future: asyncio.Future[Outcome | None]
-    expected_slot: int | None = None
-
-
-@dataclass(slots=True, eq=False)
 class _Call:
-    """A peer's Step call, waiting for the answers its messages cause."""
+    """A peer's call, waiting for the answers its messages cause."""
 
     source: int
     envelopes: list[Envelope]
     future: asyncio.Future[list[Envelope]]
 
 
-@dataclass(slots=True, eq=False)
-class _Read:
-    """A caller waiting for a read barrier on `account`."""
-
-    account: str
-    future: asyncio.Future[int]
-
-
 @dataclass(slots=True)
-class _Held:
-    """What one turn produced, released once the writes it depends on are durable."""
+class _Turn:
+    """What one turn produced: released once the writes it depends on are durable."""
 
     readies: list[Ready]
     calls: list[_Call]
-    needs_flush: int  # the number of the first flush that covers its writes
 
 
 @dataclass(slots=True)
 class _Inbox:
     calls: list[_Call] = field(default_factory=list)
     messages: list[Envelope] = field(default_factory=list)
-    cancels: list[_Proposal] = field(default_factory=list)
-    reads: list[_Read] = field(default_factory=list)
+    cancels: list[Proposal] = field(default_factory=list)
+    reads: list[Read] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.calls or self.messages or self.cancels or self.reads)
 
+    def __len__(self) -> int:
+        return len(self.calls) + len(self.messages) + len(self.reads)
+
 
 class NodeDriver:
-    """Owns the core, the store and the state machine; serialises all access to them."""
+    """Owns the core, the store and the state machine; serialises all access to them.
+
+    Implements `ledger.node.consensus.Consensus` for the layer above.
+    """
 
     def __init__(
         self,
@@ -156,7 +95,7 @@ class NodeDriver:
         store: Store,
         send: Send,
         rng: RandomSource,
-        state_machine: StateMachine | None = None,
+        state_machine: StateMachine,
         clock_ms: Callable[[], int] = monotonic_ms,
     ) -> None:
         self.node_index = node_index
@@ -164,30 +103,18 @@ class NodeDriver:
         self._store = store
         self._send = send
         self._clock_ms = clock_ms
-        self._state_machine = state_machine or AppliedSlots(store)
+        self._state_machine = state_machine
         self._core = PaxosNode(node_index, config, store, rng, clock_ms())
         self._inbox = _Inbox()
-        self._waiting: dict[str, deque[_Proposal]] = defaultdict(deque)
-        self._active: dict[str, _Proposal] = {}
-        self._barriers: dict[tuple[str, int], list[_Read]] = {}
-        self._dirty = False  # something is staged that no flush has taken yet
-        self._held: deque[_Held] = deque()  # turns whose results wait for a flush
-        self._flushing = False  # a background flush is in flight
-        self._flushes_started = 0
-        self._flushes_done = 0
-        self._lazy_flush_at_ms = NEVER
+        self._proposals = ProposalQueues()
+        self._reads = ReadBarriers()
+        self._gate: DurabilityGate[_Turn] = DurabilityGate(LAZY_FLUSH_MS)
         self._wake = asyncio.Event()
-        self.tracer = Tracer()
         self._stopping = False
+        self._fatal: BaseException | None = None  # a failure nothing here can handle
+        self.tracer = Tracer()
+        self.counters = DriverCounters()
         self.storage_error: str | None = None
-        self.turns = 0
-        self.syncs = 0
-        self.last_flush_ms = 0
-        self.messages = 0  # handled by the core
-        self.received: Counter[str] = Counter()  # messages handled, by kind
-        self.proposals = 0
-        self.applied = 0  # log entries applied since start (not counting startup's re-apply)
-        self.extra_counters: Callable[[], dict[str, int]] = dict
 
     # ------------------------------------------------------------------ inputs
 
@@ -217,8 +144,8 @@ class NodeDriver:
         if self.storage_error is not None:
             raise StorageUnavailable(self.storage_error)
         future: asyncio.Future[Outcome | None] = asyncio.get_running_loop().create_future()
-        proposal = _Proposal(account, value, future, expected_slot)
-        self._waiting[account].append(proposal)
+        proposal = Proposal(account, value, future, expected_slot)
+        self._proposals.add(proposal)
         self._wake.set()
         try:
             # A timeout cancels the future itself (no task or shield per proposal).
@@ -228,18 +155,18 @@ class NodeDriver:
             self._inbox.cancels.append(proposal)  # a no-op if it finished meanwhile
             self._wake.set()
             raise NoQuorum(
-                f"no majority decided slot for account {account!r} within "
+                f"no majority decided a slot for account {account!r} within "
                 f"{timeout_s:.1f}s; the value may or may not be chosen"
             ) from None
 
     async def read_barrier(self, account: str, timeout_s: float) -> int:
         """Wait until this node has applied every write decided before the call began.
 
-        Returns the slot through which the account is then applied. Reads
-        arriving in one turn share one barrier round. Raises NoQuorum on timeout.
+        Returns the slot through which the account is then applied. Reads arriving
+        in one turn share one barrier round. Raises NoQuorum on timeout.
         """
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._inbox.reads.append(_Read(account, future))
+        self._inbox.reads.append(Read(account, future))
         self._wake.set()
         try:
             async with asyncio.timeout(timeout_s):
@@ -251,29 +178,31 @@ class NodeDriver:
 
     # ----------------------------------------------------------------- queries
 
-    @property
-    def core(self) -> PaxosNode:
-        return self._core
-
-    def counters(self) -> dict[str, int]:
-        """How much work this node did since it started, for operators and benchmarks."""
-        return {"turns": self.turns, "syncs": self.syncs, "messages": self.messages,
-                "proposals": self.proposals, "applied": self.applied, **self.extra_counters(),
-                **{f"received_{kind}": count for kind, count in self.received.items()}}
+    def leader_hint(self, account: str) -> int | None:
+        """Another node that leads `account` as far as this node knows; None for us or nobody."""
+        leader = self._core.leader_hint(account)
+        return None if leader == self.node_index else leader
 
     def applied_slot(self, account: str) -> int:
         return self._state_machine.applied_slot(account)
+
+    def counter_values(self) -> dict[str, int]:
+        return self.counters.as_dict()
 
     # -------------------------------------------------------------------- loop
 
     async def run(self) -> None:
         """Turn until `stop`; first apply what was chosen but not applied before a crash."""
-        self._recover_unapplied()
+        if reapply_unapplied(self._store, self._state_machine):
+            self._gate.staged()
+        self._sync()
         while not self._stopping:
             await self._wait_for_work()
             if self._stopping:
                 break
             self._turn()
+        if self._fatal is not None:
+            raise self._fatal  # nothing more may leave or be written: stop the node
         self._turn()  # flush what arrived last, and stage the final applies
         self._sync()
 
@@ -284,12 +213,11 @@ class NodeDriver:
     async def _wait_for_work(self) -> None:
         # Always yield once: servicers and the transport run on this loop too.
         await asyncio.sleep(0)
-        failing = self.storage_error is not None
-        if self._inbox or self._has_startable_proposal():
+        if self._inbox or self._proposals.startable():
             await self._coalesce()
             return
-        delay_ms = min(self._core.next_timer_ms(), self._lazy_flush_at_ms) - self._clock_ms()
-        if failing:
+        delay_ms = min(self._core.next_timer_ms(), self._gate.lazy_flush_at_ms) - self._clock_ms()
+        if self.storage_error is not None:
             delay_ms = min(delay_ms, STORAGE_RETRY_MS)
         if delay_ms <= 0:
             return
@@ -307,23 +235,13 @@ class NodeDriver:
         message would sync for it alone.
         """
         for _ in range(MAX_COALESCE_YIELDS):
-            before = self._backlog()
+            before = len(self._inbox) + self._proposals.waiting()
             await asyncio.sleep(0)
-            if self._backlog() == before:
+            if len(self._inbox) + self._proposals.waiting() == before:
                 return
 
-    def _backlog(self) -> int:
-        inbox = self._inbox
-        return (len(inbox.calls) + len(inbox.messages) + len(inbox.reads)
-                + sum(len(queue) for queue in self._waiting.values()))
-
-    def _has_startable_proposal(self) -> bool:
-        return any(
-            queue and account not in self._active for account, queue in self._waiting.items()
-        )
-
     def _turn(self) -> None:
-        self.turns += 1
+        self.counters.turns += 1
         now_ms = self._clock_ms()
         inbox, self._inbox = self._inbox, _Inbox()
         if self.storage_error is not None and not self._sync():
@@ -337,97 +255,16 @@ class NodeDriver:
             self._storage_failed(error)
             self._fail_calls(inbox.calls)
             return
-        # Persist, then send: a turn that staged promises or votes (or follows one that
-        # is still waiting) is held until a flush covers its writes. The flush runs on
-        # the store's writer thread, so this loop keeps serving meanwhile, and whatever
-        # is staged while it runs shares the next one (group commit). Chosen values and
-        # applied state gate nothing (a majority's votes make a value chosen): a turn
-        # with only those is released at once, its writes flushed in the background.
-        # The flush that covers everything staged so far: the next one if this turn (or
-        # an earlier one) staged writes no flush has taken yet, else the one in flight.
-        covering = self._flushes_started + (1 if self._dirty else 0)
-        group = _Held(readies, inbox.calls, covering)
-        if self._held or any(ready.gates_sends for ready in readies):
-            self._held.append(group)
-        else:
-            self._release(group)
+        # Persist, then send: a turn that staged promises, votes or rounds (or follows
+        # one still held) waits for the flush that covers its writes. The flush runs on
+        # the store's writer thread, so this loop keeps serving meanwhile. Chosen values
+        # and applied state gate nothing (a majority's votes make a value chosen).
+        turn = _Turn(readies, inbox.calls)
+        if self._gate.admit(turn, any(ready.gates_sends for ready in readies)):
+            self._release(turn)
         self._flush_if_needed()
         if self._inbox:
             self._wake.set()
-
-    def _flush_if_needed(self) -> None:
-        if self._flushing or not self._dirty or self.storage_error is not None:
-            return
-        if not self._held and self._clock_ms() < self._lazy_flush_at_ms:
-            # Nothing waits on these writes (chosen values, applied state): let them
-            # ride with the next flush that something does wait on, or go a bit later.
-            if self._lazy_flush_at_ms == NEVER:
-                self._lazy_flush_at_ms = self._clock_ms() + LAZY_FLUSH_MS
-            return
-        self._lazy_flush_at_ms = NEVER
-        self._flushing = True
-        self._dirty = False
-        self._flushes_started += 1
-        number = self._flushes_started
-        started_ms = self._clock_ms()
-        future = asyncio.wrap_future(self._store.flush_async())
-        future.add_done_callback(lambda done: self._flushed(done, number, started_ms))
-
-    def _flushed(self, future: asyncio.Future[None], number: int, started_ms: int) -> None:
-        self._flushing = False
-        error = future.exception()
-        if error is not None:
-            assert isinstance(error, StorageError), error
-            self._dirty = True  # the store keeps the writes staged; they are retried
-            self._storage_failed(error)
-            self._drop_held()
-            return
-        self.syncs += 1
-        self.last_flush_ms = self._clock_ms() - started_ms
-        self._flushes_done = number
-        if self.storage_error is not None:
-            log.warning("storage is writable again")
-            self.storage_error = None
-        while self._held and self._held[0].needs_flush <= number:
-            self._release(self._held.popleft())
-        self._flush_if_needed()
-        self._wake.set()
-
-    def _release(self, group: _Held) -> None:
-        """Send, then apply, what one turn produced (its writes are durable as needed)."""
-        outbound: dict[int, list[Envelope]] = defaultdict(list)
-        for ready in group.readies:
-            for envelope in ready.messages:
-                if envelope.destination == self.node_index:
-                    self._inbox.messages.append(envelope)
-                    if self.tracer.active:
-                        self.tracer.record("sent", self.node_index, envelope.message)
-                else:
-                    outbound[envelope.destination].append(envelope)
-        if self.tracer.active:
-            for envelopes in outbound.values():
-                for envelope in envelopes:
-                    self.tracer.record("sent", envelope.destination, envelope.message)
-        for call in group.calls:
-            if not call.future.done():
-                call.future.set_result(outbound.pop(call.source, []))
-        for peer, envelopes in outbound.items():
-            self._send(peer, envelopes)
-
-        # Apply: what applying writes is derived from the log, so it may trail it.
-        committed = [entry for ready in group.readies for entry in ready.committed]
-        if committed:
-            self.applied += len(committed)
-            self._stage(self._state_machine.apply(committed))
-            self._stage(self._state_machine.flush())
-            self._dirty = True
-        for ready in group.readies:
-            for outcome in ready.outcomes:
-                self._finish(outcome)
-            for done in ready.barriers:
-                for read in self._barriers.pop((done.account, done.nonce), []):
-                    if not read.future.done():
-                        read.future.set_result(done.slot)
 
     def _run_core(self, inbox: _Inbox, now_ms: int) -> list[Ready]:
         """Feed the turn's work to the core, staging each Ready's writes at once.
@@ -438,111 +275,117 @@ class NodeDriver:
         core = self._core
         readies: list[Ready] = []
 
-        def take(ready: Ready) -> None:
+        def take(ready: Ready | None) -> None:
+            if ready is None:
+                return
             readies.append(ready)
             if ready.writes:
-                self._dirty = True
+                self._gate.staged()
                 self._store.stage(ready.writes)
 
         if self.tracer.active:
             for envelope in [e for call in inbox.calls for e in call.envelopes] + inbox.messages:
                 self.tracer.record("received", envelope.source, envelope.message)
-        received = self.received
+        counters = self.counters
+        received = counters.received
         for call in inbox.calls:
-            self.messages += len(call.envelopes)
+            counters.messages += len(call.envelopes)
             for envelope in call.envelopes:
                 received[type(envelope.message).__name__] += 1
                 take(core.handle(envelope, now_ms))
-        self.messages += len(inbox.messages)
+        counters.messages += len(inbox.messages)
         for envelope in inbox.messages:
             received[type(envelope.message).__name__] += 1
             take(core.handle(envelope, now_ms))
         for proposal in inbox.cancels:
-            if self._active.get(proposal.account) is proposal:
-                del self._active[proposal.account]
-                take(core.cancel(proposal.account, now_ms))
-            elif proposal in self._waiting[proposal.account]:
-                self._waiting[proposal.account].remove(proposal)
-        self._start_proposals(now_ms, take)
-        self._start_barriers(inbox.reads, now_ms, take)
+            take(self._proposals.cancel(proposal, core, now_ms))
+        before = self._proposals.started
+        self._proposals.start(core, now_ms, take, self._trace_proposal)
+        counters.proposals += self._proposals.started - before
+        self._reads.start(inbox.reads, core, now_ms, take)
         take(core.tick(now_ms))
         return readies
 
-    def _start_proposals(self, now_ms: int, take: Callable[[Ready], None]) -> None:
-        for account in [a for a, queue in self._waiting.items() if not queue]:
-            del self._waiting[account]  # keep this scan as short as the accounts in play
-        for account, queue in self._waiting.items():
-            while queue and queue[0].future.done():
-                queue.popleft()  # its caller gave up before it started
-            if not queue or account in self._active:
-                continue
-            proposal = queue[0]
-            expected = proposal.expected_slot
-            if expected is not None and self._core.chosen_through(account) + 1 != expected:
-                queue.popleft()
-                proposal.future.set_result(None)
-                continue
-            if self.tracer.active:
-                self._trace_proposal(account)
-            try:
-                ready = self._core.propose(account, proposal.value, now_ms)
-            except ProposalInProgress:
-                continue  # a cancelled proposal of ours is still settling; try next turn
-            queue.popleft()
-            self._active[account] = proposal
-            self.proposals += 1
-            take(ready)
+    def _release(self, turn: _Turn) -> None:
+        """Send, then apply, what one turn produced (its writes are durable as needed)."""
+        outbound: dict[int, list[Envelope]] = defaultdict(list)
+        tracing = self.tracer.active
+        for ready in turn.readies:
+            for envelope in ready.messages:
+                if envelope.destination == self.node_index:
+                    self._inbox.messages.append(envelope)
+                    if tracing:
+                        self.tracer.record("sent", self.node_index, envelope.message)
+                else:
+                    outbound[envelope.destination].append(envelope)
+        if tracing:
+            for envelopes in outbound.values():
+                for envelope in envelopes:
+                    self.tracer.record("sent", envelope.destination, envelope.message)
+        for call in turn.calls:
+            if not call.future.done():
+                call.future.set_result(outbound.pop(call.source, []))
+        for peer, envelopes in outbound.items():
+            self._send(peer, envelopes)
 
-    def _start_barriers(
-        self, reads: list[_Read], now_ms: int, take: Callable[[Ready], None]
-    ) -> None:
-        """One barrier round per account for all reads that arrived since the last turn."""
-        by_account: dict[str, list[_Read]] = defaultdict(list)
-        for read in reads:
-            by_account[read.account].append(read)
-        for account, waiting in by_account.items():
-            nonce, ready = self._core.read_barrier(account, now_ms)
-            self._barriers[(account, nonce)] = waiting
-            take(ready)
-        # Rounds whose readers all gave up are dropped from the core.
-        for key, waiting in list(self._barriers.items()):
-            if all(read.future.done() for read in waiting):
-                del self._barriers[key]
-                self._core.cancel_barrier(*key)
+        # Apply: what applying writes is derived from the log, so it may trail it.
+        committed = [entry for ready in turn.readies for entry in ready.committed]
+        if committed:
+            self.counters.applied += len(committed)
+            self._stage(self._state_machine.apply(committed))
+            self._stage(self._state_machine.flush())
+            self._gate.staged()
+        for ready in turn.readies:
+            for outcome in ready.outcomes:
+                if self._proposals.finish(outcome):
+                    self._wake.set()
+            for done in ready.barriers:
+                self._reads.passed(done)
 
-    def _trace_proposal(self, account: str) -> None:
-        slot = self._core.chosen_through(account) + 1
-        leader = self._core.leadership(account)
-        if self._core.config.fast_path and leader is not None and (
-            leader.next_slot == slot
-        ):
-            self.tracer.note(account, (
-                f"proposing at slot {slot} on the fast path: a majority promised "
-                f"ballot {leader.ballot} for every slot >= {leader.since_slot}, so "
-                "Prepare/Promise are skipped"))
-        else:
-            self.tracer.note(account, (
-                f"proposing at slot {slot}: this node holds no range promise on the "
-                "account, so Phase 1 (Prepare/Promise) runs first"))
+    # ----------------------------------------------------------------- durability
 
-    def _finish(self, outcome: Outcome) -> None:
-        proposal = self._active.get(outcome.account)
-        if proposal is None or proposal.value != outcome.proposed:
+    def _flush_if_needed(self) -> None:
+        if self.storage_error is not None:
             return
-        del self._active[outcome.account]
-        if not proposal.future.done():
-            proposal.future.set_result(outcome)
-        if self._waiting.get(outcome.account):
-            self._wake.set()
+        number = self._gate.begin_flush(self._clock_ms())
+        if number is None:
+            return
+        started_ms = self._clock_ms()
+        future = asyncio.wrap_future(self._store.flush_async())
+        future.add_done_callback(lambda done: self._flushed(done, number, started_ms))
 
-    def _stage(self, writes: list[Write] | list[AppWrite]) -> bool:
+    def _flushed(self, future: asyncio.Future[None], number: int, started_ms: int) -> None:
+        error = future.exception()
+        if error is not None and not isinstance(error, StorageError):
+            # Not a disk the operator can fix but a bug: what the flush lost is unknown,
+            # so nothing held may leave and no later flush may pretend to cover it.
+            log.critical("a flush failed unexpectedly; stopping the node", exc_info=error)
+            self._fatal = error
+            self.stop()
+            return
+        if error is not None:
+            # The store keeps the writes staged; the next flush retries them. Nothing a
+            # held turn vouches for may leave: peers and proposers retry on their own.
+            dropped = self._gate.flush_failed()
+            self._storage_failed(error)
+            self._fail_calls([call for turn in dropped for call in turn.calls])
+            return
+        self.counters.syncs += 1
+        self.counters.last_flush_ms = self._clock_ms() - started_ms
+        if self.storage_error is not None:
+            log.warning("storage is writable again")
+            self.storage_error = None
+        for turn in self._gate.flushed(number):
+            self._release(turn)
+        self._flush_if_needed()
+        self._wake.set()
+
+    def _stage(self, writes: list[Write] | list[AppWrite]) -> None:
         """Stage writes; a store that cannot take them keeps them staged for the next sync."""
         try:
             self._store.stage(writes)
         except StorageError as error:
             self._storage_failed(error)
-            return False
-        return True
 
     def _storage_failed(self, error: StorageError) -> None:
         if self.storage_error is None:
@@ -556,44 +399,33 @@ class NodeDriver:
         except StorageError as error:
             self._storage_failed(error)
             return False
-        self.syncs += 1
-        self._dirty = False
+        self.counters.syncs += 1
+        self._gate.synced()
         if self.storage_error is not None:
             log.warning("storage is writable again")
             self.storage_error = None
         return True
 
-    def _drop_held(self) -> None:
-        """Nothing of an unsynced turn may leave; peers and proposers will retry."""
-        held, self._held = self._held, deque()
-        self._fail_calls([call for group in held for call in group.calls])
-
     def _fail_calls(self, calls: list[_Call]) -> None:
         for call in calls:
             if not call.future.done():
                 call.future.set_result([])
-        failure = StorageUnavailable(self.storage_error or "storage unavailable")
-        for proposal in list(self._active.values()):
-            if not proposal.future.done():
-                proposal.future.set_exception(failure)
+        self._proposals.fail_active(StorageUnavailable(self.storage_error or
+                                                       "storage unavailable"))
 
-    def _recover_unapplied(self) -> None:
-        """Apply chosen entries a crash left unapplied (apply writes trail the log)."""
-        after = ""
-        while True:
-            summaries = self._store.account_summaries(after, 1_000)
-            for summary in summaries:
-                slot = self._state_machine.applied_slot(summary.account) + 1
-                while slot <= summary.chosen_through:
-                    values = self._store.chosen_values(summary.account, slot, 1_000)
-                    assert values, "the chosen prefix is stored without gaps"
-                    self._store.stage(self._state_machine.apply([
-                        Committed(summary.account, slot + offset, value)
-                        for offset, value in enumerate(values)]))
-                    slot += len(values)
-                    self._dirty = True
-            self._store.stage(self._state_machine.flush())
-            if len(summaries) < 1_000:
-                break
-            after = summaries[-1].account
-        self._sync()
+    # -------------------------------------------------------------------- tracing
+
+    def _trace_proposal(self, account: str) -> None:
+        if not self.tracer.active:
+            return
+        slot = self._core.chosen_through(account) + 1
+        leader = self._core.leadership(account)
+        if self.config.fast_path and leader is not None and leader.next_slot == slot:
+            self.tracer.note(account, (
+                f"proposing at slot {slot} on the fast path: a majority promised "
+                f"ballot {leader.ballot} for every slot >= {leader.since_slot}, so "
+                "Prepare/Promise are skipped"))
+        else:
+            self.tracer.note(account, (
+                f"proposing at slot {slot}: this node holds no range promise on the "
+                "account, so Phase 1 (Prepare/Promise) runs first"))

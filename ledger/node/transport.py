@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 import grpc
 
-from ledger.node import convert
+from ledger.node import peer_codec
 from ledger.node.cluster import ClusterConfig
 from ledger.paxos import Envelope, Learn
 from ledger.v1 import replica_pb2 as pb
@@ -154,7 +154,7 @@ class PeerTransport:
         request = pb.StepRequest(
             cluster_fingerprint=self._cluster.fingerprint,
             source_node_id=self._node_id,
-            messages=[convert.to_pb(envelope.message) for envelope in batch],
+            messages=[peer_codec.to_pb(envelope.message) for envelope in batch],
         )
         self.calls_made += 1
         try:
@@ -203,8 +203,8 @@ class PeerTransport:
         answers = []
         for message in messages:
             try:
-                answers.append(Envelope(peer, self._node_index, convert.from_pb(message)))
-            except convert.MalformedMessage as error:
+                answers.append(Envelope(peer, self._node_index, peer_codec.from_pb(message)))
+            except peer_codec.MalformedMessage as error:
                 log.warning("dropping a malformed answer from peer %d: %s", peer, error)
         if answers:
             self._on_answers(answers)

@@ -2,10 +2,26 @@
 
 `PaxosNode` is the entry point: feed it proposals, messages and ticks; carry out
 the `Ready` it returns (persist, then send, then apply).
+
+Where things are:
+  node        PaxosNode: the public API, the account table, routing each message
+  account     what a node holds in memory per account (AccountState, Leadership)
+  phases      Paxos phases 1 and 2 on an account: Prepare/Accept in, Promise/Accepted/Nack back
+  acceptor    the acceptor's rules (promise, vote) over its per-account state
+  proposer    the proposer of one slot (Proposer): counts promises and votes
+  learner     extends the chosen prefix; the agreement checks
+  barriers    read barriers (linearizable reads)
+  catchup     catch-up of missed values, and anti-entropy over all accounts
+  liveness    timers, resends, retries, settling slots nobody decides (with recovery)
+  recovery    when a node settles an undecided slot itself
+  timers      the heap of per-account deadlines
+  rounds      the node's ballots, reserved durably before use
+  ballot, messages, records, ready, config, backoff, errors: the vocabulary and plumbing
 """
 
 from ledger.paxos.ballot import NULL_BALLOT, Ballot
 from ledger.paxos.config import PaxosConfig
+from ledger.paxos.errors import AgreementViolation, InvariantViolation, ProposalInProgress
 from ledger.paxos.messages import (
     Accept,
     Accepted,
@@ -22,7 +38,7 @@ from ledger.paxos.messages import (
     TailsReply,
     TailsRequest,
 )
-from ledger.paxos.node import PaxosNode, ProposalInProgress
+from ledger.paxos.node import PaxosNode
 from ledger.paxos.ready import Committed, Outcome, Ready
 from ledger.paxos.records import (
     AcceptWrite,
@@ -42,6 +58,7 @@ __all__ = [
     "AcceptedEntry",
     "AccountRecord",
     "AccountTail",
+    "AgreementViolation",
     "Ballot",
     "CatchUpReply",
     "CatchUpRequest",
@@ -49,6 +66,7 @@ __all__ = [
     "Committed",
     "DurableView",
     "Envelope",
+    "InvariantViolation",
     "Learn",
     "Message",
     "Nack",

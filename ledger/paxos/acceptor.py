@@ -22,10 +22,19 @@ from ledger.paxos.messages import (
     Prepare,
     Promise,
 )
-from ledger.paxos.records import AcceptWrite, PromiseWrite, Write
+from ledger.paxos.records import AcceptWrite, DurableView, PromiseWrite, Write
 
 #: Reads chosen values of this account: (from_slot, limit) -> contiguous values.
 ChosenReader = Callable[[int, int], Sequence[bytes]]
+
+
+def chosen_reader(store: DurableView, account: str) -> ChosenReader:
+    """A ChosenReader of `account` over the node's durable state."""
+
+    def read(from_slot: int, limit: int) -> tuple[bytes, ...]:
+        return tuple(store.chosen_values(account, from_slot, limit))
+
+    return read
 
 
 @dataclass(slots=True)

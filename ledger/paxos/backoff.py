@@ -1,4 +1,8 @@
-"""Randomised exponential backoff, so dueling proposers stop colliding."""
+"""The core's randomness: backoff, jitter and picking a peer, all from an injected source.
+
+Randomised exponential backoff makes dueling proposers stop colliding; jitter
+keeps nodes from acting in step; a random peer spreads catch-up requests.
+"""
 
 from __future__ import annotations
 
@@ -22,3 +26,15 @@ def backoff_ms(attempt: int, rng: RandomSource, base_ms: int, cap_ms: int) -> in
     assert attempt >= 0 and 0 < base_ms <= cap_ms
     ceiling_ms = min(cap_ms, base_ms << min(attempt, 30))
     return ceiling_ms // 2 + int(rng.random() * (ceiling_ms - ceiling_ms // 2)) + 1
+
+
+def jitter_ms(rng: RandomSource, span_ms: int) -> int:
+    """A random delay in [0, span_ms)."""
+    return int(rng.random() * span_ms)
+
+
+def random_peer(rng: RandomSource, node_index: int, cluster_size: int) -> int:
+    """Any node of the cluster but `node_index`, uniformly."""
+    assert cluster_size > 1  # callers ask only when there are peers
+    offset = 1 + int(rng.random() * (cluster_size - 1))
+    return (node_index + offset) % cluster_size

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ledger.paxos.messages import Envelope
+from ledger.paxos.messages import Envelope, Message
 from ledger.paxos.records import AcceptWrite, PromiseWrite, RoundWrite, Write
 
 #: Writes that what a node says depends on; the rest may trail its messages.
@@ -83,6 +83,11 @@ class ReadyBuilder:
     committed: list[Committed] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
     barriers: list[BarrierDone] = field(default_factory=list)
+
+    def broadcast(self, source: int, cluster_size: int, message: Message) -> None:
+        """Send `message` to every node of the cluster, `source` included."""
+        for node in range(cluster_size):
+            self.messages.append(Envelope(source, node, message))
 
     def build(self) -> Ready:
         return Ready(

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from ledger.paxos.errors import InvariantViolation
 from ledger.paxos.records import DurableView, Write
 
 EMPTY_DIGEST = bytes(16)
@@ -60,6 +61,19 @@ class AccountSummary:
 
 class UnknownTable(ValueError):
     """An application table the store was not opened with; nothing was written."""
+
+
+class BrokenInvariant(InvariantViolation):
+    """A write that would break the store's invariants: a bug in the caller; refused.
+
+    The invariants: a promise only rises; a vote is not below the account's
+    promise, nor on a decided slot; chosen values extend the chosen prefix in
+    order; the reserved round never goes down (and, for a store with a background
+    writer, one flush runs at a time). Every backend raises this explicitly rather
+    than with ``assert``, which ``python -O`` strips: the check guards what reaches
+    the disk. It is an AssertionError so that code treating a failed assertion as
+    a bug (tests, the simulator) treats this one the same way.
+    """
 
 
 def check_app_tables(tables: Iterable[str]) -> tuple[str, ...]:
@@ -118,6 +132,11 @@ class Store(DurableView, Protocol):
         ...
 
     def close(self) -> None: ...
+
+    @property
+    def app_tables(self) -> tuple[str, ...]:
+        """The application tables the store was opened with, sorted."""
+        ...
 
     def identity(self) -> NodeIdentity | None:
         """The identity recorded by `set_identity`, or None for a new data directory."""

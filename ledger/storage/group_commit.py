@@ -36,9 +36,11 @@ from ledger.paxos.records import (
 from ledger.storage.base import (
     AccountSummary,
     AppWrite,
+    BrokenInvariant,
     NodeIdentity,
     StorageError,
     Store,
+    UnknownTable,
     chain_digest,
 )
 
@@ -68,7 +70,10 @@ class GroupCommitStore:
             base.readers_lock = self._lock  # an LMDB map resize waits for our readers
         self._accounts: dict[str, _AccountOverlay] = {}
         self._round: tuple[int, int] | None = None
-        self._app: dict[str, dict[bytes, tuple[bytes | None, int]]] = {}
+        # Staged application rows, by table; only the base's declared tables exist.
+        self._app: dict[str, dict[bytes, tuple[bytes | None, int]]] = {
+            table: {} for table in base.app_tables
+        }
         # Sorted keys of _app[table], built when a range read needs them: staging (the
         # hot path) only drops the list when it adds a key.
         self._app_keys: dict[str, list[bytes]] = {}
@@ -88,38 +93,51 @@ class GroupCommitStore:
     def _stage_one(self, write: Write | AppWrite) -> None:
         batch = self._batch
         if isinstance(write, AppWrite):
-            rows = self._app.setdefault(write.table, {})
+            rows = self._app.get(write.table)
+            if rows is None:
+                # Refused here: the writer thread would refuse it too, long after the
+                # caller has acted on it.
+                raise UnknownTable(f"no application table {write.table!r} "
+                                   f"(declared: {sorted(self._app)})")
             if write.key not in rows:
                 self._app_keys.pop(write.table, None)
             rows[write.key] = (write.value, batch)
             return
         if isinstance(write, RoundWrite):
             current = self._round[0] if self._round is not None else self._base.reserved_round()
-            assert write.reserved_round >= current, "the reserved round went down"
+            if write.reserved_round < current:
+                raise BrokenInvariant("the reserved round may never go down")
             self._round = (write.reserved_round, batch)
             return
         account = write.account
         overlay = self._accounts.setdefault(account, _AccountOverlay())
         if isinstance(write, PromiseWrite):
-            assert write.ballot > self._promised(account, overlay), "a promise must rise"
+            promised = self._promised(account, overlay)
+            if not write.ballot > promised:
+                raise BrokenInvariant(f"promise {write.ballot} does not rise above {promised}")
             overlay.promised = (write.ballot, batch)
         elif isinstance(write, AcceptWrite):
-            assert write.ballot >= self._promised(account, overlay), "a vote below the promise"
+            promised = self._promised(account, overlay)
+            if write.ballot < promised:
+                raise BrokenInvariant(f"a vote under {write.ballot} below the promise {promised}")
             chosen_through, _ = self._tail(account, overlay)
-            assert write.slot > chosen_through, "a vote on a decided slot"
+            if write.slot <= chosen_through:
+                raise BrokenInvariant("a vote on a decided slot")
             vote = AcceptedEntry(write.slot, write.ballot, write.value)
             overlay.votes[write.slot] = (vote, batch)
         else:
             assert isinstance(write, ChosenWrite)
             chosen_through, digest = self._tail(account, overlay)
-            assert write.slot == chosen_through + 1, "chosen values extend the prefix"
+            if write.slot != chosen_through + 1:
+                raise BrokenInvariant("chosen values extend the prefix in order")
             overlay.chosen[write.slot] = (write.value, batch)
             overlay.votes.pop(write.slot, None)
             overlay.tail = (write.slot, chain_digest(digest, write.value), batch)
 
     def flush_async(self) -> concurrent.futures.Future[None]:
         """Commit everything staged so far, on the writer thread; one sync at a time."""
-        assert self._in_flight is None or self._in_flight.done(), "one flush at a time"
+        if self._in_flight is not None and not self._in_flight.done():
+            raise BrokenInvariant("one flush at a time: the previous one is still running")
         batch, self._pending = self._pending, []
         number = self._batch
         self._batch += 1
@@ -166,6 +184,11 @@ class GroupCommitStore:
         self.sync()
         self._writer.shutdown()
         self._base.close()
+
+    @property
+    def app_tables(self) -> tuple[str, ...]:
+        """The application tables the store was opened with, sorted."""
+        return self._base.app_tables
 
     # ------------------------------------------------------------------- reads
 

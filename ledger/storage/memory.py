@@ -27,6 +27,7 @@ from ledger.storage.base import (
     EMPTY_DIGEST,
     AccountSummary,
     AppWrite,
+    BrokenInvariant,
     NodeIdentity,
     UnknownTable,
     chain_digest,
@@ -54,26 +55,32 @@ class MemoryTables:
         return rows
 
     def apply(self, write: Write | AppWrite) -> None:
+        """Apply one write; `BrokenInvariant` (before any change) if it breaks an invariant."""
         if isinstance(write, AppWrite):
             if write.value is None:
                 self.table(write.table).pop(write.key, None)
             else:
                 self.table(write.table)[write.key] = write.value
         elif isinstance(write, PromiseWrite):
-            assert write.ballot > self.promised.get(write.account, NULL_BALLOT)
+            promised = self.promised.get(write.account, NULL_BALLOT)
+            if not write.ballot > promised:
+                raise BrokenInvariant(f"promise {write.ballot} does not rise above {promised}")
             self.promised[write.account] = write.ballot
         elif isinstance(write, AcceptWrite):
-            assert write.ballot >= self.promised.get(write.account, NULL_BALLOT)
-            decided = len(self.chosen.get(write.account, ()))
-            assert write.slot >= decided, "a vote on a decided slot"
+            promised = self.promised.get(write.account, NULL_BALLOT)
+            if write.ballot < promised:
+                raise BrokenInvariant(f"a vote under {write.ballot} below the promise {promised}")
+            if write.slot < len(self.chosen.get(write.account, ())):
+                raise BrokenInvariant("a vote on a decided slot")
             vote = AcceptedEntry(write.slot, write.ballot, write.value)
             self.votes.setdefault(write.account, {})[write.slot] = vote
         elif isinstance(write, ChosenWrite):
             log = self.chosen.get(write.account)
+            if write.slot != (0 if log is None else len(log)):
+                raise BrokenInvariant("chosen values extend the prefix in order")
             if log is None:
                 log = self.chosen[write.account] = []
                 bisect.insort(self.sorted_accounts, write.account)
-            assert write.slot == len(log), "chosen values extend the prefix in order"
             log.append(write.value)
             self.digests[write.account] = chain_digest(
                 self.digests.get(write.account, EMPTY_DIGEST), write.value
@@ -85,7 +92,8 @@ class MemoryTables:
                     del self.votes[write.account]
         else:
             assert isinstance(write, RoundWrite)
-            assert write.reserved_round >= self.round_reserved, "the reserved round went down"
+            if write.reserved_round < self.round_reserved:
+                raise BrokenInvariant("the reserved round may never go down")
             self.round_reserved = write.reserved_round
 
     # DurableView
@@ -139,10 +147,16 @@ class MemoryStore:
 
     def __init__(self, app_tables: Iterable[str] = ()) -> None:
         tables = check_app_tables(app_tables)
+        self._app_tables = tables
         self._visible = MemoryTables(app={table: {} for table in tables})
         self._synced = MemoryTables(app={table: {} for table in tables})
         self._staged: list[Write | AppWrite] = []
         self._identity: NodeIdentity | None = None
+
+    @property
+    def app_tables(self) -> tuple[str, ...]:
+        """The application tables the store was opened with, sorted."""
+        return self._app_tables
 
     @property
     def synced(self) -> MemoryTables:

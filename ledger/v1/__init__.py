@@ -1,1 +1,1 @@
-"""Generated protobuf and gRPC modules for package ledger.v1 (do not edit; see ledger.protogen)."""
+"""Generated protobuf and gRPC modules for package ledger.v1 (do not edit; run scripts/protogen.py)."""

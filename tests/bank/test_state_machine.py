@@ -23,7 +23,7 @@ from ledger.bank.state_machine import LedgerStateMachine
 from ledger.paxos import Committed
 from ledger.storage.memory import MemoryStore
 from ledger.v1 import records_pb2
-from tests.bank.test_domain_properties import logs
+from tests.support.strategies import logs
 
 
 class Replica:

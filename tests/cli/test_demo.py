@@ -11,9 +11,9 @@ import threading
 
 import pytest
 
-import ledger.demo as demo_module
+import ledger.demo.tellers as demo_module
 from ledger.client import InsufficientFunds, Transaction, Unavailable
-from tests.cli.conftest import LEDGER, run
+from tests.support.cli import LEDGER, run
 
 DEMO_TIMEOUT_S = 150
 

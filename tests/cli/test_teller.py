@@ -11,7 +11,6 @@ import json
 import pathlib
 import re
 import shlex
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -20,9 +19,10 @@ import pytest
 import ledger.cli.teller as teller_module
 from ledger.accounts.model import MAX_AMOUNT, MAX_BALANCE
 from ledger.client import LedgerClient
-from ledger.localcluster import ProcessCluster
-from tests.cli.conftest import TELLER, invoke, run, servers_flag
-from tests.node.helpers import eventually
+from ledger.tools.localcluster import ProcessCluster
+from tests.support.cli import TELLER, invoke, run
+from tests.support.clusters import servers_flag
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.xdist_group("processes")
 
@@ -31,8 +31,8 @@ BAD_AMOUNTS = ["-5", "0", "0.00", "1.234", "1e3", "abc", "1,000", "12.", ".5", "
 
 
 @pytest.fixture(scope="module")
-def servers(cluster: ProcessCluster) -> str:
-    return servers_flag(cluster)
+def servers(shared_cluster: ProcessCluster) -> str:
+    return servers_flag(shared_cluster)
 
 
 def ok(args: list[str], servers: str) -> str:
@@ -334,15 +334,10 @@ def test_nobody_answering_is_exit_3_with_a_retry_command(nowhere: str) -> None:
     assert read.exit_code == 3 and "no answer" in one_line_error(read.stderr)
 
 
-@pytest.fixture
-def small_cluster(tmp_path: pathlib.Path) -> Iterator[ProcessCluster]:
-    with ProcessCluster(tmp_path / "small", 3) as running:
-        yield running
-
-
 def test_no_majority_is_exit_3_and_the_printed_retry_applies_once(
-    small_cluster: ProcessCluster,
+    own_cluster: ProcessCluster,
 ) -> None:
+    small_cluster = own_cluster
     servers = servers_flag(small_cluster)
     ok(["open", "q-acct", "--opening-balance", "100"], servers)
     small_cluster.kill(1)
@@ -364,6 +359,47 @@ def test_no_majority_is_exit_3_and_the_printed_retry_applies_once(
     assert [(e["kind"], e["amount"], e["memo"]) for e in history
             if e["request_id"] == request_id] == [("deposit", 1234, "rent for May")]
     assert balance_of("q-acct", servers) == 11234
+
+
+# ------------------------------------------------------------------- import
+
+
+def run_teller(servers: str, *args: str) -> tuple[int, str]:
+    result = invoke(["--servers", servers, *args])
+    return result.exit_code, result.output
+
+
+def test_teller_import_applies_a_file_once_even_when_run_twice(
+    servers: str, tmp_path: pathlib.Path
+) -> None:
+    lines = ["account,kind,amount,memo"]
+    lines += [f"imp-{i},open,10.00," for i in range(3)]
+    lines += [f"imp-{i % 3},deposit,0.{i % 90 + 10},row {i}" for i in range(2_500)]
+    lines += ["imp-0,withdraw,1000000,too much", "imp-1,deposit,abc,", "imp-ghost,deposit,1,"]
+    path = tmp_path / "transactions.csv"
+    path.write_text("\n".join(lines) + "\n")
+    code, output = run_teller(servers, "--json", "import", str(path))
+    summary = json.loads(output.strip().splitlines()[-1])
+    assert (summary["applied"], summary["refused"], summary["bad-input"],
+            summary["not-found"]) == (2_503, 1, 1, 1)
+    assert code == 2  # a bad row outranks a refusal
+    rows = {p["row"]: p["outcome"] for p in summary["problems"]}
+    assert rows == {2_505: "refused", 2_506: "bad-input", 2_507: "not-found"}
+    code, output = run_teller(servers, "--json", "import", str(path))
+    again = json.loads(output.strip().splitlines()[-1])
+    assert (again["applied"], again["duplicates"]) == (0, 2_503)
+    with LedgerClient(servers) as bank:
+        expected = sum(i % 90 + 10 for i in range(2_500) if i % 3 == 0) + 1_000
+        assert bank.balance("imp-0").balance == expected
+
+
+def test_teller_import_refuses_a_file_without_the_columns(
+    servers: str, tmp_path: pathlib.Path
+) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("who,what\nalice,1\n")
+    code, output = run_teller(servers, "import", str(path))
+    assert code == 2 and "missing: account, kind, amount" in output
 
 
 # ------------------------------------------------------------------- shell

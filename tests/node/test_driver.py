@@ -11,16 +11,19 @@ import grpc
 import pytest
 
 from ledger.bank.state_machine import LedgerStateMachine
-from ledger.localcluster import free_ports
-from ledger.node import convert
+from ledger.node import peer_codec
 from ledger.node.cluster import ClusterConfig
-from ledger.node.driver import AppliedSlots, NodeDriver, NoQuorum, StorageUnavailable
-from ledger.node.server import NodeServer, ServeConfig
+from ledger.node.consensus import NoQuorum, StorageUnavailable
+from ledger.node.driver import NodeDriver
 from ledger.paxos import Ballot, Envelope, Learn, PaxosConfig, Prepare, Promise, TailsRequest
+from ledger.server.config import ServeConfig
+from ledger.server.node_server import NodeServer
 from ledger.storage.base import StorageFull
 from ledger.storage.memory import MemoryStore
+from ledger.tools.localcluster import free_ports
 from ledger.v1 import replica_pb2 as pb
 from ledger.v1 import replica_pb2_grpc as pb_grpc
+from tests.support.state_machines import AppliedSlots
 
 
 class Servers:
@@ -87,7 +90,7 @@ async def test_a_peer_stream_answers_every_request_once_and_refuses_a_stranger(
 ) -> None:
     await servers.start(0)
     fingerprint = servers.cluster.fingerprint
-    prepare = convert.to_pb(Prepare("a", 0, Ballot(5, 1)))
+    prepare = peer_codec.to_pb(Prepare("a", 0, Ballot(5, 1)))
     async with grpc.aio.insecure_channel(servers.address(0)) as channel:
         stream = pb_grpc.ReplicaStub(channel).Stream()
         # A request with a question, then one with nothing to answer: both are counted.
@@ -99,7 +102,7 @@ async def test_a_peer_stream_answers_every_request_once_and_refuses_a_stranger(
         answered, kinds = 0, []
         while (reply := await asyncio.wait_for(stream.read(), timeout=10)) != grpc.aio.EOF:
             answered += reply.requests_answered
-            kinds += [type(convert.from_pb(m)) for m in reply.messages]
+            kinds += [type(peer_codec.from_pb(m)) for m in reply.messages]
         assert answered == 2
         assert [k for k in kinds if k is not TailsRequest] == [Promise]
 
@@ -124,7 +127,8 @@ class FlakyDisk(MemoryStore):
 
 def make_driver(store: MemoryStore, sent: list[Envelope]) -> NodeDriver:
     return NodeDriver(0, PaxosConfig(cluster_size=3), store,
-                      lambda peer, envelopes: sent.extend(envelopes), random.Random(0))
+                      lambda peer, envelopes: sent.extend(envelopes), random.Random(0),
+                      AppliedSlots(store))
 
 
 def answer_kinds(answers: list[Envelope]) -> list[type]:

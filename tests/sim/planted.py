@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ledger.paxos.ballot import NULL_BALLOT
+from ledger.paxos.liveness import Liveness
 from ledger.paxos.messages import Envelope
 from ledger.paxos.node import PaxosNode
 from ledger.paxos.proposer import Phase, Proposer
@@ -72,14 +73,20 @@ class UnsyncedPromisesNode(PaxosNode):
         return Ready(writes, ready.messages, ready.committed, ready.outcomes)
 
 
-class NeverCatchesUpNode(PaxosNode):
+class NeverCatchesUp(Liveness):
     """Never asks peers for missed values and never settles undecided slots."""
 
-    def _request_catch_up(self, account, state, now_ms, out):  # type: ignore[no-untyped-def]
+    def request_catch_up(self, account, state, now_ms, out):  # type: ignore[no-untyped-def]
         state.catch_up_at_ms = None
 
-    def _settle(self, account, state, now_ms, out):  # type: ignore[no-untyped-def]
+    def settle(self, account, state, now_ms, out):  # type: ignore[no-untyped-def]
         return
+
+
+class NeverCatchesUpNode(PaxosNode):
+    """A node that is left behind for good once it misses anything."""
+
+    liveness_class = NeverCatchesUp
 
 
 class LocalReadsNode(PaxosNode):

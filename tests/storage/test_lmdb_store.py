@@ -6,6 +6,7 @@ import random
 import struct
 import subprocess
 import sys
+import threading
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,13 +25,15 @@ from ledger.paxos.records import (
 )
 from ledger.storage.base import (
     AppWrite,
+    BrokenInvariant,
     Corruption,
     NodeIdentity,
     StorageError,
     StorageFull,
 )
 from ledger.storage.group_commit import GroupCommitStore
-from ledger.storage.lmdb_store import FORMAT_VERSION, LmdbStore, store_exists
+from ledger.storage.lmdb import FORMAT_VERSION, LmdbStore, store_exists
+from ledger.storage.lmdb import errors as lmdb_errors
 from ledger.storage.memory import MemoryStore
 from tests.storage.test_store_contract import APP_TABLES, StagedWrite
 
@@ -64,7 +67,7 @@ def slot_key(account: str, slot: int) -> bytes:
 
 
 def last_txnid(store: LmdbStore) -> int:
-    return store._env.info()["last_txnid"]  # type: ignore[union-attr]
+    return store._writes.env.info()["last_txnid"]  # type: ignore[union-attr]
 
 
 # Files and directories
@@ -101,7 +104,7 @@ def test_a_store_is_opened_by_one_owner_at_a_time(path: Path, opened: list[LmdbS
 
 def test_the_environment_commits_durably(path: Path, opened: list[LmdbStore]) -> None:
     store = open_store(path, opened)
-    flags = store._env.flags()  # type: ignore[union-attr]
+    flags = store._writes.env.flags()  # type: ignore[union-attr]
     assert flags["sync"] and flags["metasync"]
     assert not flags["writemap"] and not flags["map_async"]
 
@@ -174,6 +177,33 @@ def test_set_identity_commits_what_is_staged_with_it(path: Path, opened: list[Lm
 # Group commit
 
 
+class SlowSyncs(MemoryStore):
+    """A base store whose `sync` waits until released: a flush stays in flight meanwhile."""
+
+    def __init__(self) -> None:
+        super().__init__(APP_TABLES)
+        self.release = threading.Event()
+
+    def sync(self) -> None:
+        self.release.wait(timeout=30)
+        super().sync()
+
+
+def test_group_commit_runs_one_flush_at_a_time() -> None:
+    base = SlowSyncs()
+    store = GroupCommitStore(base)
+    store.stage([RoundWrite(1)])
+    first = store.flush_async()
+    store.stage([RoundWrite(2)])
+    with pytest.raises(BrokenInvariant, match="one flush at a time"):
+        store.flush_async()
+    base.release.set()
+    first.result(timeout=30)
+    store.sync()  # the refused flush took nothing with it
+    assert base.synced.reserved_round() == 2
+    store.close()
+
+
 def test_one_sync_is_one_commit_however_many_stages(path: Path, opened: list[LmdbStore]) -> None:
     store = open_store(path, opened)
     before = last_txnid(store)
@@ -192,7 +222,7 @@ def test_a_refused_write_leaves_none_of_its_batch_staged(
 ) -> None:
     store = open_store(path, opened)
     store.stage([PromiseWrite("a", B2)])
-    with pytest.raises(AssertionError):
+    with pytest.raises(BrokenInvariant):
         store.stage([RoundWrite(3), AcceptWrite("a", 0, B2, b"ok"), PromiseWrite("a", B1)])
     assert store.reserved_round() == 0
     assert store.account_record("a") == AccountRecord(B2, -1, ())
@@ -205,7 +235,7 @@ def test_a_refused_write_leaves_none_of_its_batch_staged(
 def test_a_refused_first_batch_commits_nothing(path: Path, opened: list[LmdbStore]) -> None:
     store = open_store(path, opened)
     before = last_txnid(store)
-    with pytest.raises(AssertionError):
+    with pytest.raises(BrokenInvariant):
         store.stage([ChosenWrite("a", 1, b"not next")])
     store.sync()
     assert last_txnid(store) == before
@@ -309,10 +339,10 @@ def test_a_batch_that_fails_to_stage_stays_staged_until_a_sync_commits_it(
     store = open_store(path, opened)
     store.stage([RoundWrite(1)])
     store.sync()
-    real_env = store._env
+    real_env = store._writes.env
     assert real_env is not None
     failing = FailingPuts(real_env, lmdb.DiskError("mdb_put: No space left on device"))
-    store._env = failing  # type: ignore[assignment]
+    store._writes.env = failing  # type: ignore[assignment]
     with pytest.raises(StorageFull, match="free disk space"):
         store.stage([PromiseWrite("a", B1), AcceptWrite("a", 0, B1, b"v")])
     assert store.account_record("a").promised == NULL_BALLOT  # not visible yet
@@ -373,10 +403,10 @@ def test_a_map_full_at_commit_grows_the_map_and_commits(
     path: Path, opened: list[LmdbStore]
 ) -> None:
     store = open_store(path, opened, map_size_bytes=64 * KIB)
-    real_env = store._env
+    real_env = store._writes.env
     assert real_env is not None
     failing = FailingCommits(real_env, lmdb.MapFullError("mdb_txn_commit"), times=2)
-    store._env = failing  # type: ignore[assignment]
+    store._writes.env = failing  # type: ignore[assignment]
     store.stage([RoundWrite(2)])
     store.sync()
     assert failing.failures == 2
@@ -389,10 +419,10 @@ def test_a_map_full_at_commit_at_the_maximum_raises_storage_full(
     path: Path, opened: list[LmdbStore]
 ) -> None:
     store = open_store(path, opened, map_size_bytes=64 * KIB, max_map_size_bytes=128 * KIB)
-    real_env = store._env
+    real_env = store._writes.env
     assert real_env is not None
     failing = FailingCommits(real_env, lmdb.MapFullError("mdb_txn_commit"))
-    store._env = failing  # type: ignore[assignment]
+    store._writes.env = failing  # type: ignore[assignment]
     store.stage([RoundWrite(2)])
     with pytest.raises(StorageFull, match="max_map_size_bytes=131072"):
         store.sync()
@@ -409,11 +439,11 @@ def test_reads_raise_rather_than_miss_staged_writes_that_cannot_be_rebuilt(
     path: Path, opened: list[LmdbStore]
 ) -> None:
     store = open_store(path, opened)
-    real_env = store._env
+    real_env = store._writes.env
     assert real_env is not None
     failing = FailingPuts(real_env, lmdb.DiskError("mdb_put: No space left on device"))
     failing.healed = True
-    store._env = failing  # type: ignore[assignment]
+    store._writes.env = failing  # type: ignore[assignment]
     store.stage([RoundWrite(1)])
     failing.healed = False  # the disk fills up: even RoundWrite(1) cannot be replayed now
     with pytest.raises(StorageFull):
@@ -439,10 +469,10 @@ def test_a_full_disk_at_commit_raises_storage_full_and_a_later_sync_retries(
     store = open_store(path, opened)
     store.stage([RoundWrite(1)])
     store.sync()
-    real_env = store._env
+    real_env = store._writes.env
     assert real_env is not None
     failing = FailingCommits(real_env, error)
-    store._env = failing  # type: ignore[assignment]
+    store._writes.env = failing  # type: ignore[assignment]
     store.stage([RoundWrite(2), AcceptWrite("a", 0, B1, b"v")])
     for _ in range(2):
         with pytest.raises(StorageFull, match=r"is full .* free disk space, then retry"):
@@ -462,16 +492,16 @@ def test_an_io_error_with_a_nearly_full_disk_is_reported_as_full(
     path: Path, opened: list[LmdbStore], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = open_store(path, opened)
-    real_env = store._env
+    real_env = store._writes.env
     assert real_env is not None
     failing = FailingCommits(real_env, lmdb.Error("mdb_txn_commit: Input/output error"))
-    store._env = failing  # type: ignore[assignment]
+    store._writes.env = failing  # type: ignore[assignment]
     store.stage([RoundWrite(2)])
     with pytest.raises(StorageError) as plenty:
         store.sync()
     assert not isinstance(plenty.value, StorageFull)
     assert "Input/output error" in str(plenty.value)
-    monkeypatch.setattr(store, "_free_disk_bytes", lambda: 4096)
+    monkeypatch.setattr(lmdb_errors, "free_disk_bytes", lambda path: 4096)
     with pytest.raises(StorageFull, match="free: 4096 bytes"):
         store.sync()
     failing.healed = True
@@ -485,7 +515,7 @@ import resource, signal, sys
 from ledger.paxos.ballot import Ballot
 from ledger.paxos.records import AcceptWrite, RoundWrite
 from ledger.storage.base import StorageError
-from ledger.storage.lmdb_store import LmdbStore
+from ledger.storage.lmdb import LmdbStore
 
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails instead
 store = LmdbStore(sys.argv[1], app_tables=("applied", "history", "requests"))

@@ -30,12 +30,14 @@ from ledger.storage.base import (
     EMPTY_DIGEST,
     AccountSummary,
     AppWrite,
+    BrokenInvariant,
     NodeIdentity,
     Store,
+    UnknownTable,
     chain_digest,
 )
 from ledger.storage.group_commit import GroupCommitStore
-from ledger.storage.lmdb_store import LmdbStore
+from ledger.storage.lmdb import LmdbStore
 from ledger.storage.memory import MemoryStore
 
 B1, B2, B3 = Ballot(1, 0), Ballot(2, 1), Ballot(3, 0)
@@ -49,7 +51,7 @@ APP_TABLES = ("applied", "history", "requests")
 # visible, then die without syncing, as a killed node would.
 _CRASH_CHILD = """
 import os, pickle, sys
-from ledger.storage.lmdb_store import LmdbStore
+from ledger.storage.lmdb import LmdbStore
 writes = pickle.loads(sys.stdin.buffer.read())
 store = LmdbStore(sys.argv[1], app_tables=("applied", "history", "requests"))
 store.stage(writes)
@@ -217,7 +219,7 @@ def test_a_promise_only_rises_and_survives_a_restart(backend: Backend, store: St
     store.stage([PromiseWrite("a", B2)])
     assert store.account_record("a").promised == B2
     for not_higher in (B1, B2):
-        with pytest.raises(AssertionError):
+        with pytest.raises(BrokenInvariant):
             store.stage([PromiseWrite("a", not_higher)])
     assert store.account_record("a").promised == B2
     assert store.account_record("b").promised == NULL_BALLOT
@@ -251,7 +253,7 @@ def test_votes_are_returned_sorted_with_their_ballots(store: Store) -> None:
 
 def test_a_vote_below_the_promise_is_refused(store: Store) -> None:
     store.stage([PromiseWrite("a", B2)])
-    with pytest.raises(AssertionError):
+    with pytest.raises(BrokenInvariant):
         store.stage([AcceptWrite("a", 0, B1, b"stale")])
     store.stage([AcceptWrite("a", 0, B2, b"at the promise")])
     assert store.account_record("a").accepted == (AcceptedEntry(0, B2, b"at the promise"),)
@@ -260,7 +262,7 @@ def test_a_vote_below_the_promise_is_refused(store: Store) -> None:
 def test_a_vote_on_a_decided_slot_is_refused(store: Store) -> None:
     decide(store, "a", [b"v0", b"v1"])
     for slot in (0, 1):
-        with pytest.raises(AssertionError):
+        with pytest.raises(BrokenInvariant):
             store.stage([AcceptWrite("a", slot, B1, b"late")])
     store.stage([AcceptWrite("a", 2, B1, b"next")])
     assert store.account_record("a") == AccountRecord(NULL_BALLOT, 1, (
@@ -308,11 +310,11 @@ def test_a_chosen_value_extends_the_prefix_and_supersedes_the_vote(store: Store)
 
 
 def test_chosen_values_extend_the_prefix_in_order_only(store: Store) -> None:
-    with pytest.raises(AssertionError):
+    with pytest.raises(BrokenInvariant):
         store.stage([ChosenWrite("a", 1, b"gap")])
     decide(store, "a", [b"v0"])
     for slot in (0, 2):
-        with pytest.raises(AssertionError):
+        with pytest.raises(BrokenInvariant):
             store.stage([ChosenWrite("a", slot, b"out of order")])
     assert list(store.chosen_values("a", 0, 10)) == [b"v0"]
     assert store.account_summary("a") == AccountSummary("a", 0, digest_of([b"v0"]))
@@ -391,7 +393,7 @@ def test_the_reserved_round_is_the_last_one_written(backend: Backend, store: Sto
 
 def test_the_reserved_round_never_goes_down(store: Store) -> None:
     store.stage([RoundWrite(40)])
-    with pytest.raises(AssertionError):
+    with pytest.raises(BrokenInvariant):
         store.stage([RoundWrite(39)])
     assert store.reserved_round() == 40
 
@@ -538,3 +540,109 @@ def test_the_identity_is_recorded_at_once(backend: Backend, store: Store) -> Non
     assert store.identity() == identity
     store = backend.crash_with_staged(store, [])
     assert store.identity() == identity
+
+
+# Refused writes: a bug in the caller, refused before anything changes
+
+
+def test_a_write_to_an_undeclared_table_is_refused_and_leaves_nothing_staged(
+    backend: Backend, store: Store
+) -> None:
+    store.stage(FIRST)
+    before = everything(store)
+    for batch in (
+        [AppWrite("undeclared", b"k", b"v")],
+        [AppWrite("undeclared", b"k", None)],
+        [AppWrite("undeclared", b"k", b"v"), AppWrite("applied", b"b", b"after it")],
+    ):
+        with pytest.raises(UnknownTable, match="undeclared"):
+            store.stage(batch)
+        assert everything(store) == before
+    for read in (lambda: store.app_get("undeclared", b"k"),
+                 lambda: store.app_get_many("undeclared", [b"k"]),
+                 lambda: store.app_range("undeclared", b"", b"\xff", 10)):
+        with pytest.raises(UnknownTable, match="undeclared"):
+            read()
+    store.sync()  # commits what was staged before; nothing refused is left to fail it
+    store = backend.reopen(store)
+    assert everything(store) == before
+    assert store.app_get("applied", b"b") is None
+
+
+#: Writes that break an invariant of the state `INVARIANT_SETUP` leaves.
+INVARIANT_SETUP: list[StagedWrite] = [
+    RoundWrite(5),
+    PromiseWrite("a", B2),
+    ChosenWrite("a", 0, b"v0"),
+    AcceptWrite("a", 1, B2, b"v1"),
+]
+BROKEN_INVARIANTS: dict[str, StagedWrite] = {
+    "a promise that does not rise": PromiseWrite("a", B2),
+    "a promise that goes down": PromiseWrite("a", B1),
+    "a vote below the promise": AcceptWrite("a", 2, B1, b"stale"),
+    "a vote on a decided slot": AcceptWrite("a", 0, B3, b"late"),
+    "a chosen value past the prefix": ChosenWrite("a", 2, b"gap"),
+    "a chosen value inside the prefix": ChosenWrite("a", 0, b"again"),
+    "a first chosen value past slot 0": ChosenWrite("b", 1, b"gap"),
+    "the reserved round going down": RoundWrite(4),
+}
+
+
+@pytest.mark.parametrize("name", BROKEN_INVARIANTS)
+def test_a_write_that_breaks_an_invariant_raises_broken_invariant_and_changes_nothing(
+    backend: Backend, store: Store, name: str
+) -> None:
+    store.stage(INVARIANT_SETUP)
+    before = everything(store)
+    with pytest.raises(BrokenInvariant):
+        store.stage([BROKEN_INVARIANTS[name]])
+    assert everything(store) == before
+    store.sync()
+    store = backend.reopen(store)
+    assert everything(store) == before
+
+
+# Run optimized (``python -O``, which strips every assert): each backend still
+# refuses each write of BROKEN_INVARIANTS.
+_OPTIMIZED_CHILD = """
+import pickle, sys
+from ledger.storage.base import BrokenInvariant
+from ledger.storage.group_commit import GroupCommitStore
+from ledger.storage.lmdb import LmdbStore
+from ledger.storage.memory import MemoryStore
+if __debug__:
+    raise SystemExit("not optimized")
+setup, broken = pickle.loads(sys.stdin.buffer.read())
+directory = sys.argv[1]
+openers = {
+    "memory": lambda i: MemoryStore(),
+    "lmdb": lambda i: LmdbStore(f"{directory}/lmdb{i}"),
+    "group-commit": lambda i: GroupCommitStore(LmdbStore(f"{directory}/gc{i}")),
+}
+for kind, opener in openers.items():
+    for i, write in enumerate(broken):
+        store = opener(i)
+        store.stage(setup)
+        try:
+            store.stage([write])
+        except BrokenInvariant:
+            print(kind, "refused")
+        else:
+            print(kind, "ACCEPTED", write)
+        store.close()
+"""
+
+
+def test_invariants_are_checked_when_python_runs_optimized(tmp_path: Path) -> None:
+    assert issubclass(BrokenInvariant, AssertionError)  # tests and the simulator catch it so
+    broken = list(BROKEN_INVARIANTS.values())
+    child = subprocess.run(
+        [sys.executable, "-O", "-c", _OPTIMIZED_CHILD, str(tmp_path)],
+        input=pickle.dumps((INVARIANT_SETUP, broken)),
+        capture_output=True,
+        timeout=60,
+    )
+    assert child.returncode == 0, child.stderr.decode()
+    lines = child.stdout.decode().splitlines()
+    assert lines == [f"{kind} refused" for kind in ("memory", "lmdb", "group-commit")
+                     for _ in broken]

@@ -1,0 +1,68 @@
+"""Decisions to answers: what a request is told, from how the log decided its request id."""
+
+from __future__ import annotations
+
+from ledger import errors
+from ledger.accounts import Kind, same_request
+from ledger.bank.codec import Decision
+from ledger.bank.model import TransactionResult
+from ledger.bank.requests import PendingWrite
+from ledger.bank.state_machine import LedgerStateMachine
+
+
+class Answers:
+    """Answers requests from the applied prefix of their account's log."""
+
+    def __init__(self, machine: LedgerStateMachine) -> None:
+        self._machine = machine
+
+    def known(self, request: PendingWrite) -> bool:
+        """Answer from the applied prefix if it already decides the request."""
+        account, operation = request.account, request.operation
+        decision = self._machine.decision(account, operation.request_id)
+        if decision is not None:
+            self.answer(request, decision, duplicate=True)
+            return True
+        if operation.kind is Kind.OPEN and self._machine.account(account).state.opened:
+            request.fail(errors.AccountExists(
+                f"account {account!r} is already open (under another request id)"))
+            return True
+        return False
+
+    def decided(self, request: PendingWrite, slot: int) -> None:
+        """Our entry was chosen at `slot`: answer with the verdict applying it computed."""
+        decision = self._machine.recent_decision(request.account, slot,
+                                                 request.operation.request_id)
+        if decision is None:  # applying found nothing to do (cannot happen with one opener)
+            request.fail(errors.AccountExists(f"account {request.account!r} is already open"))
+            return
+        self.answer(request, decision, duplicate=decision.slot != slot)
+
+    @staticmethod
+    def answer(request: PendingWrite, decision: Decision, duplicate: bool) -> None:
+        operation = request.operation
+        if not same_request(decision.operation, operation):
+            request.fail(errors.AccountExists(
+                f"request id {operation.request_id!r} was already used on account "
+                f"{request.account!r} for a {decision.operation.kind.value} of "
+                f"{decision.operation.amount}; use a new request id for a new request"))
+            return
+        if decision.rejected:
+            request.fail(refusal(decision, request.account))
+            return
+        request.succeed(TransactionResult(request.account, decision.position,
+                                          decision.balance_after, duplicate))
+
+
+def refusal(decision: Decision, account: str) -> errors.Refused:
+    """The error a refused operation is reported as, with the numbers that explain it."""
+    op = decision.operation
+    if op.kind is Kind.WITHDRAWAL:
+        return errors.InsufficientFunds(
+            f"insufficient funds: account {account!r} had a balance of {decision.balance_after} "
+            f"when the withdrawal of {op.amount} was decided (operation {decision.position})",
+            balance=decision.balance_after, amount=op.amount, position=decision.position)
+    return errors.BalanceLimit(
+        f"balance limit: a deposit of {op.amount} on account {account!r} would take its "
+        f"balance of {decision.balance_after} past the limit (operation {decision.position})",
+        balance=decision.balance_after, amount=op.amount, position=decision.position)

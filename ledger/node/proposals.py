@@ -1,0 +1,96 @@
+"""Proposals waiting for their account's next slot: one in flight per account, in order.
+
+There is no pipelining: a node proposes at an account's next undecided slot only,
+so a second proposal on the same account waits until the first is decided (or its
+caller gives up). The driver owns one `ProposalQueues` and feeds it to the core
+turn by turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ledger.paxos import Outcome, PaxosNode, ProposalInProgress, Ready
+
+
+@dataclass(slots=True, eq=False)
+class Proposal:
+    account: str
+    value: bytes
+    future: asyncio.Future[Outcome | None]
+    expected_slot: int | None = None  # propose only if this is still the next slot
+
+
+class ProposalQueues:
+    """Every account's waiting proposals and the one it has in flight."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, deque[Proposal]] = defaultdict(deque)
+        self._active: dict[str, Proposal] = {}
+        self.started = 0  # proposals handed to the core since start
+
+    def add(self, proposal: Proposal) -> None:
+        self._waiting[proposal.account].append(proposal)
+
+    def waiting(self) -> int:
+        return sum(len(queue) for queue in self._waiting.values())
+
+    def startable(self) -> bool:
+        """Could a turn start a proposal now?"""
+        return any(queue and account not in self._active
+                   for account, queue in self._waiting.items())
+
+    def cancel(self, proposal: Proposal, core: PaxosNode, now_ms: int) -> Ready | None:
+        """Its caller gave up: forget it (the core keeps driving a slot it started)."""
+        if self._active.get(proposal.account) is proposal:
+            del self._active[proposal.account]
+            return core.cancel(proposal.account, now_ms)
+        queue = self._waiting.get(proposal.account)
+        if queue is not None and proposal in queue:
+            queue.remove(proposal)
+        return None
+
+    def start(self, core: PaxosNode, now_ms: int, take: Callable[[Ready], None],
+              before_propose: Callable[[str], None]) -> None:
+        """Hand the core the first waiting proposal of every account with none in flight."""
+        for account in [a for a, queue in self._waiting.items() if not queue]:
+            del self._waiting[account]  # keep this scan as short as the accounts in play
+        for account, queue in self._waiting.items():
+            while queue and queue[0].future.done():
+                queue.popleft()  # its caller gave up before it started
+            if not queue or account in self._active:
+                continue
+            proposal = queue[0]
+            expected = proposal.expected_slot
+            if expected is not None and core.chosen_through(account) + 1 != expected:
+                queue.popleft()
+                proposal.future.set_result(None)
+                continue
+            before_propose(account)
+            try:
+                ready = core.propose(account, proposal.value, now_ms)
+            except ProposalInProgress:
+                continue  # a cancelled proposal of ours is still settling; try next turn
+            queue.popleft()
+            self._active[account] = proposal
+            self.started += 1
+            take(ready)
+
+    def finish(self, outcome: Outcome) -> bool:
+        """Report an outcome to its proposal; True if the account has more waiting."""
+        proposal = self._active.get(outcome.account)
+        if proposal is None or proposal.value != outcome.proposed:
+            return False
+        del self._active[outcome.account]
+        if not proposal.future.done():
+            proposal.future.set_result(outcome)
+        return bool(self._waiting.get(outcome.account))
+
+    def fail_active(self, error: Exception) -> None:
+        """Every proposal in flight fails with `error` (the node cannot persist)."""
+        for proposal in list(self._active.values()):
+            if not proposal.future.done():
+                proposal.future.set_exception(error)

@@ -1,0 +1,16 @@
+"""How long a server may work on a call: most of the caller's deadline, never all of it."""
+
+from __future__ import annotations
+
+import grpc
+
+DEFAULT_DEADLINE_S = 10.0  # a caller that set no deadline
+DEADLINE_SHARE = 0.8  # give up early enough that the caller hears why
+
+
+def time_budget_s(context: grpc.aio.ServicerContext) -> float:
+    """About 80% of the time the caller has left."""
+    remaining = context.time_remaining()
+    if remaining is None:
+        remaining = DEFAULT_DEADLINE_S
+    return max(0.0, remaining * DEADLINE_SHARE)

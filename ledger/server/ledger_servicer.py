@@ -1,0 +1,113 @@
+"""The public Ledger API: decode, call the bank, encode; typed errors become status codes."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import grpc
+
+from ledger import errors
+from ledger.accounts import WriteRequest
+from ledger.api import wire
+from ledger.bank.model import TransactionResult
+from ledger.bank.service import Bank
+from ledger.server import convert
+from ledger.server.deadlines import time_budget_s
+from ledger.server.forwarder import FORWARDED
+from ledger.v1 import ledger_pb2 as pb
+from ledger.v1 import ledger_pb2_grpc as pb_grpc
+
+T = TypeVar("T")
+
+
+async def answer(context: grpc.aio.ServicerContext, call: Callable[[], Awaitable[T]]) -> T:
+    """Run `call`; a LedgerError ends the RPC with its status code and message."""
+    try:
+        return await call()
+    except errors.LedgerError as error:
+        metadata = wire.refusal_metadata(error)
+        if metadata:
+            # The numbers behind a refusal, for clients that want them without parsing.
+            context.set_trailing_metadata(metadata)
+        await context.abort(wire.status_code(error), str(error))
+        raise  # unreachable: abort raises
+
+
+def _submitted(outcome: TransactionResult | errors.LedgerError) -> pb.OperationResult:
+    if isinstance(outcome, errors.LedgerError):
+        return wire.operation_result(outcome)
+    return wire.operation_result(convert.transaction_reply(outcome))
+
+
+class LedgerServicer(pb_grpc.LedgerServicer):
+    def __init__(self, bank: Bank) -> None:
+        self._bank = bank
+
+    async def OpenAccount(
+        self, request: pb.OpenAccountRequest, context: grpc.aio.ServicerContext
+    ) -> pb.TransactionReply:
+        result = await answer(context, lambda: self._bank.open_account(
+            request.account_id, request.opening_balance, request.request_id,
+            time_budget_s(context)))
+        return convert.transaction_reply(result)
+
+    async def Deposit(
+        self, request: pb.DepositRequest, context: grpc.aio.ServicerContext
+    ) -> pb.TransactionReply:
+        result = await answer(context, lambda: self._bank.deposit(
+            request.account_id, request.amount, request.request_id, request.memo,
+            time_budget_s(context)))
+        return convert.transaction_reply(result)
+
+    async def Withdraw(
+        self, request: pb.WithdrawRequest, context: grpc.aio.ServicerContext
+    ) -> pb.TransactionReply:
+        result = await answer(context, lambda: self._bank.withdraw(
+            request.account_id, request.amount, request.request_id, request.memo,
+            time_budget_s(context)))
+        return convert.transaction_reply(result)
+
+    async def GetBalance(
+        self, request: pb.GetBalanceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.BalanceReply:
+        balance = await answer(context, lambda: self._bank.balance(
+            request.account_id, convert.strong(request.consistency), time_budget_s(context)))
+        return convert.balance_reply(balance)
+
+    async def GetHistory(
+        self, request: pb.GetHistoryRequest, context: grpc.aio.ServicerContext
+    ) -> pb.HistoryReply:
+        entries = await answer(context, lambda: self._bank.history(
+            request.account_id, request.from_position, request.limit,
+            convert.strong(request.consistency), time_budget_s(context)))
+        return pb.HistoryReply(account_id=request.account_id,
+                               entries=[convert.history_entry(entry) for entry in entries])
+
+    async def ListAccounts(
+        self, request: pb.ListAccountsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListAccountsReply:
+        async def listed() -> list[str]:
+            return self._bank.list_accounts(request.after, request.limit)
+
+        return pb.ListAccountsReply(account_ids=await answer(context, listed))
+
+    async def Submit(
+        self, request: pb.SubmitRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SubmitReply:
+        async def submitted() -> list[TransactionResult | errors.LedgerError]:
+            # Operations that do not decode get their error in place; the rest go to the
+            # bank together, and their results fill the remaining places in order.
+            decoded: list[WriteRequest | errors.LedgerError] = []
+            for operation in request.operations:
+                try:
+                    decoded.append(wire.write_request(operation))
+                except errors.InvalidRequest as invalid:
+                    decoded.append(invalid)
+            writes = [d for d in decoded if isinstance(d, WriteRequest)]
+            forwarded = FORWARDED in tuple(context.invocation_metadata() or ())
+            decided = iter(await self._bank.submit(writes, time_budget_s(context), forwarded))
+            return [next(decided) if isinstance(d, WriteRequest) else d for d in decoded]
+
+        outcomes = await answer(context, submitted)
+        return pb.SubmitReply(results=[_submitted(outcome) for outcome in outcomes])

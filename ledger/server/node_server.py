@@ -1,0 +1,129 @@
+"""One running node: the LMDB store, the node driver, the peer transport, the bank and
+the gRPC services, wired together; `serve` runs it until a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import signal
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from ledger.bank.service import Bank
+from ledger.bank.state_machine import LedgerStateMachine
+from ledger.node.driver import NodeDriver
+from ledger.node.transport import CHANNEL_OPTIONS, PeerTransport
+from ledger.paxos import Envelope, PaxosConfig
+from ledger.server.admin_servicer import AdminServicer
+from ledger.server.config import IdentityMismatch, ServeConfig, check_identity, open_store
+from ledger.server.forwarder import Forwarder
+from ledger.server.ledger_servicer import LedgerServicer
+from ledger.server.replica_servicer import ReplicaServicer
+from ledger.storage.base import Store
+from ledger.v1 import ledger_pb2_grpc, replica_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+
+class NodeServer:
+    """One running node. `start`, then `wait` until a signal, then `stop`."""
+
+    def __init__(self, config: ServeConfig, store: Store) -> None:
+        self.config = config
+        self.store = store
+        index = config.node_index
+        self.transport = PeerTransport(config.cluster, index, self._on_answers)
+        self.machine = LedgerStateMachine(store)
+        self.driver = NodeDriver(
+            index,
+            PaxosConfig(cluster_size=config.cluster.size),
+            store,
+            self.transport.send,
+            random.Random(),
+            self.machine,
+        )
+        self.driver.counters.extra = lambda: {
+            "peer_calls": self.transport.calls_made,
+            "peer_calls_failed": self.transport.calls_failed,
+            "forwarded_batches": self.bank.forwarded_batches,
+        }
+        self.forwarder = Forwarder(config.cluster)
+        self.bank = Bank(self.driver, self.machine, forward=self.forwarder)
+        self.server = grpc.aio.server(options=CHANNEL_OPTIONS)
+        replica_pb2_grpc.add_ReplicaServicer_to_server(
+            ReplicaServicer(config.cluster, index, self.driver), self.server
+        )
+        replica_pb2_grpc.add_AdminServicer_to_server(
+            AdminServicer(config.node_id, config.cluster, store, self.driver, self._balance),
+            self.server,
+        )
+        ledger_pb2_grpc.add_LedgerServicer_to_server(LedgerServicer(self.bank), self.server)
+        # The standard gRPC health service, for orchestrators' readiness probes.
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self._driver_task: asyncio.Task[None] | None = None
+        self._stopped = asyncio.Event()
+
+    def _on_answers(self, envelopes: list[Envelope]) -> None:
+        self.driver.receive(envelopes)
+
+    def _balance(self, account: str) -> int | None:
+        state = self.machine.account(account).state
+        return state.balance if state.opened else None
+
+    async def start(self) -> None:
+        port = self.server.add_insecure_port(self.config.bind_address)
+        if port == 0:
+            raise OSError(f"cannot listen on {self.config.bind_address}")
+        self.transport.start()
+        self._driver_task = asyncio.create_task(self.driver.run())
+        await self.server.start()
+        for service in ("", "ledger.v1.Ledger"):
+            await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        log.info("node %s serving on %s (cluster %s)", self.config.node_id,
+                 self.config.bind_address, self.config.cluster.canonical())
+
+    async def wait(self) -> None:
+        if self._driver_task is None:
+            raise RuntimeError("wait() before start()")
+        stopped = asyncio.create_task(self._stopped.wait())
+        done, _ = await asyncio.wait({self._driver_task, stopped},
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if self._driver_task in done:
+            self._driver_task.result()  # re-raise what ended the driver
+
+    def request_stop(self) -> None:
+        self._stopped.set()
+
+    async def stop(self) -> None:
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace=1.0)
+        await self.bank.close()
+        await self.forwarder.close()
+        self.driver.stop()
+        if self._driver_task is not None and not self._driver_task.done():
+            await self._driver_task
+        await self.transport.stop()
+        self.store.close()
+        log.info("node %s stopped cleanly", self.config.node_id)
+
+
+async def serve(config: ServeConfig) -> None:
+    """Run a node until SIGTERM or SIGINT, then shut down cleanly."""
+    store = open_store(config)
+    try:
+        check_identity(store, config.node_id, config.cluster)
+    except IdentityMismatch:
+        store.close()
+        raise
+    node = NodeServer(config, store)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, node.request_stop)
+    await node.start()
+    try:
+        await node.wait()
+    finally:
+        await node.stop()

@@ -1,0 +1,68 @@
+"""Do the replicas agree? Every node's view of every account, compared.
+
+One helper for every caller that asks (`ledger status`, the demo, chaos runs and the
+tests), so "converged" means the same thing everywhere: every node answered, holds
+the same accounts with identical chosen logs (same length, same chained digest, same
+balance), and has applied everything it holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ledger.client.admin import account_statuses
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    """One account as one node holds it."""
+
+    applied_slot: int  # the last log slot applied to its state (-1: none)
+    chosen_through: int  # the last slot of the chosen prefix held there
+    digest: bytes  # chained digest of the chosen values 0..chosen_through
+    balance: int | None  # as applied there; None while the account is not open there
+
+    @property
+    def caught_up(self) -> bool:
+        """Has the node applied everything it holds of this account's log?"""
+        return self.applied_slot == self.chosen_through
+
+
+#: account -> its view on one node; None for a node that did not answer.
+NodeView = dict[str, AccountView]
+
+
+def node_view(address: str, timeout_s: float) -> NodeView | None:
+    statuses = account_statuses(address, timeout_s)
+    if statuses is None:
+        return None
+    return {a.account: AccountView(a.applied_slot, a.chosen_through, a.digest,
+                                   a.balance if a.opened else None) for a in statuses}
+
+
+def node_views(addresses: Sequence[str], timeout_s: float) -> list[NodeView | None]:
+    return [node_view(address, timeout_s) for address in addresses]
+
+
+def agreement(views: Sequence[NodeView | None]) -> dict[str, bool]:
+    """Per account (every account any node holds): do all nodes that answered hold
+    identical views of it? A node that answered without the account disagrees."""
+    answered = [view for view in views if view is not None]
+    accounts = sorted({account for view in answered for account in view})
+    return {account: len({view.get(account) for view in answered}) == 1
+            for account in accounts}
+
+
+def converged(views: Sequence[NodeView | None]) -> NodeView | None:
+    """The common view if every node answered, all hold identical logs and every node
+    has applied all it holds; None otherwise."""
+    if not views or any(view is None for view in views):
+        return None
+    first = views[0]
+    assert first is not None
+    if any(view != first for view in views[1:]):
+        return None
+    if not all(account.caught_up for account in first.values()):
+        return None
+    return first
