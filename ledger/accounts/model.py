@@ -60,8 +60,11 @@ class AccountState:
     operations: int = 0  # operations numbered so far; the next one's position
 
     def __post_init__(self) -> None:
-        assert 0 <= self.balance <= MAX_BALANCE, "a balance is never negative or past the limit"
-        assert self.opened or (self.balance == 0 and self.operations == 0)
+        # Explicit raises, not asserts: states are also decoded from disk.
+        if not 0 <= self.balance <= MAX_BALANCE:
+            raise ValueError(f"balance {self.balance}: never negative nor past {MAX_BALANCE}")
+        if not self.opened and (self.balance != 0 or self.operations != 0):
+            raise ValueError("an account that is not open has no balance and no operations")
 
 
 class Refusal(enum.Enum):

@@ -56,7 +56,7 @@ def apply_operation(
 
 
 def replay(entries: Iterable[Iterable[Operation]]) -> tuple[AccountState, list[Verdict]]:
-    """Apply a whole log from position 0: the state at its end and every verdict in order."""
+    """Apply a whole log from slot 0: the state at its end and every verdict in order."""
     state = AccountState()
     decided: set[str] = set()
     verdicts: list[Verdict] = []

@@ -30,8 +30,9 @@ def fetch_status(address: str, timeout_s: float) -> list[pb.StatusReply] | str:
 @click.option("--timeout", default=3.0, show_default=True, type=click.FloatRange(min=0.1),
               help="Seconds per node.")
 def status(servers: str, as_json: bool, timeout: float) -> None:
-    """Each node, whether it answers, how many accounts it knows, and per account its
-    last applied position and balance: equal rows mean the replicas agree.
+    """Each node, whether it answers, how many accounts it knows, and per account the
+    last log slot it applied ("pos"), its balance and log digest: equal rows mean the
+    replicas agree.
 
     'agree' compares the nodes that answered; a node that is down is shown as such."""
     addresses = list(dict.fromkeys(s.strip() for s in servers.split(",") if s.strip()))

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import pathlib
+import struct
 import subprocess
 import sys
 import threading
+import zlib
 
+import lmdb
 import pytest
 
 from ledger.client import LedgerClient, LedgerError, Unavailable
+from ledger.storage.lmdb import FORMAT_VERSION, LmdbStore
 from ledger.tools.localcluster import ProcessCluster
 from tests.support.nodes import client, converged
 from tests.support.polling import eventually
@@ -171,3 +175,21 @@ def test_bad_flags_are_refused_before_anything_is_written(tmp_path: pathlib.Path
                     "--cluster", "n1=127.0.0.1:70001"])
     assert result.returncode == 2 and "out of range" in result.stderr
     assert not data_dir.exists()
+
+
+def test_a_data_directory_of_an_older_format_is_refused_and_left_as_it_was(
+    tmp_path: pathlib.Path,
+) -> None:
+    data_dir = tmp_path / "old"
+    LmdbStore(data_dir).close()
+    payload = struct.pack(">Q", FORMAT_VERSION - 1)
+    sealed = struct.pack(">I", zlib.crc32(payload, zlib.crc32(b"format"))) + payload
+    with lmdb.open(str(data_dir), max_dbs=16) as env, env.begin(write=True) as txn:
+        txn.put(b"format", sealed, db=env.open_db(b"meta", txn=txn))
+    before = (data_dir / "data.mdb").read_bytes()
+    result = serve(["--node-id", "n1", "--data-dir", str(data_dir),
+                    "--cluster", "n1=127.0.0.1:1,n2=127.0.0.1:2,n3=127.0.0.1:3"])
+    assert result.returncode == 1
+    assert (f"format version {FORMAT_VERSION - 1}, written by an older version of the ledger"
+            in result.stderr)
+    assert (data_dir / "data.mdb").read_bytes() == before

@@ -17,7 +17,7 @@ from ledger.paxos import (
     ProposalInProgress,
     RoundWrite,
 )
-from tests.paxos.harness import LocalCluster
+from tests.support.paxos_network import LocalCluster
 
 
 def test_a_proposal_is_chosen_and_every_node_learns_it() -> None:

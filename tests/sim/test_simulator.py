@@ -14,7 +14,7 @@ import pytest
 from ledger.sim import Scenario, run_seed
 from ledger.sim.cluster import SimResult
 from ledger.sim.scenario import PROFILES
-from tests.sim import planted
+from tests.support import planted_cores as planted
 
 SEEDS = int(os.environ.get("LEDGER_SIM_SEEDS", "2000"))
 CHUNK = 100

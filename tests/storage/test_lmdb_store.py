@@ -35,7 +35,7 @@ from ledger.storage.group_commit import GroupCommitStore
 from ledger.storage.lmdb import FORMAT_VERSION, LmdbStore, store_exists
 from ledger.storage.lmdb import errors as lmdb_errors
 from ledger.storage.memory import MemoryStore
-from tests.storage.test_store_contract import APP_TABLES, StagedWrite
+from tests.support.storage import APP_TABLES, StagedWrite
 
 B1, B2 = Ballot(1, 0), Ballot(2, 1)
 KIB = 1 << 10

@@ -24,7 +24,6 @@ from ledger.paxos.records import (
     ChosenWrite,
     PromiseWrite,
     RoundWrite,
-    Write,
 )
 from ledger.storage.base import (
     EMPTY_DIGEST,
@@ -39,13 +38,10 @@ from ledger.storage.base import (
 from ledger.storage.group_commit import GroupCommitStore
 from ledger.storage.lmdb import LmdbStore
 from ledger.storage.memory import MemoryStore
+from tests.support.storage import APP_TABLES, StagedWrite
 
 B1, B2, B3 = Ballot(1, 0), Ballot(2, 1), Ballot(3, 0)
 
-StagedWrite = Write | AppWrite
-
-#: The application tables every store in these tests is opened with.
-APP_TABLES = ("applied", "history", "requests")
 
 # Run in a child process: open the store, stage the pickled writes, prove they are
 # visible, then die without syncing, as a killed node would.
