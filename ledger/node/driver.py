@@ -260,7 +260,9 @@ class NodeDriver:
         # the store's writer thread, so this loop keeps serving meanwhile. Chosen values
         # and applied state gate nothing (a majority's votes make a value chosen).
         turn = _Turn(readies, inbox.calls)
-        if self._gate.admit(turn, any(ready.gates_sends for ready in readies)):
+        # (Held turns keep order whatever this one staged: no need to look at its writes.)
+        gates_sends = self._gate.holding or any(ready.gates_sends for ready in readies)
+        if self._gate.admit(turn, gates_sends):
             self._release(turn)
         self._flush_if_needed()
         if self._inbox:
