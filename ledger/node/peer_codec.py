@@ -1,20 +1,31 @@
-"""Paxos messages <-> protobuf: the only module that knows both."""
+"""Paxos messages <-> protobuf: the only module that knows both.
+
+Decoding checks every field against `PeerLimits` (see `peer_limits`): a message
+from a peer is not trusted field by field.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
+from ledger.node.peer_limits import (
+    MAX_REQUESTED,
+    MAX_TAILS_PER_REPLY,
+    MAX_VALUES_PER_MESSAGE,
+    MAX_VOTES_PER_PROMISE,
+    MalformedMessage,
+    PeerLimits,
+)
 from ledger.paxos import messages as m
 from ledger.paxos.ballot import Ballot
 from ledger.v1 import replica_pb2 as pb
 
+__all__ = ["MalformedMessage", "PeerLimits", "from_pb", "to_pb"]
+
 
 def _ballot_pb(ballot: Ballot) -> pb.Ballot:
     return pb.Ballot(round=ballot.round, node_index=ballot.node_index)
-
-
-def _ballot(message: pb.Ballot) -> Ballot:
-    return Ballot(message.round, message.node_index)
 
 
 def _votes_pb(votes: Iterable[m.AcceptedEntry]) -> list[pb.Vote]:
@@ -74,71 +85,118 @@ def to_pb(message: m.Message) -> pb.PeerMessage:
                for t in message.tails]))
 
 
-class MalformedMessage(ValueError):
-    """A peer sent a message this node cannot decode."""
+def value_bytes(message: m.Message) -> int:
+    """About how many bytes of values `message` carries (for sizing requests)."""
+    if isinstance(message, (m.Accept, m.Learn)):
+        return len(message.value)
+    if isinstance(message, m.CatchUpReply):
+        return sum(len(value) for value in message.values)
+    if isinstance(message, m.Promise):
+        return (sum(len(value) for value in message.chosen)
+                + sum(len(vote.value) for vote in message.accepted))
+    return 0
 
 
-def from_pb(message: pb.PeerMessage) -> m.Message:
-    """Decode one Paxos message; raises MalformedMessage for an empty or bad one."""
+def from_pb(message: pb.PeerMessage, limits: PeerLimits) -> m.Message:
+    """Decode one Paxos message, checking every field against `limits`.
+
+    Raises MalformedMessage naming the field for an empty message or one that
+    breaks a bound; nothing of it reaches the core.
+    """
     kind = message.WhichOneof("body")
+    decoder = _DECODERS.get(kind or "")
+    if decoder is None:
+        raise MalformedMessage("an empty peer message (no body)")
     try:
-        return _DECODERS[kind](getattr(message, kind))
-    except (KeyError, TypeError, ValueError) as error:
-        raise MalformedMessage(f"cannot decode a {kind!r} peer message: {error}") from error
+        return decoder(getattr(message, kind), limits)  # type: ignore[arg-type]
+    except MalformedMessage as error:
+        raise MalformedMessage(f"a {kind} message: {error}") from None
 
 
-def _prepare(x: pb.Prepare) -> m.Prepare:
-    return m.Prepare(x.account, x.from_slot, _ballot(x.ballot))
+def _vote(v: pb.Vote, limits: PeerLimits) -> m.AcceptedEntry:
+    return m.AcceptedEntry(limits.slot(v.slot, "vote slot"),
+                           limits.ballot(v.ballot.round, v.ballot.node_index, "vote ballot"),
+                           limits.value(v.value, "vote value"))
 
 
-def _promise(x: pb.Promise) -> m.Promise:
-    votes = tuple(m.AcceptedEntry(v.slot, _ballot(v.ballot), v.value) for v in x.accepted)
-    return m.Promise(x.account, x.from_slot, _ballot(x.ballot), votes, tuple(x.chosen),
-                     x.chosen_through)
+def _prepare(x: pb.Prepare, limits: PeerLimits) -> m.Prepare:
+    return m.Prepare(limits.account(x.account, "account"), limits.slot(x.from_slot, "from_slot"),
+                     limits.ballot(x.ballot.round, x.ballot.node_index, "ballot"))
 
 
-def _accept(x: pb.Accept) -> m.Accept:
-    return m.Accept(x.account, x.slot, _ballot(x.ballot), x.value)
+def _promise(x: pb.Promise, limits: PeerLimits) -> m.Promise:
+    limits.count(len(x.accepted), MAX_VOTES_PER_PROMISE, "votes")
+    limits.count(len(x.chosen), MAX_VALUES_PER_MESSAGE, "chosen values")
+    from_slot = limits.slot(x.from_slot, "from_slot")
+    limits.slot(from_slot + len(x.chosen), "the last chosen value's slot")
+    return m.Promise(limits.account(x.account, "account"), from_slot,
+                     limits.ballot(x.ballot.round, x.ballot.node_index, "ballot"),
+                     tuple(_vote(v, limits) for v in x.accepted),
+                     tuple(limits.value(value, "chosen value") for value in x.chosen),
+                     limits.tail(x.chosen_through, "chosen_through"))
 
 
-def _accepted(x: pb.Accepted) -> m.Accepted:
-    return m.Accepted(x.account, x.slot, _ballot(x.ballot))
+def _accept(x: pb.Accept, limits: PeerLimits) -> m.Accept:
+    return m.Accept(limits.account(x.account, "account"), limits.slot(x.slot, "slot"),
+                    limits.ballot(x.ballot.round, x.ballot.node_index, "ballot"),
+                    limits.value(x.value, "value"))
 
 
-def _nack(x: pb.Nack) -> m.Nack:
-    return m.Nack(x.account, x.slot, _ballot(x.ballot), _ballot(x.promised), x.chosen_through)
+def _accepted(x: pb.Accepted, limits: PeerLimits) -> m.Accepted:
+    return m.Accepted(limits.account(x.account, "account"), limits.slot(x.slot, "slot"),
+                      limits.ballot(x.ballot.round, x.ballot.node_index, "ballot"))
 
 
-def _learn(x: pb.Learn) -> m.Learn:
-    return m.Learn(x.account, x.slot, x.value)
+def _nack(x: pb.Nack, limits: PeerLimits) -> m.Nack:
+    return m.Nack(limits.account(x.account, "account"), limits.slot(x.slot, "slot"),
+                  limits.ballot(x.ballot.round, x.ballot.node_index, "ballot"),
+                  limits.ballot(x.promised.round, x.promised.node_index, "promised"),
+                  limits.tail(x.chosen_through, "chosen_through"))
 
 
-def _catch_up_request(x: pb.CatchUpRequest) -> m.CatchUpRequest:
-    return m.CatchUpRequest(x.account, x.from_slot, x.limit)
+def _learn(x: pb.Learn, limits: PeerLimits) -> m.Learn:
+    return m.Learn(limits.account(x.account, "account"), limits.slot(x.slot, "slot"),
+                   limits.value(x.value, "value"))
 
 
-def _catch_up_reply(x: pb.CatchUpReply) -> m.CatchUpReply:
-    return m.CatchUpReply(x.account, x.from_slot, tuple(x.values), x.chosen_through)
+def _catch_up_request(x: pb.CatchUpRequest, limits: PeerLimits) -> m.CatchUpRequest:
+    return m.CatchUpRequest(limits.account(x.account, "account"),
+                            limits.slot(x.from_slot, "from_slot"), min(x.limit, MAX_REQUESTED))
 
 
-def _tail_query(x: pb.TailQuery) -> m.TailQuery:
-    return m.TailQuery(x.account, x.nonce)
+def _catch_up_reply(x: pb.CatchUpReply, limits: PeerLimits) -> m.CatchUpReply:
+    limits.count(len(x.values), MAX_VALUES_PER_MESSAGE, "values")
+    from_slot = limits.slot(x.from_slot, "from_slot")
+    limits.slot(from_slot + len(x.values), "the last value's slot")
+    return m.CatchUpReply(limits.account(x.account, "account"), from_slot,
+                          tuple(limits.value(value, "value") for value in x.values),
+                          limits.tail(x.chosen_through, "chosen_through"))
 
 
-def _tail_report(x: pb.TailReport) -> m.TailReport:
-    return m.TailReport(x.account, x.nonce, x.chosen_through, x.highest_vote)
+def _tail_query(x: pb.TailQuery, limits: PeerLimits) -> m.TailQuery:
+    return m.TailQuery(limits.account(x.account, "account"), x.nonce)
 
 
-def _tails_request(x: pb.TailsRequest) -> m.TailsRequest:
-    return m.TailsRequest(x.after, x.limit)
+def _tail_report(x: pb.TailReport, limits: PeerLimits) -> m.TailReport:
+    return m.TailReport(limits.account(x.account, "account"), x.nonce,
+                        limits.tail(x.chosen_through, "chosen_through"),
+                        limits.tail(x.highest_vote, "highest_vote"))
 
 
-def _tails_reply(x: pb.TailsReply) -> m.TailsReply:
-    tails = tuple(m.AccountTail(t.account, t.chosen_through) for t in x.tails)
-    return m.TailsReply(x.after, tails, x.complete)
+def _tails_request(x: pb.TailsRequest, limits: PeerLimits) -> m.TailsRequest:
+    return m.TailsRequest(limits.account(x.after, "after", empty_ok=True),
+                          min(x.limit, MAX_REQUESTED))
 
 
-_DECODERS = {
+def _tails_reply(x: pb.TailsReply, limits: PeerLimits) -> m.TailsReply:
+    limits.count(len(x.tails), MAX_TAILS_PER_REPLY, "tails")
+    tails = tuple(m.AccountTail(limits.account(t.account, "tail account"),
+                                limits.tail(t.chosen_through, "tail chosen_through"))
+                  for t in x.tails)
+    return m.TailsReply(limits.account(x.after, "after", empty_ok=True), tails, x.complete)
+
+
+_DECODERS: dict[str, Callable[[Any, PeerLimits], m.Message]] = {
     "prepare": _prepare,
     "promise": _promise,
     "accept": _accept,

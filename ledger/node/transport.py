@@ -20,6 +20,8 @@ import grpc
 
 from ledger.node import peer_codec
 from ledger.node.cluster import ClusterConfig
+from ledger.node.dropped import DroppedMessages
+from ledger.node.peer_limits import PeerLimits
 from ledger.paxos import Envelope, Learn
 from ledger.v1 import replica_pb2 as pb
 from ledger.v1 import replica_pb2_grpc as pb_grpc
@@ -27,6 +29,7 @@ from ledger.v1 import replica_pb2_grpc as pb_grpc
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 2_000  # messages per request
+MAX_BATCH_BYTES = 4 << 20  # about this many bytes of values per request (at least one message)
 MAX_OUTBOX = 100_000  # queued messages per peer before the oldest are dropped
 MAX_REQUESTS_IN_FLIGHT = 4  # unanswered requests per peer stream
 LEARN_DELAY_S = 0.02  # a lone Learn waits this long for company
@@ -52,8 +55,17 @@ class _Stream:
     def __init__(self, call: grpc.aio.StreamStreamCall) -> None:  # type: ignore[type-arg]
         self.call = call
         self.slots = asyncio.Semaphore(MAX_REQUESTS_IN_FLIGHT)
+        self.unanswered = 0  # requests written and not yet answered
         self.broken = False
         self.reader: asyncio.Task[None] | None = None
+
+    def answered(self, count: int) -> None:
+        """The peer says `count` requests are answered: free their slots (never more than
+        were written, whatever the reply claims)."""
+        count = max(0, min(count, self.unanswered))
+        self.unanswered -= count
+        for _ in range(count):
+            self.slots.release()
 
     def close(self) -> None:
         """Cancel the call; a sender waiting for a slot wakes and sees `broken`."""
@@ -70,8 +82,11 @@ class PeerTransport:
         cluster: ClusterConfig,
         node_index: int,
         on_answers: Callable[[list[Envelope]], None],
+        dropped: DroppedMessages,
     ) -> None:
         self._cluster = cluster
+        self._limits = PeerLimits(cluster.size)
+        self._dropped = dropped
         self._node_index = node_index
         self._node_id = cluster.members[node_index].node_id
         self._on_answers = on_answers
@@ -129,8 +144,7 @@ class PeerTransport:
             if timer is not None:
                 timer.cancel()
             while outbox:
-                batch = outbox[:MAX_BATCH]
-                del outbox[:MAX_BATCH]
+                batch = take_batch(outbox)
                 try:
                     await self._send_batch(peer, batch)
                 except asyncio.CancelledError:
@@ -157,6 +171,7 @@ class PeerTransport:
             messages=[peer_codec.to_pb(envelope.message) for envelope in batch],
         )
         self.calls_made += 1
+        stream.unanswered += 1
         try:
             async with asyncio.timeout(CALL_TIMEOUT_S):
                 await stream.call.write(request)
@@ -178,8 +193,7 @@ class PeerTransport:
     async def _read(self, peer: int, stream: _Stream) -> None:
         try:
             async for reply in stream.call:
-                for _ in range(reply.requests_answered):
-                    stream.slots.release()
+                stream.answered(reply.requests_answered)
                 self._deliver(peer, reply.messages)
         except grpc.aio.AioRpcError as error:
             code = error.code()
@@ -203,8 +217,25 @@ class PeerTransport:
         answers = []
         for message in messages:
             try:
-                answers.append(Envelope(peer, self._node_index, peer_codec.from_pb(message)))
+                decoded = peer_codec.from_pb(message, self._limits)
             except peer_codec.MalformedMessage as error:
-                log.warning("dropping a malformed answer from peer %d: %s", peer, error)
+                self._dropped.drop(self._cluster.members[peer].node_id, error)
+                continue
+            answers.append(Envelope(peer, self._node_index, decoded))
         if answers:
             self._on_answers(answers)
+
+
+def take_batch(outbox: list[Envelope]) -> list[Envelope]:
+    """Take the next request's messages off the front of `outbox`: at most MAX_BATCH
+    messages and, past the first, about MAX_BATCH_BYTES of values."""
+    size = 0
+    count = 0
+    for envelope in outbox[:MAX_BATCH]:
+        size += peer_codec.value_bytes(envelope.message)
+        if count and size > MAX_BATCH_BYTES:
+            break
+        count += 1
+    batch = outbox[:count]
+    del outbox[:count]
+    return batch

@@ -14,6 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from ledger.bank.service import Bank
 from ledger.bank.state_machine import LedgerStateMachine
 from ledger.node.driver import NodeDriver
+from ledger.node.dropped import DroppedMessages
 from ledger.node.transport import CHANNEL_OPTIONS, PeerTransport
 from ledger.paxos import Envelope, PaxosConfig
 from ledger.server.admin_servicer import AdminServicer
@@ -34,7 +35,8 @@ class NodeServer:
         self.config = config
         self.store = store
         index = config.node_index
-        self.transport = PeerTransport(config.cluster, index, self._on_answers)
+        self.dropped = DroppedMessages()
+        self.transport = PeerTransport(config.cluster, index, self._on_answers, self.dropped)
         self.machine = LedgerStateMachine(store)
         self.driver = NodeDriver(
             index,
@@ -48,12 +50,13 @@ class NodeServer:
             "peer_calls": self.transport.calls_made,
             "peer_calls_failed": self.transport.calls_failed,
             "forwarded_batches": self.bank.forwarded_batches,
+            "peer_messages_dropped": self.dropped.count,
         }
         self.forwarder = Forwarder(config.cluster)
         self.bank = Bank(self.driver, self.machine, forward=self.forwarder)
         self.server = grpc.aio.server(options=CHANNEL_OPTIONS)
         replica_pb2_grpc.add_ReplicaServicer_to_server(
-            ReplicaServicer(config.cluster, index, self.driver), self.server
+            ReplicaServicer(config.cluster, index, self.driver, self.dropped), self.server
         )
         replica_pb2_grpc.add_AdminServicer_to_server(
             AdminServicer(config.node_id, config.cluster, store, self.driver, self._balance),

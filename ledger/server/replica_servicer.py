@@ -10,16 +10,25 @@ import grpc
 from ledger.node import peer_codec
 from ledger.node.cluster import ClusterConfig, ConfigError
 from ledger.node.driver import NodeDriver
+from ledger.node.dropped import DroppedMessages
+from ledger.node.peer_limits import PeerLimits
 from ledger.paxos import Envelope
 from ledger.v1 import replica_pb2 as pb
 from ledger.v1 import replica_pb2_grpc as pb_grpc
 
+#: Requests of one peer stream handed to the node and not yet answered; an honest
+#: peer keeps at most transport.MAX_REQUESTS_IN_FLIGHT (4) unanswered.
+MAX_INBOUND_REQUESTS_IN_FLIGHT = 16
+
 
 class ReplicaServicer(pb_grpc.ReplicaServicer):
-    def __init__(self, cluster: ClusterConfig, node_index: int, driver: NodeDriver) -> None:
+    def __init__(self, cluster: ClusterConfig, node_index: int, driver: NodeDriver,
+                 dropped: DroppedMessages) -> None:
         self._cluster = cluster
         self._node_index = node_index
         self._driver = driver
+        self._limits = PeerLimits(cluster.size)
+        self._dropped = dropped
 
     async def Step(
         self, request: pb.StepRequest, context: grpc.aio.ServicerContext
@@ -48,6 +57,10 @@ class ReplicaServicer(pb_grpc.ReplicaServicer):
                     future.add_done_callback(on_answers)
                     delivered.add(future)
                     future.add_done_callback(delivered.discard)
+                    if len(delivered) >= MAX_INBOUND_REQUESTS_IN_FLIGHT:
+                        # Backpressure: read no more until the node has answered some
+                        # (gRPC's flow control then holds the sender back).
+                        await asyncio.wait(delivered, return_when=asyncio.FIRST_COMPLETED)
                 if delivered:
                     await asyncio.wait(delivered)  # a caller that half-closes hears them all
             finally:
@@ -83,8 +96,20 @@ class ReplicaServicer(pb_grpc.ReplicaServicer):
             )
         try:
             source = self._cluster.index_of(request.source_node_id)
-            envelopes = [Envelope(source, self._node_index, peer_codec.from_pb(message))
-                         for message in request.messages]
-        except (ConfigError, peer_codec.MalformedMessage) as error:
+        except ConfigError as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        if source == self._node_index:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"a peer call must not claim this node's own id "
+                                f"{request.source_node_id!r}")
+        # A message that breaks a bound is dropped alone: the rest of the batch (other
+        # accounts' messages, usually) carries on.
+        envelopes = []
+        for message in request.messages:
+            try:
+                decoded = peer_codec.from_pb(message, self._limits)
+            except peer_codec.MalformedMessage as error:
+                self._dropped.drop(request.source_node_id, error)
+                continue
+            envelopes.append(Envelope(source, self._node_index, decoded))
         return source, envelopes

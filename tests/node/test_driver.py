@@ -3,57 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import pathlib
 import random
-from collections.abc import AsyncIterator
 
 import grpc
 import pytest
 
-from ledger.bank.state_machine import LedgerStateMachine
 from ledger.node import peer_codec
-from ledger.node.cluster import ClusterConfig
 from ledger.node.consensus import NoQuorum, StorageUnavailable
 from ledger.node.driver import NodeDriver
+from ledger.node.peer_limits import PeerLimits
 from ledger.paxos import Ballot, Envelope, Learn, PaxosConfig, Prepare, Promise, TailsRequest
-from ledger.server.config import ServeConfig
-from ledger.server.node_server import NodeServer
 from ledger.storage.base import StorageFull
 from ledger.storage.memory import MemoryStore
-from ledger.tools.localcluster import free_ports
 from ledger.v1 import replica_pb2 as pb
 from ledger.v1 import replica_pb2_grpc as pb_grpc
+from tests.support.in_process import Servers
 from tests.support.state_machines import AppliedSlots
-
-
-class Servers:
-    def __init__(self, size: int) -> None:
-        ports = free_ports(size)
-        self.cluster = ClusterConfig.parse(
-            ",".join(f"n{i + 1}=127.0.0.1:{port}" for i, port in enumerate(ports)))
-        self.nodes: list[NodeServer | None] = [None] * size
-
-    async def start(self, index: int) -> NodeServer:
-        config = ServeConfig(f"n{index + 1}", pathlib.Path("/nonexistent"), self.cluster)
-        node = NodeServer(config, MemoryStore(LedgerStateMachine.TABLES))
-        await node.start()
-        self.nodes[index] = node
-        return node
-
-    def address(self, index: int) -> str:
-        return self.cluster.members[index].address
-
-    async def stop(self) -> None:
-        for node in self.nodes:
-            if node is not None:
-                await node.stop()
-
-
-@pytest.fixture
-async def servers() -> AsyncIterator[Servers]:
-    running = Servers(3)
-    yield running
-    await running.stop()
 
 
 async def test_writes_through_any_node_are_chosen_everywhere(servers: Servers) -> None:
@@ -102,7 +67,7 @@ async def test_a_peer_stream_answers_every_request_once_and_refuses_a_stranger(
         answered, kinds = 0, []
         while (reply := await asyncio.wait_for(stream.read(), timeout=10)) != grpc.aio.EOF:
             answered += reply.requests_answered
-            kinds += [type(peer_codec.from_pb(m)) for m in reply.messages]
+            kinds += [type(peer_codec.from_pb(m, PeerLimits(3))) for m in reply.messages]
         assert answered == 2
         assert [k for k in kinds if k is not TailsRequest] == [Promise]
 
