@@ -10,6 +10,7 @@ import pathlib
 import click
 
 from ledger.node.cluster import ClusterConfig, ConfigError, parse_address
+from ledger.node.driver import NodeFailed
 from ledger.server.config import IdentityMismatch, ServeConfig
 from ledger.storage.base import StorageError
 
@@ -84,6 +85,8 @@ def serve(
             asyncio.run(run(config))
     except IdentityMismatch as error:
         raise click.ClickException(str(error)) from error
+    except NodeFailed as error:
+        raise click.ClickException(f"node {node_id} stopped: {error}") from error
     except StorageError as error:
         raise click.ClickException(f"storage: {error}") from error
     except OSError as error:

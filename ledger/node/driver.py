@@ -47,6 +47,10 @@ STORAGE_RETRY_MS = 100  # how often a failing disk is retried when nothing else 
 MAX_COALESCE_YIELDS = 8  # event-loop trips a turn waits for more work to join it
 
 
+class NodeFailed(Exception):
+    """The node stopped on a failure it cannot handle; the message says what and what to do."""
+
+
 def monotonic_ms() -> int:
     return time.monotonic_ns() // 1_000_000
 
@@ -192,7 +196,23 @@ class NodeDriver:
     # -------------------------------------------------------------------- loop
 
     async def run(self) -> None:
-        """Turn until `stop`; first apply what was chosen but not applied before a crash."""
+        """Turn until `stop`; first apply what was chosen but not applied before a crash.
+
+        A failure nothing here can handle (a bug, a store that failed unforeseen) stops
+        the node: nothing more is answered, and NodeFailed says why.
+        """
+        try:
+            await self._run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            self._fatal = self._fatal or error
+        if self._fatal is not None:
+            raise NodeFailed(
+                f"{self._fatal!r}; nothing more was answered, and nothing it answered is "
+                "lost: restart the node from its data directory") from self._fatal
+
+    async def _run(self) -> None:
         if reapply_unapplied(self._store, self._state_machine):
             self._gate.staged()
         self._sync()
@@ -202,7 +222,7 @@ class NodeDriver:
                 break
             self._turn()
         if self._fatal is not None:
-            raise self._fatal  # nothing more may leave or be written: stop the node
+            return  # nothing more may leave or be written
         self._turn()  # flush what arrived last, and stage the final applies
         self._sync()
 
@@ -357,13 +377,17 @@ class NodeDriver:
         future.add_done_callback(lambda done: self._flushed(done, number, started_ms))
 
     def _flushed(self, future: asyncio.Future[None], number: int, started_ms: int) -> None:
+        try:
+            self._on_flushed(future, number, started_ms)
+        except Exception as error:  # a callback's exception would only be logged: stop
+            self._fail(error)
+
+    def _on_flushed(self, future: asyncio.Future[None], number: int, started_ms: int) -> None:
         error = future.exception()
         if error is not None and not isinstance(error, StorageError):
-            # Not a disk the operator can fix but a bug: what the flush lost is unknown,
-            # so nothing held may leave and no later flush may pretend to cover it.
-            log.critical("a flush failed unexpectedly; stopping the node", exc_info=error)
-            self._fatal = error
-            self.stop()
+            # Not a disk the operator can fix but a failure nobody foresaw: what the
+            # flush held may be lost, so nothing held may leave, ever.
+            self._fail(error)
             return
         if error is not None:
             # The store keeps the writes staged; the next flush retries them. Nothing a
@@ -381,6 +405,13 @@ class NodeDriver:
             self._release(turn)
         self._flush_if_needed()
         self._wake.set()
+
+    def _fail(self, error: BaseException) -> None:
+        """Stop the node on a failure nothing here can handle; nothing more leaves."""
+        if self._fatal is None:
+            log.critical("stopping the node: %r", error, exc_info=error)
+            self._fatal = error
+        self.stop()
 
     def _stage(self, writes: list[Write] | list[AppWrite]) -> None:
         """Stage writes; a store that cannot take them keeps them staged for the next sync."""

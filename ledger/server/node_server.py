@@ -4,6 +4,7 @@ the gRPC services, wired together; `serve` runs it until a signal."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import signal
@@ -13,7 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from ledger.bank.service import Bank
 from ledger.bank.state_machine import LedgerStateMachine
-from ledger.node.driver import NodeDriver
+from ledger.node.driver import NodeDriver, NodeFailed
 from ledger.node.dropped import DroppedMessages
 from ledger.node.transport import CHANNEL_OPTIONS, PeerTransport
 from ledger.paxos import Envelope, PaxosConfig
@@ -106,9 +107,21 @@ class NodeServer:
         await self.bank.close()
         await self.forwarder.close()
         self.driver.stop()
-        if self._driver_task is not None and not self._driver_task.done():
-            await self._driver_task
+        failed = False
+        if self._driver_task is not None:
+            if not self._driver_task.done():
+                with contextlib.suppress(NodeFailed):
+                    await self._driver_task
+            failed = (not self._driver_task.cancelled()
+                      and self._driver_task.exception() is not None)
         await self.transport.stop()
+        if failed:
+            # Memory may hold writes the disk does not: commit nothing more. A restart
+            # reads the data directory, which holds everything acknowledged.
+            self.store.abandon()
+            log.critical("node %s stopped on a failure; nothing staged was committed",
+                         self.config.node_id)
+            return
         self.store.close()
         log.info("node %s stopped cleanly", self.config.node_id)
 

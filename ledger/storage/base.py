@@ -89,6 +89,15 @@ class StorageError(Exception):
     """The store cannot do what was asked (full disk, corrupt data); the message says why."""
 
 
+class StoreFailed(Exception):
+    """A commit failed in a way nobody foresaw (not a full disk): what it held may be lost.
+
+    Not a StorageError on purpose: nothing retries it. Memory now holds writes the
+    disk may not, so the store commits nothing more and the node must stop; a
+    restart from the data directory is the only safe way on.
+    """
+
+
 class StorageFull(StorageError):
     """The disk or the configured map size is exhausted; nothing staged was lost."""
 
@@ -131,7 +140,13 @@ class Store(DurableView, Protocol):
         """
         ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Commit what is staged, then close."""
+        ...
+
+    def abandon(self) -> None:
+        """Close without committing what is staged, as a crash would leave the disk."""
+        ...
 
     @property
     def app_tables(self) -> tuple[str, ...]:

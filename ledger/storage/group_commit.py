@@ -40,6 +40,7 @@ from ledger.storage.base import (
     NodeIdentity,
     StorageError,
     Store,
+    StoreFailed,
     UnknownTable,
     chain_digest,
 )
@@ -81,6 +82,9 @@ class GroupCommitStore:
         self._batch = 1  # the batch now being staged into
         self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="writer")
         self._in_flight: concurrent.futures.Future[None] | None = None
+        # A commit failed unforeseen (not a full disk): its batch may be lost, so no
+        # later commit may pretend to follow it.
+        self._failure: StoreFailed | None = None
 
     # ------------------------------------------------------------------ writes
 
@@ -135,7 +139,12 @@ class GroupCommitStore:
             overlay.tail = (write.slot, chain_digest(digest, write.value), batch)
 
     def flush_async(self) -> concurrent.futures.Future[None]:
-        """Commit everything staged so far, on the writer thread; one sync at a time."""
+        """Commit everything staged so far, on the writer thread; one sync at a time.
+
+        Raises StoreFailed once a commit has failed unforeseen: nothing more is committed.
+        """
+        if self._failure is not None:
+            raise self._failure
         if self._in_flight is not None and not self._in_flight.done():
             raise BrokenInvariant("one flush at a time: the previous one is still running")
         batch, self._pending = self._pending, []
@@ -151,11 +160,23 @@ class GroupCommitStore:
         self.flush_async().result()
 
     def _commit(self, batch: list[Write | AppWrite], number: int) -> None:
-        """On the writer thread: make the batch durable, then let reads find it in the base."""
-        with contextlib.suppress(StorageError):
-            # On failure the base keeps the batch staged; the sync below retries it or raises.
-            self._base.stage(batch)
-        self._base.sync()
+        """On the writer thread: make the batch durable, then let reads find it in the base.
+
+        A StorageError (a full disk) leaves the batch staged in the base, and the next
+        sync retries it. Anything else may have lost the batch: the store fails for good.
+        """
+        try:
+            with contextlib.suppress(StorageError):
+                # On failure the base keeps the batch staged; the sync below retries it.
+                self._base.stage(batch)
+            self._base.sync()
+        except StorageError:
+            raise
+        except BaseException as error:
+            self._failure = StoreFailed(
+                f"committing batch {number} failed unexpectedly ({error!r}); nothing more is "
+                "committed")
+            raise self._failure from error
         with self._lock:
             self._prune(number)
 
@@ -181,9 +202,18 @@ class GroupCommitStore:
                 self._app_keys.pop(table, None)
 
     def close(self) -> None:
+        """Commit what is staged and close; after a failed commit, close without committing."""
+        if self._failure is not None:
+            self.abandon()
+            raise self._failure
         self.sync()
         self._writer.shutdown()
         self._base.close()
+
+    def abandon(self) -> None:
+        """Close without committing what is staged (the writer finishes what it holds)."""
+        self._writer.shutdown()
+        self._base.abandon()
 
     @property
     def app_tables(self) -> tuple[str, ...]:

@@ -204,6 +204,9 @@ class MemoryStore:
     def close(self) -> None:
         self.sync()
 
+    def abandon(self) -> None:
+        self.crash()
+
     def identity(self) -> NodeIdentity | None:
         return self._identity
 

@@ -30,11 +30,13 @@ from ledger.storage.base import (
     NodeIdentity,
     StorageError,
     StorageFull,
+    StoreFailed,
 )
 from ledger.storage.group_commit import GroupCommitStore
 from ledger.storage.lmdb import FORMAT_VERSION, LmdbStore, store_exists
 from ledger.storage.lmdb import errors as lmdb_errors
 from ledger.storage.memory import MemoryStore
+from tests.support.faults import FaultyStore
 from tests.support.storage import APP_TABLES, StagedWrite
 
 B1, B2 = Ballot(1, 0), Ballot(2, 1)
@@ -739,3 +741,27 @@ def test_group_commit_reads_the_same_as_the_in_memory_store_while_flushing(
             assert observe(base) == observe(reference)  # the base caught up
         assert observe(store) == observe(reference)
     store.close()
+
+
+def test_after_an_unforeseen_commit_failure_group_commit_commits_nothing_more(
+    path: Path,
+) -> None:
+    faulty = FaultyStore(LmdbStore(path, app_tables=APP_TABLES), "stage", 2,
+                         RuntimeError("injected"))
+    store = GroupCommitStore(faulty)  # type: ignore[arg-type]
+    store.stage([PromiseWrite("a", B1)])
+    store.flush_async().result()  # the first batch is durable
+    store.stage([PromiseWrite("b", B1)])
+    with pytest.raises(StoreFailed, match="injected"):
+        store.flush_async().result()  # the second is lost
+    store.stage([PromiseWrite("c", B1)])
+    with pytest.raises(StoreFailed):
+        store.flush_async()  # nothing later may be committed without it
+    with pytest.raises(StoreFailed):
+        store.close()  # closes without committing
+    disk = LmdbStore(path, app_tables=APP_TABLES)
+    try:
+        promised = {a: disk.account_record(a).promised for a in "abc"}
+        assert promised == {"a": B1, "b": NULL_BALLOT, "c": NULL_BALLOT}
+    finally:
+        disk.close()

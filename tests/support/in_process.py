@@ -14,6 +14,7 @@ from ledger.bank.state_machine import LedgerStateMachine
 from ledger.node.cluster import ClusterConfig
 from ledger.server.config import ServeConfig
 from ledger.server.node_server import NodeServer
+from ledger.storage.base import Store
 from ledger.storage.memory import MemoryStore
 from ledger.tools.localcluster import free_ports
 
@@ -25,9 +26,10 @@ class Servers:
             ",".join(f"n{i + 1}=127.0.0.1:{port}" for i, port in enumerate(ports)))
         self.nodes: list[NodeServer | None] = [None] * size
 
-    async def start(self, index: int) -> NodeServer:
+    async def start(self, index: int, store: Store | None = None) -> NodeServer:
+        """Start node `index` over `store` (default: a new in-memory one)."""
         config = ServeConfig(f"n{index + 1}", pathlib.Path("/nonexistent"), self.cluster)
-        node = NodeServer(config, MemoryStore(LedgerStateMachine.TABLES))
+        node = NodeServer(config, store or MemoryStore(LedgerStateMachine.TABLES))
         await node.start()
         self.nodes[index] = node
         return node
