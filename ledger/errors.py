@@ -66,6 +66,12 @@ class Unavailable(LedgerError):
     status = "UNAVAILABLE"
 
 
+class AccountQuarantined(Unavailable):
+    """This node stopped serving the account: a peer contradicted a value it knows to be
+    chosen (an alarm in the node's log names both values). Nothing was written; another
+    node may still serve the account, and an operator must look."""
+
+
 #: How a refusal's reason travels (trailing metadata, batch results).
 REFUSAL_REASONS: dict[str, type[Refused]] = {
     "insufficient-funds": InsufficientFunds,

@@ -54,6 +54,13 @@ class Answers:
                                           decision.balance_after, duplicate))
 
 
+def quarantined(account: str, reason: str) -> errors.AccountQuarantined:
+    """The error for any request on an account this node stopped serving."""
+    return errors.AccountQuarantined(
+        f"account {account!r} is quarantined on this node, nothing was written: {reason}; "
+        "another node may still serve it, and an operator must look")
+
+
 def refusal(decision: Decision, account: str) -> errors.Refused:
     """The error a refused operation is reported as, with the numbers that explain it."""
     op = decision.operation

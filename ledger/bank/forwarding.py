@@ -42,9 +42,11 @@ class Forwarding:
             return None
         return leader
 
-    async def forward(self, leader: int, batch: list[PendingWrite]) -> bool:
-        """Let the leader decide the batch; False (and every request marked to be decided
-        here) if it did not answer."""
+    async def forward(self, leader: int, batch: list[PendingWrite]) -> list[PendingWrite]:
+        """Let the leader decide the batch; the requests it did not decide, to be decided
+        here (each marked so). If the leader does not answer, or answers Unavailable (no
+        majority in time, or the account quarantined there), it is suspected for a while;
+        the same request ids make deciding here safe whatever it did."""
         assert self._forward is not None
         # Keep half of the time for deciding here should the leader not answer.
         budget_s = (min(r.deadline for r in batch) - time.monotonic()) / 2
@@ -52,14 +54,18 @@ class Forwarding:
             results = await self._forward(leader, [as_write(r) for r in batch],
                                           max(budget_s, 0.001))
         except errors.Unavailable:
-            self._suspects[leader] = time.monotonic() + SUSPECT_S
-            for request in batch:
-                request.forwarded = True  # decide it here next time round
-            return False
-        self.forwarded_batches += 1
+            results = [errors.Unavailable("the leader did not answer")] * len(batch)
+        else:
+            self.forwarded_batches += 1
+        undecided = []
         for request, result in zip(batch, results, strict=True):
-            if isinstance(result, errors.LedgerError):
+            if isinstance(result, errors.Unavailable):
+                request.forwarded = True  # decide it here next time round
+                undecided.append(request)
+            elif isinstance(result, errors.LedgerError):
                 request.fail(result)
             else:
                 request.succeed(result)
-        return True
+        if undecided:
+            self._suspects[leader] = time.monotonic() + SUSPECT_S
+        return undecided

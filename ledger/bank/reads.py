@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from ledger import errors
 from ledger.accounts.validation import check_account_id, check_page
+from ledger.bank.answers import quarantined
 from ledger.bank.model import Balance, HistoryEntry
 from ledger.bank.state_machine import LedgerStateMachine
-from ledger.node.consensus import Consensus, NoQuorum
+from ledger.node.consensus import AccountQuarantined, Consensus, NoQuorum
 
 
 class Reads:
@@ -17,6 +18,7 @@ class Reads:
 
     async def balance(self, account_id: str, strong: bool, timeout_s: float) -> Balance:
         check_account_id(account_id)
+        self._check_quarantine(account_id)
         if strong:
             await self._barrier(account_id, timeout_s)
         state = self._machine.account(account_id).state
@@ -29,6 +31,7 @@ class Reads:
     ) -> list[HistoryEntry]:
         check_account_id(account_id)
         limit = check_page(limit)
+        self._check_quarantine(account_id)
         if strong:
             await self._barrier(account_id, timeout_s)
         if not self._machine.account(account_id).state.opened:
@@ -38,8 +41,15 @@ class Reads:
     def list_accounts(self, after: str, limit: int) -> list[str]:
         return self._machine.opened_accounts(after, check_page(limit))
 
+    def _check_quarantine(self, account: str) -> None:
+        reason = self._consensus.quarantine_reason(account)
+        if reason is not None:
+            raise quarantined(account, reason)
+
     async def _barrier(self, account: str, timeout_s: float) -> None:
         try:
             await self._consensus.read_barrier(account, timeout_s)
         except NoQuorum as error:
             raise errors.Unavailable(str(error)) from None
+        except AccountQuarantined as error:
+            raise quarantined(account, str(error)) from None

@@ -25,11 +25,16 @@ from dataclasses import dataclass, field
 from ledger import errors
 from ledger.accounts import Kind, Operation
 from ledger.bank import codec
-from ledger.bank.answers import Answers
+from ledger.bank.answers import Answers, quarantined
 from ledger.bank.forwarding import Forwarding
 from ledger.bank.requests import PendingWrite, fail_all
 from ledger.bank.state_machine import LedgerStateMachine
-from ledger.node.consensus import Consensus, NoQuorum, StorageUnavailable
+from ledger.node.consensus import (
+    AccountQuarantined,
+    Consensus,
+    NoQuorum,
+    StorageUnavailable,
+)
 
 MAX_OPERATIONS_PER_ENTRY = 512  # one log entry decides at most this many requests
 BACKOFF_BASE_S = 0.002
@@ -83,8 +88,12 @@ class AccountWriters:
                     continue
                 leader = self._forwarding.leader_for(account, batch)
                 if leader is not None:
-                    if not await self._forwarding.forward(leader, batch):
-                        queue.waiting.extendleft(reversed(batch))
+                    undecided = await self._forwarding.forward(leader, batch)
+                    queue.waiting.extendleft(reversed(undecided))
+                    continue
+                reason = self._consensus.quarantine_reason(account)
+                if reason is not None:
+                    fail_all(batch, quarantined(account, reason))
                     continue
                 expected = self._machine.account(account).applied_slot + 1
                 value = codec.encode_entry([r.operation for r in batch],
@@ -96,6 +105,9 @@ class AccountWriters:
                 except (NoQuorum, StorageUnavailable) as error:
                     fail_all(batch, errors.Unavailable(
                         f"{error}; retrying with the same request id is safe"))
+                    continue
+                except AccountQuarantined as error:
+                    fail_all(batch, quarantined(account, str(error)))
                     continue
                 if outcome is not None and outcome.won:
                     attempt = 0
@@ -154,6 +166,9 @@ class AccountWriters:
                                                request.deadline - time.monotonic())
         except NoQuorum as error:
             request.fail(errors.Unavailable(str(error)))
+            return False
+        except AccountQuarantined as error:
+            request.fail(quarantined(request.account, str(error)))
             return False
         if self._machine.account(request.account).state.opened:
             return True

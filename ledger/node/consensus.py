@@ -13,8 +13,8 @@ from typing import Protocol
 from ledger.paxos import Committed, Outcome
 from ledger.storage.base import AppWrite
 
-__all__ = ["Committed", "Consensus", "NoQuorum", "Outcome", "StateMachine",
-           "StorageUnavailable"]
+__all__ = ["AccountQuarantined", "Committed", "Consensus", "NoQuorum", "Outcome",
+           "StateMachine", "StorageUnavailable"]
 
 
 class NoQuorum(Exception):
@@ -23,6 +23,10 @@ class NoQuorum(Exception):
 
 class StorageUnavailable(Exception):
     """The node cannot make writes durable (disk or map full); the message says why."""
+
+
+class AccountQuarantined(Exception):
+    """This node stopped acting on the account (an alarm said why); other nodes may not."""
 
 
 class Consensus(Protocol):
@@ -47,6 +51,10 @@ class Consensus(Protocol):
 
     def leader_hint(self, account: str) -> int | None:
         """Another node (its index) that leads `account` now; None for nobody or us."""
+        ...
+
+    def quarantine_reason(self, account: str) -> str | None:
+        """Why this node stopped acting on `account` (None: it did not)."""
         ...
 
 

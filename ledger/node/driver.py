@@ -26,14 +26,19 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ledger.node.consensus import NoQuorum, StateMachine, StorageUnavailable
+from ledger.node.consensus import (
+    AccountQuarantined,
+    NoQuorum,
+    StateMachine,
+    StorageUnavailable,
+)
 from ledger.node.counters import DriverCounters
 from ledger.node.durability import DurabilityGate
 from ledger.node.proposals import Proposal, ProposalQueues
 from ledger.node.reads import Read, ReadBarriers
 from ledger.node.reapply import reapply_unapplied
 from ledger.node.trace import Tracer
-from ledger.paxos import Envelope, Outcome, PaxosConfig, PaxosNode, Ready
+from ledger.paxos import Alarm, Envelope, Outcome, PaxosConfig, PaxosNode, Ready
 from ledger.paxos.backoff import RandomSource
 from ledger.paxos.records import Write
 from ledger.storage.base import AppWrite, StorageError, Store
@@ -190,6 +195,9 @@ class NodeDriver:
     def applied_slot(self, account: str) -> int:
         return self._state_machine.applied_slot(account)
 
+    def quarantine_reason(self, account: str) -> str | None:
+        return self._core.quarantine_reason(account)
+
     def counter_values(self) -> dict[str, int]:
         return self.counters.as_dict()
 
@@ -304,6 +312,8 @@ class NodeDriver:
             if ready.writes:
                 self._gate.staged()
                 self._store.stage(ready.writes)
+            for alarm in ready.alarms:
+                self._raise_alarm(alarm)
 
         if self.tracer.active:
             for envelope in [e for call in inbox.calls for e in call.envelopes] + inbox.messages:
@@ -405,6 +415,16 @@ class NodeDriver:
             self._release(turn)
         self._flush_if_needed()
         self._wake.set()
+
+    def _raise_alarm(self, alarm: Alarm) -> None:
+        """A correct cluster never does what the alarm says: tell the operator, and fail
+        every caller waiting on the account (its other replicas may still serve it)."""
+        log.error("ALARM: account %r is quarantined on this node: %s", alarm.account,
+                  alarm.reason)
+        self.counters.alarms += 1
+        error = AccountQuarantined(alarm.reason)
+        self._proposals.fail_account(alarm.account, error)
+        self._reads.fail_account(alarm.account, error)
 
     def _fail(self, error: BaseException) -> None:
         """Stop the node on a failure nothing here can handle; nothing more leaves."""

@@ -13,7 +13,8 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ledger.paxos import Outcome, PaxosNode, ProposalInProgress, Ready
+from ledger.node.consensus import AccountQuarantined
+from ledger.paxos import Outcome, PaxosNode, ProposalInProgress, Quarantined, Ready
 
 
 @dataclass(slots=True, eq=False)
@@ -74,6 +75,10 @@ class ProposalQueues:
                 ready = core.propose(account, proposal.value, now_ms)
             except ProposalInProgress:
                 continue  # a cancelled proposal of ours is still settling; try next turn
+            except Quarantined as quarantined:
+                queue.popleft()
+                proposal.future.set_exception(AccountQuarantined(str(quarantined)))
+                continue
             queue.popleft()
             self._active[account] = proposal
             self.started += 1
@@ -88,6 +93,14 @@ class ProposalQueues:
         if not proposal.future.done():
             proposal.future.set_result(outcome)
         return bool(self._waiting.get(outcome.account))
+
+    def fail_account(self, account: str, error: Exception) -> None:
+        """Every proposal on `account`, in flight or waiting, fails with `error`."""
+        proposal = self._active.pop(account, None)
+        waiting = list(self._waiting.pop(account, ()))
+        for failed in [proposal, *waiting]:
+            if failed is not None and not failed.future.done():
+                failed.future.set_exception(error)
 
     def fail_active(self, error: Exception) -> None:
         """Every proposal in flight fails with `error` (the node cannot persist)."""

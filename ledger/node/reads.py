@@ -7,7 +7,8 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ledger.paxos import PaxosNode, Ready
+from ledger.node.consensus import AccountQuarantined
+from ledger.paxos import PaxosNode, Quarantined, Ready
 from ledger.paxos.ready import BarrierDone
 
 
@@ -33,13 +34,26 @@ class ReadBarriers:
         for read in reads:
             by_account[read.account].append(read)
         for account, waiting in by_account.items():
-            nonce, ready = core.read_barrier(account, now_ms)
+            try:
+                nonce, ready = core.read_barrier(account, now_ms)
+            except Quarantined as quarantined:
+                for read in waiting:
+                    if not read.future.done():
+                        read.future.set_exception(AccountQuarantined(str(quarantined)))
+                continue
             self._rounds[(account, nonce)] = waiting
             take(ready)
         for key, waiting in list(self._rounds.items()):
             if all(read.future.done() for read in waiting):
                 del self._rounds[key]
                 core.cancel_barrier(*key)
+
+    def fail_account(self, account: str, error: Exception) -> None:
+        """Every read waiting on `account` fails with `error`."""
+        for key in [key for key in self._rounds if key[0] == account]:
+            for read in self._rounds.pop(key):
+                if not read.future.done():
+                    read.future.set_exception(error)
 
     def passed(self, done: BarrierDone) -> None:
         """A round passed: its readers may read what is applied through `done.slot`."""

@@ -21,7 +21,12 @@ Where things are:
 
 from ledger.paxos.ballot import NULL_BALLOT, Ballot
 from ledger.paxos.config import PaxosConfig
-from ledger.paxos.errors import AgreementViolation, InvariantViolation, ProposalInProgress
+from ledger.paxos.errors import (
+    InvariantViolation,
+    ProposalInProgress,
+    Quarantined,
+    RoundsExhausted,
+)
 from ledger.paxos.messages import (
     Accept,
     Accepted,
@@ -39,7 +44,7 @@ from ledger.paxos.messages import (
     TailsRequest,
 )
 from ledger.paxos.node import PaxosNode
-from ledger.paxos.ready import Committed, Outcome, Ready
+from ledger.paxos.ready import Alarm, Committed, Outcome, Ready
 from ledger.paxos.records import (
     AcceptWrite,
     AccountRecord,
@@ -58,7 +63,7 @@ __all__ = [
     "AcceptedEntry",
     "AccountRecord",
     "AccountTail",
-    "AgreementViolation",
+    "Alarm",
     "Ballot",
     "CatchUpReply",
     "CatchUpRequest",
@@ -77,8 +82,10 @@ __all__ = [
     "Promise",
     "PromiseWrite",
     "ProposalInProgress",
+    "Quarantined",
     "Ready",
     "RoundWrite",
+    "RoundsExhausted",
     "TailsReply",
     "TailsRequest",
     "Write",

@@ -41,7 +41,8 @@ class AccountState:
     known_tail: int  # highest slot this node knows to be chosen somewhere
     last_activity_ms: int  # last Prepare/Accept/Learn from another node, or own proposal
     max_seen_round: int = 0  # highest round seen in this incarnation's messages
-    learned: dict[int, bytes] = field(default_factory=dict)  # chosen beyond a gap
+    # Chosen beyond a gap: slot -> (value, the node that said so).
+    learned: dict[int, tuple[bytes, int]] = field(default_factory=dict)
     proposer: Proposer | None = None
     leader: Leadership | None = None
     catch_up_at_ms: int | None = None  # next catch-up request, while behind
@@ -49,6 +50,7 @@ class AccountState:
     recovery_at_ms: int | None = None  # when to settle undecided slots ourselves
     timer_ms: int | None = None  # earliest timer queued for this account
     barriers: dict[int, Barrier] = field(default_factory=dict)
+    quarantined: str | None = None  # why this node stopped acting on the account
 
     def unsettled(self) -> bool:
         """Does this node hold votes or know of slots it has not seen decided?"""

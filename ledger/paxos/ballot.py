@@ -31,3 +31,7 @@ class Ballot:
 
 #: Below every real ballot: what an acceptor has promised before its first Prepare.
 NULL_BALLOT = Ballot(0, -1)
+
+#: No ballot's round goes past this: peers refuse messages above it, and a node whose
+#: next round would pass it stops proposing on that account (it cannot out-ballot).
+MAX_ROUND = 1 << 62

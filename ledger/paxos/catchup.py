@@ -56,14 +56,14 @@ def answer(
 
 def on_reply(
     state: AccountState, source: int, reply: CatchUpReply, node_index: int,
-    learn_ahead_limit: int, out: ReadyBuilder,
+    learn_ahead_limit: int, store: DurableView, out: ReadyBuilder,
 ) -> bool:
     """Learn the values a peer sent. True when they made progress and more remain:
     then the node asks the same peer again straight away."""
     before = state.chosen_through
     for offset, value in enumerate(reply.values):
-        learner.learn(reply.account, state, reply.from_slot + offset, value, learn_ahead_limit,
-                      out)
+        learner.learn(reply.account, state, reply.from_slot + offset, value, source,
+                      learn_ahead_limit, store, out)
     state.note_tail(reply.chosen_through, source, node_index)
     if state.chosen_through > before and state.known_tail > state.chosen_through:
         state.catch_up_source = source

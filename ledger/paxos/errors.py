@@ -18,5 +18,10 @@ class InvariantViolation(AssertionError):
     """An input broke an invariant the core relies on (a bug in a peer or the driver)."""
 
 
-class AgreementViolation(InvariantViolation):
-    """Two different values reached one slot of an account: Paxos' safety is broken."""
+class RoundsExhausted(Exception):
+    """A ballot above every round seen would pass MAX_ROUND: this account cannot be
+    proposed on by this node any more (a peer used a round near the bound)."""
+
+
+class Quarantined(Exception):
+    """The account is quarantined on this node (an alarm said why): no proposals, no reads."""

@@ -10,10 +10,11 @@ settles, and the planned settle itself.
 
 from __future__ import annotations
 
-from ledger.paxos import barriers, catchup, phases, recovery
+from ledger.paxos import barriers, catchup, learner, phases, recovery
 from ledger.paxos.account import AccountState
 from ledger.paxos.backoff import RandomSource, random_peer
 from ledger.paxos.config import PaxosConfig
+from ledger.paxos.errors import RoundsExhausted
 from ledger.paxos.proposer import Phase, Proposer
 from ledger.paxos.ready import ReadyBuilder
 from ledger.paxos.rounds import Rounds
@@ -54,12 +55,15 @@ class Liveness:
                 continue
             if state.timer_ms == due_ms:
                 state.timer_ms = None
-            self._on_timer(account, state, now_ms, out)
+            if state.quarantined is None:
+                self._on_timer(account, state, now_ms, out)
 
     def after_event(
         self, account: str, state: AccountState, now_ms: int, out: ReadyBuilder
     ) -> None:
         """Start catch-up when behind, plan recovery of undecided slots, arm timers."""
+        if state.quarantined is not None:
+            return
         barriers.complete(state.barriers, account, state.chosen_through, out)
         behind = state.known_tail > state.chosen_through and self._config.cluster_size > 1
         if not behind:
@@ -76,9 +80,14 @@ class Liveness:
     def begin_prepare(
         self, state: AccountState, proposer: Proposer, now_ms: int, out: ReadyBuilder
     ) -> None:
-        """Phase 1 under a new ballot of ours."""
+        """Phase 1 under a new ballot of ours (or, with no round left, quarantine)."""
         rounds = self._rounds
-        ballot = rounds.next_ballot(state.max_seen_round, out.writes)
+        try:
+            ballot = rounds.next_ballot(state.max_seen_round, out.writes)
+        except RoundsExhausted as exhausted:
+            learner.quarantine(proposer.account, state, f"ballot rounds exhausted: {exhausted}",
+                               out)
+            return
         rounds.prepare_seq += 1
         proposer.prepare_seq = rounds.prepare_seq
         prepare = proposer.begin_prepare(ballot, now_ms, self._config.resend_ms)

@@ -20,7 +20,7 @@ from ledger.paxos.account import AccountState, Leadership, load_account_state
 from ledger.paxos.backoff import RandomSource
 from ledger.paxos.catchup import AntiEntropy
 from ledger.paxos.config import PaxosConfig
-from ledger.paxos.errors import InvariantViolation, ProposalInProgress
+from ledger.paxos.errors import InvariantViolation, ProposalInProgress, Quarantined
 from ledger.paxos.liveness import Liveness
 from ledger.paxos.messages import (
     Accept,
@@ -43,7 +43,7 @@ from ledger.paxos.ready import Ready, ReadyBuilder
 from ledger.paxos.records import DurableView
 from ledger.paxos.rounds import Rounds
 
-__all__ = ["PaxosNode", "ProposalInProgress"]
+__all__ = ["PaxosNode", "ProposalInProgress", "Quarantined"]
 
 
 class PaxosNode:
@@ -123,6 +123,11 @@ class PaxosNode:
         promised = state.acceptor.promised
         return None if promised.node_index < 0 else promised.node_index
 
+    def quarantine_reason(self, account: str) -> str | None:
+        """Why this node stopped acting on `account` (None: it did not)."""
+        state = self._accounts.get(account)
+        return None if state is None else state.quarantined
+
     def leadership(self, account: str) -> Leadership | None:
         """The range promise this node holds on `account`, if any (read-only use)."""
         state = self._accounts.get(account)
@@ -146,6 +151,8 @@ class PaxosNode:
         """
         out = ReadyBuilder()
         state = self._state(account, now_ms)
+        if state.quarantined is not None:
+            raise Quarantined(state.quarantined)
         state.last_activity_ms = now_ms
         current = state.proposer
         if current is not None:
@@ -184,6 +191,8 @@ class PaxosNode:
         """
         out = ReadyBuilder()
         state = self._state(account, now_ms)
+        if state.quarantined is not None:
+            raise Quarantined(state.quarantined)
         nonce = self._next_nonce
         self._next_nonce += 1
         barriers.begin(state.barriers, account, nonce, now_ms, self.config.resend_ms,
@@ -229,6 +238,8 @@ class PaxosNode:
         assert not isinstance(message, (TailsRequest, TailsReply))  # `handle` took those
         account = message.account
         state = self._state(account, now_ms)
+        if state.quarantined is not None:
+            return  # this node no longer acts on the account (an alarm said why)
         index = self.node_index
         config = self.config
         if isinstance(message, Prepare):
@@ -237,7 +248,8 @@ class PaxosNode:
         elif isinstance(message, Accept):
             phases.on_accept(state, source, message, now_ms, index, self._store, out)
         elif isinstance(message, Promise):
-            phases.on_promise(state, source, message, now_ms, index, self.quorum, config, out)
+            phases.on_promise(state, source, message, now_ms, index, self.quorum, config,
+                              self._store, out)
         elif isinstance(message, Accepted):
             phases.on_accepted(state, source, message, index, self.quorum, config.cluster_size,
                                out)
@@ -246,8 +258,8 @@ class PaxosNode:
         elif isinstance(message, Learn):
             if source != index:
                 state.last_activity_ms = now_ms
-            learner.learn(account, state, message.slot, message.value, config.learn_ahead_limit,
-                          out)
+            learner.learn(account, state, message.slot, message.value, source,
+                          config.learn_ahead_limit, self._store, out)
         elif isinstance(message, CatchUpRequest):
             reply = catchup.answer(message, state.chosen_through, self._store,
                                    config.catch_up_batch)
@@ -260,7 +272,8 @@ class PaxosNode:
             barriers.on_report(state.barriers, source, message, self.quorum,
                                self._rounds.prepare_seq, now_ms, config.barrier_settle_ms)
         elif isinstance(message, CatchUpReply):
-            if catchup.on_reply(state, source, message, index, config.learn_ahead_limit, out):
+            if catchup.on_reply(state, source, message, index, config.learn_ahead_limit,
+                                self._store, out):
                 self._liveness.request_catch_up(account, state, now_ms, out)
         else:
             raise InvariantViolation(f"not a Paxos message: {message!r}")

@@ -73,7 +73,7 @@ def on_accept(
 
 def on_promise(
     state: AccountState, source: int, promise: Promise, now_ms: int, node_index: int,
-    quorum: int, config: PaxosConfig, out: ReadyBuilder,
+    quorum: int, config: PaxosConfig, store: DurableView, out: ReadyBuilder,
 ) -> None:
     """Learn the chosen values a promise reports, or count it towards our Phase 1.
 
@@ -87,8 +87,8 @@ def on_promise(
     if promise.chosen:
         # The acceptor knows these slots are chosen: learn them outright.
         for offset, value in enumerate(promise.chosen):
-            learner.learn(account, state, promise.from_slot + offset, value,
-                          config.learn_ahead_limit, out)
+            learner.learn(account, state, promise.from_slot + offset, value, source,
+                          config.learn_ahead_limit, store, out)
         return
     proposer = state.proposer
     if (
@@ -133,7 +133,10 @@ def on_accepted(
     value = proposer.proposal
     assert value is not None  # set by begin_accept, which the ACCEPT phase implies
     account = accepted.account
-    learner.commit(account, state, proposer.slot, value, out, chosen_under=proposer.ballot)
+    learner.commit(account, state, proposer.slot, value, out, chosen_under=proposer.ballot,
+                   source=node_index)
+    if state.quarantined is not None:
+        return  # a peer had reported another value there: tell nobody ours
     for peer in range(cluster_size):
         if peer != node_index:
             learn = Learn(account, accepted.slot, value)

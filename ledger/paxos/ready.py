@@ -46,6 +46,15 @@ class BarrierDone:
 
 
 @dataclass(frozen=True, slots=True)
+class Alarm:
+    """Something a correct cluster never does happened on `account`; it is quarantined
+    on this node (no proposals, reads or learning there) until an operator looks."""
+
+    account: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class Ready:
     """One step's effects, to be carried out strictly in this order.
 
@@ -56,6 +65,8 @@ class Ready:
        a majority durably voted for it, so telling or applying it needs no fsync of
        ours; losing it in a crash only means learning it again;
     3. then `committed` entries are applied, then `outcomes` and `barriers` reported.
+
+    `alarms` are reported at once: they need no durability and gate nothing.
     """
 
     writes: tuple[Write, ...] = ()
@@ -63,10 +74,11 @@ class Ready:
     committed: tuple[Committed, ...] = ()
     outcomes: tuple[Outcome, ...] = ()
     barriers: tuple[BarrierDone, ...] = ()
+    alarms: tuple[Alarm, ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.writes or self.messages or self.committed or self.outcomes
-                    or self.barriers)
+                    or self.barriers or self.alarms)
 
     @property
     def gates_sends(self) -> bool:
@@ -83,6 +95,7 @@ class ReadyBuilder:
     committed: list[Committed] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
     barriers: list[BarrierDone] = field(default_factory=list)
+    alarms: list[Alarm] = field(default_factory=list)
 
     def broadcast(self, source: int, cluster_size: int, message: Message) -> None:
         """Send `message` to every node of the cluster, `source` included."""
@@ -92,5 +105,5 @@ class ReadyBuilder:
     def build(self) -> Ready:
         return Ready(
             tuple(self.writes), tuple(self.messages), tuple(self.committed),
-            tuple(self.outcomes), tuple(self.barriers),
+            tuple(self.outcomes), tuple(self.barriers), tuple(self.alarms),
         )

@@ -7,7 +7,8 @@ restarted node resumes above every round its previous life may have used.
 
 from __future__ import annotations
 
-from ledger.paxos.ballot import Ballot
+from ledger.paxos.ballot import MAX_ROUND, Ballot
+from ledger.paxos.errors import RoundsExhausted
 from ledger.paxos.records import RoundWrite, Write
 
 
@@ -29,8 +30,12 @@ class Rounds:
         """A ballot above `max_seen_round` and every round this node ever used.
 
         Appends a RoundWrite to `writes` when the ballot needs a new reservation.
+        Raises RoundsExhausted (and uses no round) when that would pass MAX_ROUND.
         """
-        self._round = max(self._round, max_seen_round) + 1
+        round_ = max(self._round, max_seen_round) + 1
+        if round_ > MAX_ROUND:
+            raise RoundsExhausted(f"the next round, {round_}, would pass {MAX_ROUND}")
+        self._round = round_
         if self._round > self._reserved:
             # Durable before any message carrying the round leaves (Ready order).
             self._reserved = self._round + self._reservation

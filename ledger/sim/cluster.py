@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ledger.paxos.config import PaxosConfig
+from ledger.paxos.errors import Quarantined
 from ledger.paxos.messages import Envelope
 from ledger.paxos.node import PaxosNode
 from ledger.paxos.ready import BarrierDone, Outcome, Ready
@@ -200,7 +201,12 @@ class Simulation:
     def _read(self, node: SimNode, client: Client, account: str) -> None:
         """A linearizable read must see every write acknowledged before it began."""
         assert node.core is not None
-        nonce, ready = node.core.read_barrier(account, self.now_ms)
+        try:
+            nonce, ready = node.core.read_barrier(account, self.now_ms)
+        except Quarantined as quarantined:
+            self.checker.violation(self.now_ms, f"node {node.index} read a quarantined account "
+                                                f"{account}: {quarantined}")
+            return
         client.reading = (account, nonce, self.acknowledged.get(account, -1))
         self._process(node, ready)
 
@@ -272,11 +278,21 @@ class Simulation:
     def _propose(self, node: SimNode, account: str, value: bytes) -> None:
         assert node.core is not None
         self.checker.on_propose(value)
-        self._process(node, node.core.propose(account, value, self.now_ms))
+        try:
+            ready = node.core.propose(account, value, self.now_ms)
+        except Quarantined as quarantined:
+            # Only a broken cluster quarantines an account; the alarm was recorded.
+            self.checker.violation(self.now_ms, f"node {node.index} proposed on a quarantined "
+                                                f"account {account}: {quarantined}")
+            return
+        self._process(node, ready)
 
     def _process(self, node: SimNode, ready: Ready) -> None:
         """Stage at once; send and apply once every promise and vote staged so far is
         durable (chosen values may trail, as the real driver lets them)."""
+        for alarm in ready.alarms:  # a correct cluster never raises one
+            self.checker.violation(self.now_ms, f"alarm on node {node.index}, account "
+                                                f"{alarm.account}: {alarm.reason}")
         node.store.stage(ready.writes)
         node.staged_votes.extend(w for w in ready.writes if isinstance(w, AcceptWrite))
         node.gating |= ready.gates_sends

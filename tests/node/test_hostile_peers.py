@@ -8,7 +8,7 @@ import asyncio
 import grpc
 import pytest
 
-from ledger.client import LedgerClient
+from ledger.client import LedgerClient, Unavailable
 from ledger.node import peer_codec
 from ledger.paxos import Ballot, Prepare
 from ledger.paxos.ballot import NULL_BALLOT
@@ -106,3 +106,64 @@ async def test_a_call_claiming_the_nodes_own_id_is_refused(servers: Servers) -> 
                 cluster_fingerprint=servers.cluster.fingerprint, source_node_id="n1"),
                 timeout=10)
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def learn(account: str, slot: int, value: bytes) -> pb.PeerMessage:
+    return pb.PeerMessage(learn=pb.Learn(account=account, slot=slot, value=value))
+
+
+async def test_conflicting_chosen_values_quarantine_one_account_not_the_node(
+    servers: Servers,
+) -> None:
+    # Two Learns with different values for one slot tripped an assertion and stopped
+    # the node; a forged one was applied without question.
+    for index in range(3):
+        await servers.start(index)
+    addresses = [servers.address(index) for index in range(3)]
+
+    def open_accounts() -> None:
+        with LedgerClient(addresses, timeout_s=10) as bank:
+            bank.open_account("contested", 100)
+            bank.open_account("bystander", 7)
+
+    await asyncio.to_thread(open_accounts)
+    node = servers.nodes[0]
+    assert node is not None
+    for _ in range(100):  # node 0 has applied the opening of "contested"
+        if node.machine.account("contested").state.opened:
+            break
+        await asyncio.sleep(0.05)
+    forged = (await asyncio.to_thread(_log_value, addresses[0], "contested"))[:-1] + b"\x01"
+    await step(servers, 0, [learn("contested", 0, forged)])
+
+    async with grpc.aio.insecure_channel(servers.address(0)) as channel:
+        status = await pb_grpc.AdminStub(channel).Status(pb.StatusRequest(), timeout=10)
+    assert status.counters["alarms"] == 1
+    assert node._driver_task is not None and not node._driver_task.done()
+
+    def use_node_0() -> tuple[str, int]:
+        with LedgerClient([addresses[0]], timeout_s=3) as bank:
+            try:
+                bank.deposit("contested", 5)
+            except Unavailable as refused:
+                quarantined = str(refused)
+            return quarantined, bank.deposit("bystander", 1).balance
+
+    quarantined, bystander = await asyncio.to_thread(use_node_0)
+    assert "quarantined on this node" in quarantined and "two values for slot 0" in quarantined
+    assert bystander == 8
+
+    def use_the_others() -> int:  # the other replicas still serve the account
+        with LedgerClient(addresses[1:], timeout_s=10) as bank:
+            return bank.deposit("contested", 5).balance
+
+    assert await asyncio.to_thread(use_the_others) == 105
+
+
+def _log_value(address: str, account: str) -> bytes:
+    import grpc as sync_grpc
+
+    with sync_grpc.insecure_channel(address) as channel:
+        reply = pb_grpc.AdminStub(channel).Log(pb.LogRequest(account=account, limit=1),
+                                               timeout=5)
+    return reply.values[0]

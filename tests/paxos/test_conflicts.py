@@ -1,0 +1,105 @@
+"""A peer that contradicts a value this node knows is chosen is not believed: the account
+is quarantined on this node with an alarm naming both values and the peer, and every
+other account carries on. Nothing of it is an exception."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from ledger.paxos import (
+    Ballot,
+    CatchUpReply,
+    Envelope,
+    Learn,
+    PaxosConfig,
+    PaxosNode,
+    Prepare,
+    Promise,
+    Quarantined,
+    Ready,
+)
+from ledger.paxos.ballot import MAX_ROUND
+from ledger.paxos.messages import Nack
+from ledger.storage.memory import MemoryStore
+
+
+def new_node() -> tuple[PaxosNode, MemoryStore]:
+    store = MemoryStore()
+    return PaxosNode(0, PaxosConfig(cluster_size=3), store, random.Random(0), 0), store
+
+
+def carry_out(store: MemoryStore, ready: Ready) -> Ready:
+    store.stage(ready.writes)
+    store.sync()
+    return ready
+
+
+def learn(node: PaxosNode, store: MemoryStore, source: int, slot: int, value: bytes,
+          account: str = "alice") -> Ready:
+    return carry_out(store, node.handle(Envelope(source, 0, Learn(account, slot, value)), 0))
+
+
+def test_two_values_reported_beyond_a_gap_quarantine_the_account() -> None:
+    node, store = new_node()
+    learn(node, store, 1, 2, b"one")
+    assert not learn(node, store, 1, 2, b"one").alarms  # a duplicate is fine
+    ready = learn(node, store, 2, 2, b"two")
+    (alarm,) = ready.alarms
+    assert alarm.account == "alice"
+    assert "two values for slot 2" in alarm.reason
+    assert b"one".hex() in alarm.reason and b"two".hex() in alarm.reason
+    assert "node 1" in alarm.reason and "node 2" in alarm.reason
+    assert node.quarantine_reason("alice") == alarm.reason
+
+
+def test_a_value_contradicting_the_chosen_prefix_quarantines_the_account() -> None:
+    node, store = new_node()
+    committed = learn(node, store, 1, 0, b"opening")
+    assert [c.value for c in committed.committed] == [b"opening"]
+    assert not learn(node, store, 2, 0, b"opening").alarms  # the same value again
+    ready = learn(node, store, 2, 0, b"forged")
+    (alarm,) = ready.alarms
+    assert "chosen here" in alarm.reason and "reported by node 2" in alarm.reason
+    assert store.chosen_values("alice", 0, 5) == [b"opening"], "nothing was overwritten"
+
+
+def test_a_forged_catch_up_reply_or_promise_is_checked_the_same_way() -> None:
+    node, store = new_node()
+    learn(node, store, 1, 0, b"opening")
+    reply = CatchUpReply("alice", 0, (b"opening", b"next"), 1)
+    assert not carry_out(store, node.handle(Envelope(1, 0, reply), 0)).alarms
+    forged = Promise("alice", 1, Ballot(5, 2), (), (b"other",), 1)
+    (alarm,) = carry_out(store, node.handle(Envelope(2, 0, forged), 0)).alarms
+    assert "slot 1" in alarm.reason
+    assert store.chosen_values("alice", 0, 5) == [b"opening", b"next"]
+
+
+def test_a_quarantined_account_is_left_alone_and_the_others_carry_on() -> None:
+    node, store = new_node()
+    learn(node, store, 1, 0, b"v")
+    learn(node, store, 2, 0, b"w")
+    assert node.quarantine_reason("alice") is not None
+    with pytest.raises(Quarantined):
+        node.propose("alice", b"mine", 0)
+    with pytest.raises(Quarantined):
+        node.read_barrier("alice", 0)
+    ignored = node.handle(Envelope(1, 0, Prepare("alice", 1, Ballot(9, 1))), 0)
+    assert not ignored.messages and not ignored.writes
+    other = learn(node, store, 1, 0, b"fine", account="bob")
+    assert [c.value for c in other.committed] == [b"fine"]
+    assert node.quarantine_reason("bob") is None
+    assert carry_out(store, node.propose("bob", b"next", 0)).messages
+
+
+def test_a_node_whose_rounds_would_pass_the_bound_quarantines_the_account() -> None:
+    node, store = new_node()
+    # A peer refused us with a ballot at the very last round.
+    carry_out(store, node.propose("alice", b"mine", 0))
+    nack = Nack("alice", 0, Ballot(1, 0), Ballot(MAX_ROUND, 2), -1)
+    carry_out(store, node.handle(Envelope(2, 0, nack), 0))
+    ready = carry_out(store, node.tick(60_000))  # the retry after backoff needs a round
+    (alarm,) = ready.alarms
+    assert "rounds exhausted" in alarm.reason
+    assert store.reserved_round() <= MAX_ROUND + PaxosConfig(cluster_size=3).round_reservation
