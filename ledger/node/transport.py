@@ -35,13 +35,15 @@ MAX_REQUESTS_IN_FLIGHT = 4  # unanswered requests per peer stream
 LEARN_DELAY_S = 0.02  # a lone Learn waits this long for company
 CALL_TIMEOUT_S = 2.0
 
+MAX_PEER_MESSAGE_BYTES = 64 << 20  # one request or reply between peers
+
 CHANNEL_OPTIONS = [
     # A restarted peer is found again quickly.
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1_000),
-    ("grpc.max_receive_message_length", 64 << 20),
-    ("grpc.max_send_message_length", 64 << 20),
+    ("grpc.max_receive_message_length", MAX_PEER_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_PEER_MESSAGE_BYTES),
 ]
 
 

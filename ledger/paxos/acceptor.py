@@ -24,15 +24,38 @@ from ledger.paxos.messages import (
 )
 from ledger.paxos.records import AcceptWrite, DurableView, PromiseWrite, Write
 
-#: Reads chosen values of this account: (from_slot, limit) -> contiguous values.
-ChosenReader = Callable[[int, int], Sequence[bytes]]
+#: Reads chosen values of this account: (from_slot, limit, max_bytes) -> contiguous values,
+#: at most `limit` of them and, past the first, about `max_bytes` in all.
+ChosenReader = Callable[[int, int, int], Sequence[bytes]]
+
+READ_PAGE = 128  # chosen values read from the store at a time while filling a byte budget
+
+
+def read_chosen(store: DurableView, account: str, from_slot: int, limit: int,
+                max_bytes: int) -> tuple[bytes, ...]:
+    """Chosen values from `from_slot` on: at most `limit`, and no more once `max_bytes` is
+    reached (the first value always counts), read a page at a time so that a budget of a
+    few MiB never reads a thousand large values first."""
+    values: list[bytes] = []
+    size = 0
+    while len(values) < limit:
+        page = store.chosen_values(account, from_slot + len(values),
+                                   min(READ_PAGE, limit - len(values)))
+        for value in page:
+            if values and size + len(value) > max_bytes:
+                return tuple(values)
+            values.append(value)
+            size += len(value)
+        if len(page) < READ_PAGE:
+            break
+    return tuple(values)
 
 
 def chosen_reader(store: DurableView, account: str) -> ChosenReader:
     """A ChosenReader of `account` over the node's durable state."""
 
-    def read(from_slot: int, limit: int) -> tuple[bytes, ...]:
-        return tuple(store.chosen_values(account, from_slot, limit))
+    def read(from_slot: int, limit: int, max_bytes: int) -> tuple[bytes, ...]:
+        return read_chosen(store, account, from_slot, limit, max_bytes)
 
     return read
 
@@ -51,6 +74,7 @@ def on_prepare(
     chosen_through: int,
     read_chosen: ChosenReader,
     chosen_limit: int,
+    chosen_bytes: int,
 ) -> tuple[Promise | Nack, list[Write]]:
     """Promise `prepare.ballot` unless a higher ballot was promised; report votes.
 
@@ -70,9 +94,10 @@ def on_prepare(
     )
     chosen: tuple[bytes, ...] = ()
     if prepare.from_slot <= chosen_through:
+        # The proposer learns these outright, and catches up on the rest.
         count = min(chosen_limit, chosen_through - prepare.from_slot + 1)
-        chosen = tuple(read_chosen(prepare.from_slot, count))
-        assert len(chosen) == count, "storage must show every chosen value of the prefix"
+        chosen = tuple(read_chosen(prepare.from_slot, count, chosen_bytes))
+        assert chosen, "storage must show every chosen value of the prefix"
     promise = Promise(prepare.account, prepare.from_slot, prepare.ballot, votes, chosen,
                       chosen_through)
     return promise, writes
@@ -86,7 +111,7 @@ def on_accept(
 ) -> tuple[Accepted | Nack | Learn, list[Write]]:
     """Accept unless a higher ballot was promised; at a chosen slot, tell the chosen value."""
     if accept.slot <= chosen_through:
-        (value,) = read_chosen(accept.slot, 1)
+        (value,) = read_chosen(accept.slot, 1, 0)
         return Learn(accept.account, accept.slot, value), []
     if accept.ballot < state.promised:
         return Nack(accept.account, accept.slot, accept.ballot, state.promised,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ledger.paxos import learner
+from ledger.paxos import acceptor, learner
 from ledger.paxos.account import AccountState
 from ledger.paxos.backoff import RandomSource, jitter_ms, random_peer
 from ledger.paxos.config import PaxosConfig
@@ -44,13 +44,16 @@ def ask(
 
 
 def answer(
-    request: CatchUpRequest, chosen_through: int, store: DurableView, batch: int
+    request: CatchUpRequest, chosen_through: int, store: DurableView, batch: int,
+    max_bytes: int,
 ) -> CatchUpReply:
-    """The chosen values a peer asked for (at most `batch`), and our prefix's end."""
+    """The chosen values a peer asked for (at most `batch` of them and about `max_bytes`),
+    and our prefix's end."""
     values: tuple[bytes, ...] = ()
     if request.from_slot <= chosen_through:
         limit = min(request.limit, batch, chosen_through - request.from_slot + 1)
-        values = tuple(store.chosen_values(request.account, request.from_slot, limit))
+        values = acceptor.read_chosen(store, request.account, request.from_slot, limit,
+                                      max_bytes)
     return CatchUpReply(request.account, request.from_slot, values, chosen_through)
 
 

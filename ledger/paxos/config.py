@@ -20,9 +20,12 @@ class PaxosConfig:
     recovery_patience_ms: int = 10_000  # ... or this long if its proposer is still heard from
     anti_entropy_ms: int = 1_000  # ask a peer for its account tails this often
     catch_up_batch: int = 1_000  # chosen values per catch-up reply
+    catch_up_bytes: int = 4 << 20  # ... and about this many bytes of them (at least one)
     promise_chosen_limit: int = 64  # chosen values reported in one Promise
+    promise_chosen_bytes: int = 1 << 20  # ... and about this many bytes of them
     tails_batch: int = 256  # accounts per anti-entropy reply
     learn_ahead_limit: int = 1_024  # chosen values held beyond a gap in the prefix
+    accept_ahead_limit: int = 1_024  # votes only this far past the chosen prefix
     round_reservation: int = 1_000  # rounds reserved per RoundWrite
     fast_path: bool = True  # skip Prepare while a range promise from a majority holds
     barrier_settle_ms: int = 100  # a read waits this long for in-flight votes before settling
@@ -34,6 +37,8 @@ class PaxosConfig:
         assert self.recovery_patience_ms >= self.recovery_idle_ms
         assert self.catch_up_batch >= 1 and self.promise_chosen_limit >= 1
         assert self.tails_batch >= 1 and self.learn_ahead_limit >= 1
+        assert self.accept_ahead_limit >= 1
+        assert self.catch_up_bytes >= 1 and self.promise_chosen_bytes >= 1
         assert self.round_reservation >= 1
 
     @property

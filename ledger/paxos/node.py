@@ -243,10 +243,10 @@ class PaxosNode:
         index = self.node_index
         config = self.config
         if isinstance(message, Prepare):
-            phases.on_prepare(state, source, message, now_ms, index, self._store,
-                              config.promise_chosen_limit, out)
+            phases.on_prepare(state, source, message, now_ms, index, self._store, config, out)
         elif isinstance(message, Accept):
-            phases.on_accept(state, source, message, now_ms, index, self._store, out)
+            phases.on_accept(state, source, message, now_ms, index, self._store,
+                             config.accept_ahead_limit, out)
         elif isinstance(message, Promise):
             phases.on_promise(state, source, message, now_ms, index, self.quorum, config,
                               self._store, out)
@@ -262,7 +262,7 @@ class PaxosNode:
                           config.learn_ahead_limit, self._store, out)
         elif isinstance(message, CatchUpRequest):
             reply = catchup.answer(message, state.chosen_through, self._store,
-                                   config.catch_up_batch)
+                                   config.catch_up_batch, config.catch_up_bytes)
             out.messages.append(Envelope(index, source, reply))
         elif isinstance(message, TailQuery):
             report = barriers.answer(message, state.chosen_through, state.highest_slot())

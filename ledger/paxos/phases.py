@@ -32,7 +32,7 @@ from ledger.paxos.records import DurableView
 
 def on_prepare(
     state: AccountState, source: int, prepare: Prepare, now_ms: int, node_index: int,
-    store: DurableView, chosen_limit: int, out: ReadyBuilder,
+    store: DurableView, config: PaxosConfig, out: ReadyBuilder,
 ) -> None:
     """Promise (or refuse) and answer; a higher ballot ends our own range promise."""
     if source != node_index:
@@ -40,7 +40,8 @@ def on_prepare(
     state.max_seen_round = max(state.max_seen_round, prepare.ballot.round)
     reply, writes = acceptor.on_prepare(
         state.acceptor, prepare, state.chosen_through,
-        acceptor.chosen_reader(store, prepare.account), chosen_limit,
+        acceptor.chosen_reader(store, prepare.account), config.promise_chosen_limit,
+        config.promise_chosen_bytes,
     )
     if state.leader is not None and prepare.ballot > state.leader.ballot:
         state.leader = None  # someone else is taking over the account
@@ -50,14 +51,21 @@ def on_prepare(
 
 def on_accept(
     state: AccountState, source: int, accept: Accept, now_ms: int, node_index: int,
-    store: DurableView, out: ReadyBuilder,
+    store: DurableView, accept_ahead_limit: int, out: ReadyBuilder,
 ) -> None:
-    """Vote (or refuse, or tell the value chosen there) and answer."""
+    """Vote (or refuse, or tell the value chosen there) and answer.
+
+    No vote is cast more than `accept_ahead_limit` slots past the chosen prefix: a
+    node that far behind catches up first (refusing to vote is always safe), and a
+    vote far out in the log cannot leave a slot nobody will ever settle.
+    """
     if source != node_index:
         state.last_activity_ms = now_ms
     state.max_seen_round = max(state.max_seen_round, accept.ballot.round)
     # A proposer proposes at p only once 0..p-1 are chosen.
     state.note_tail(accept.slot - 1, source, node_index)
+    if accept.slot > state.chosen_through + accept_ahead_limit:
+        return
     reply, writes = acceptor.on_accept(
         state.acceptor, accept, state.chosen_through,
         acceptor.chosen_reader(store, accept.account),

@@ -11,7 +11,7 @@ from ledger import errors
 from ledger.accounts import WriteRequest
 from ledger.api import wire
 from ledger.bank.model import TransactionResult
-from ledger.bank.service import Bank
+from ledger.bank.service import MAX_BATCH_OPERATIONS, Bank
 from ledger.server import convert
 from ledger.server.deadlines import time_budget_s
 from ledger.server.forwarder import FORWARDED
@@ -41,15 +41,19 @@ def _submitted(outcome: TransactionResult | errors.LedgerError) -> pb.OperationR
 
 
 class LedgerServicer(pb_grpc.LedgerServicer):
-    def __init__(self, bank: Bank) -> None:
+    def __init__(self, bank: Bank, max_deadline_s: float) -> None:
         self._bank = bank
+        self._max_deadline_s = max_deadline_s
+
+    def _budget_s(self, context: grpc.aio.ServicerContext) -> float:
+        return time_budget_s(context, self._max_deadline_s)
 
     async def OpenAccount(
         self, request: pb.OpenAccountRequest, context: grpc.aio.ServicerContext
     ) -> pb.TransactionReply:
         result = await answer(context, lambda: self._bank.open_account(
             request.account_id, request.opening_balance, request.request_id,
-            time_budget_s(context)))
+            self._budget_s(context)))
         return convert.transaction_reply(result)
 
     async def Deposit(
@@ -57,7 +61,7 @@ class LedgerServicer(pb_grpc.LedgerServicer):
     ) -> pb.TransactionReply:
         result = await answer(context, lambda: self._bank.deposit(
             request.account_id, request.amount, request.request_id, request.memo,
-            time_budget_s(context)))
+            self._budget_s(context)))
         return convert.transaction_reply(result)
 
     async def Withdraw(
@@ -65,14 +69,14 @@ class LedgerServicer(pb_grpc.LedgerServicer):
     ) -> pb.TransactionReply:
         result = await answer(context, lambda: self._bank.withdraw(
             request.account_id, request.amount, request.request_id, request.memo,
-            time_budget_s(context)))
+            self._budget_s(context)))
         return convert.transaction_reply(result)
 
     async def GetBalance(
         self, request: pb.GetBalanceRequest, context: grpc.aio.ServicerContext
     ) -> pb.BalanceReply:
         balance = await answer(context, lambda: self._bank.balance(
-            request.account_id, convert.strong(request.consistency), time_budget_s(context)))
+            request.account_id, convert.strong(request.consistency), self._budget_s(context)))
         return convert.balance_reply(balance)
 
     async def GetHistory(
@@ -80,7 +84,7 @@ class LedgerServicer(pb_grpc.LedgerServicer):
     ) -> pb.HistoryReply:
         entries = await answer(context, lambda: self._bank.history(
             request.account_id, request.from_position, request.limit,
-            convert.strong(request.consistency), time_budget_s(context)))
+            convert.strong(request.consistency), self._budget_s(context)))
         return pb.HistoryReply(account_id=request.account_id,
                                entries=[convert.history_entry(entry) for entry in entries])
 
@@ -96,6 +100,11 @@ class LedgerServicer(pb_grpc.LedgerServicer):
         self, request: pb.SubmitRequest, context: grpc.aio.ServicerContext
     ) -> pb.SubmitReply:
         async def submitted() -> list[TransactionResult | errors.LedgerError]:
+            # Every operation counts, before any work: empty ones too.
+            if len(request.operations) > MAX_BATCH_OPERATIONS:
+                raise errors.InvalidRequest(
+                    f"a batch holds at most {MAX_BATCH_OPERATIONS} operations, not "
+                    f"{len(request.operations)}")
             # Operations that do not decode get their error in place; the rest go to the
             # bank together, and their results fill the remaining places in order.
             decoded: list[WriteRequest | errors.LedgerError] = []
@@ -106,7 +115,7 @@ class LedgerServicer(pb_grpc.LedgerServicer):
                     decoded.append(invalid)
             writes = [d for d in decoded if isinstance(d, WriteRequest)]
             forwarded = FORWARDED in tuple(context.invocation_metadata() or ())
-            decided = iter(await self._bank.submit(writes, time_budget_s(context), forwarded))
+            decided = iter(await self._bank.submit(writes, self._budget_s(context), forwarded))
             return [next(decided) if isinstance(d, WriteRequest) else d for d in decoded]
 
         outcomes = await answer(context, submitted)

@@ -21,10 +21,12 @@ from ledger.paxos import Envelope, PaxosConfig
 from ledger.server.admin_servicer import AdminServicer
 from ledger.server.config import IdentityMismatch, ServeConfig, check_identity, open_store
 from ledger.server.forwarder import Forwarder
+from ledger.server.front_door import add_ledger_servicer
 from ledger.server.ledger_servicer import LedgerServicer
+from ledger.server.limits import ServerLimits
 from ledger.server.replica_servicer import ReplicaServicer
 from ledger.storage.base import Store
-from ledger.v1 import ledger_pb2_grpc, replica_pb2_grpc
+from ledger.v1 import replica_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -32,9 +34,11 @@ log = logging.getLogger(__name__)
 class NodeServer:
     """One running node. `start`, then `wait` until a signal, then `stop`."""
 
-    def __init__(self, config: ServeConfig, store: Store) -> None:
+    def __init__(self, config: ServeConfig, store: Store,
+                 limits: ServerLimits | None = None) -> None:
         self.config = config
         self.store = store
+        self.limits = limits or ServerLimits()
         index = config.node_index
         self.dropped = DroppedMessages()
         self.transport = PeerTransport(config.cluster, index, self._on_answers, self.dropped)
@@ -52,10 +56,14 @@ class NodeServer:
             "peer_calls_failed": self.transport.calls_failed,
             "forwarded_batches": self.bank.forwarded_batches,
             "peer_messages_dropped": self.dropped.count,
+            "client_calls_refused_busy": self.front_door.refused,
         }
         self.forwarder = Forwarder(config.cluster)
         self.bank = Bank(self.driver, self.machine, forward=self.forwarder)
-        self.server = grpc.aio.server(options=CHANNEL_OPTIONS)
+        self.server = grpc.aio.server(
+            options=[*CHANNEL_OPTIONS,
+                     ("grpc.max_receive_message_length", self.limits.max_message_bytes)],
+            maximum_concurrent_rpcs=self.limits.max_concurrent_rpcs)
         replica_pb2_grpc.add_ReplicaServicer_to_server(
             ReplicaServicer(config.cluster, index, self.driver, self.dropped), self.server
         )
@@ -63,7 +71,8 @@ class NodeServer:
             AdminServicer(config.node_id, config.cluster, store, self.driver, self._balance),
             self.server,
         )
-        ledger_pb2_grpc.add_LedgerServicer_to_server(LedgerServicer(self.bank), self.server)
+        self.front_door = add_ledger_servicer(
+            LedgerServicer(self.bank, self.limits.max_deadline_s), self.server, self.limits)
         # The standard gRPC health service, for orchestrators' readiness probes.
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

@@ -21,13 +21,14 @@ LOW, MID, HIGH = Ballot(1, 0), Ballot(2, 1), Ballot(3, 0)
 CHOSEN = [b"opening", b"deposit"]
 
 
-def read_chosen(from_slot: int, limit: int) -> list[bytes]:
+def read_chosen(from_slot: int, limit: int, max_bytes: int) -> list[bytes]:
     return CHOSEN[from_slot:from_slot + limit]
 
 
 def prepare(state: AcceptorState, ballot: Ballot, from_slot: int = 0,
             chosen_through: int = -1) -> tuple[Promise | Nack, list]:
-    return on_prepare(state, Prepare("a", from_slot, ballot), chosen_through, read_chosen, 64)
+    return on_prepare(state, Prepare("a", from_slot, ballot), chosen_through, read_chosen, 64,
+                      1 << 20)
 
 
 def accept(state: AcceptorState, ballot: Ballot, slot: int = 0, value: bytes = b"v",

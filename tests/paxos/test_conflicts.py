@@ -103,3 +103,38 @@ def test_a_node_whose_rounds_would_pass_the_bound_quarantines_the_account() -> N
     (alarm,) = ready.alarms
     assert "rounds exhausted" in alarm.reason
     assert store.reserved_round() <= MAX_ROUND + PaxosConfig(cluster_size=3).round_reservation
+
+
+def test_catch_up_replies_and_promises_are_bounded_by_bytes() -> None:
+    from ledger.paxos import CatchUpRequest
+    from ledger.paxos.records import ChosenWrite
+
+    node, store = new_node()
+    big = bytes(600 << 10)  # a large (but legal) value: 600 KiB
+    store.stage([ChosenWrite("alice", slot, big) for slot in range(20)])
+    store.sync()
+    reply = node.handle(Envelope(1, 0, CatchUpRequest("alice", 0, 1_000)), 0).messages[0]
+    config = node.config
+    assert isinstance(reply.message, CatchUpReply)
+    assert 1 <= len(reply.message.values) < 20
+    assert sum(map(len, reply.message.values)) <= config.catch_up_bytes
+    promise = node.handle(Envelope(1, 0, Prepare("alice", 0, Ballot(4, 1))), 0).messages[0]
+    assert isinstance(promise.message, Promise)
+    assert 1 <= len(promise.message.chosen) < 20
+    assert sum(map(len, promise.message.chosen)) <= config.promise_chosen_bytes
+    assert promise.message.chosen_through == 19  # the proposer catches up on the rest
+
+
+def test_no_vote_is_cast_far_past_the_chosen_prefix() -> None:
+    from ledger.paxos import Accept, Accepted
+
+    node, store = new_node()
+    far = node.config.accept_ahead_limit + 1
+    ready = carry_out(store, node.handle(Envelope(1, 0, Accept("alice", far, Ballot(3, 1),
+                                                                  b"v")), 0))
+    assert not ready.writes
+    assert not any(isinstance(e.message, Accepted) for e in ready.messages)
+    assert store.accounts_with_votes() == []
+    near = carry_out(store, node.handle(Envelope(1, 0, Accept("alice", 0, Ballot(3, 1),
+                                                                   b"v")), 0))
+    assert near.writes

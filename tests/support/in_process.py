@@ -13,6 +13,7 @@ import pytest
 from ledger.bank.state_machine import LedgerStateMachine
 from ledger.node.cluster import ClusterConfig
 from ledger.server.config import ServeConfig
+from ledger.server.limits import ServerLimits
 from ledger.server.node_server import NodeServer
 from ledger.storage.base import Store
 from ledger.storage.memory import MemoryStore
@@ -26,10 +27,11 @@ class Servers:
             ",".join(f"n{i + 1}=127.0.0.1:{port}" for i, port in enumerate(ports)))
         self.nodes: list[NodeServer | None] = [None] * size
 
-    async def start(self, index: int, store: Store | None = None) -> NodeServer:
+    async def start(self, index: int, store: Store | None = None,
+                    limits: ServerLimits | None = None) -> NodeServer:
         """Start node `index` over `store` (default: a new in-memory one)."""
         config = ServeConfig(f"n{index + 1}", pathlib.Path("/nonexistent"), self.cluster)
-        node = NodeServer(config, store or MemoryStore(LedgerStateMachine.TABLES))
+        node = NodeServer(config, store or MemoryStore(LedgerStateMachine.TABLES), limits)
         await node.start()
         self.nodes[index] = node
         return node
