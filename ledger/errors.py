@@ -12,10 +12,13 @@ class LedgerError(Exception):
 
     `request_id` names the request the error is about, when there is one (the
     client sets it, so a caller can retry an unknown outcome with the same id).
+    `request_ids` names every request of a batch call that failed as a whole, in the
+    batch's order: resubmitting the batch with these ids is always safe.
     """
 
     status = "UNKNOWN"
     request_id: str | None = None
+    request_ids: tuple[str, ...] = ()
 
 
 class InvalidRequest(LedgerError):

@@ -6,6 +6,7 @@ Options --servers, --json and --timeout go before or after the verb.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 from collections.abc import Callable
@@ -271,20 +272,25 @@ def history(ctx: click.Context, account: str, from_position: int, limit: int,
 
 @teller.command("import")
 @click.argument("file", type=click.File("rb"))
+@click.option("--name", "import_name", metavar="NAME",
+              help="Name this import (default: the file's name): rows without a request_id "
+                   "get ids from it and their own content.")
 @common_options(group=False)
 @click.pass_context
-def import_(ctx: click.Context, file: BinaryIO, servers: str | None, as_json: bool | None,
-            timeout_s: float | None) -> None:
+def import_(ctx: click.Context, file: BinaryIO, import_name: str | None, servers: str | None,
+            as_json: bool | None, timeout_s: float | None) -> None:
     """Import FILE.csv: columns account,kind,amount,memo[,request_id] under a header line.
 
-    Rows without a request_id get one derived from the file's digest and the row
-    number, so running the same file again (after an interruption, say) applies
-    nothing twice. Rows whose outcome is unknown are retried with their ids for up
-    to --timeout seconds each chunk.
+    Rows without a request_id get one derived from the import's name and the row's
+    own content (and its occurrence among identical rows), so running the import
+    again (after an interruption, after fixing a bad row, after re-saving the file)
+    applies nothing twice: only new or changed rows are applied. Rows whose outcome
+    is unknown are retried with their ids for up to --timeout seconds each chunk.
     """
     settings = settings_for(ctx, servers, as_json, timeout_s)
+    name = import_name if import_name is not None else os.path.basename(file.name)
     try:
-        rows, problems = importer.parse(file.read())
+        rows, problems = importer.parse(file.read(), name)
     except importer.BadFile as error:
         raise TellerError(f"cannot import {file.name}: {error}", EXIT_BAD_INPUT) from error
     report = importer.ImportReport(rows=len(problems), problems=list(problems))

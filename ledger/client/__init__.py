@@ -15,6 +15,7 @@ from ledger.client.client import (
     LedgerClient,
     Transaction,
     new_request_id,
+    with_request_ids,
 )
 from ledger.errors import (
     AccountExists,
@@ -42,4 +43,5 @@ __all__ = [
     "Transaction",
     "Unavailable",
     "new_request_id",
+    "with_request_ids",
 ]

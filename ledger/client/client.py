@@ -9,6 +9,7 @@ runs out it raises Unavailable, whose request_id lets the caller retry later.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -74,6 +75,15 @@ class HistoryEntry:
     recorded_at_ms: int
 
 
+def with_request_ids(writes: Sequence[BatchWrite], request_ids: Sequence[str]
+                     ) -> list[BatchWrite]:
+    """The same writes, each with its request id from `request_ids` (a failed submit's)."""
+    if len(writes) != len(request_ids):
+        raise ValueError(f"{len(writes)} writes but {len(request_ids)} request ids")
+    return [dataclasses.replace(write, request_id=request_id)
+            for write, request_id in zip(writes, request_ids, strict=True)]
+
+
 def parse_servers(servers: str | Sequence[str]) -> list[str]:
     if isinstance(servers, str):
         servers = servers.split(",")
@@ -135,12 +145,20 @@ class LedgerClient:
                ) -> list[Transaction | errors.LedgerError]:
         """Many writes in one call (at most 10,000): a result or a typed error for each,
         in order. A whole call that finds no server is retried on the others with the
-        same request ids; an operation whose own result is Unavailable may be
-        resubmitted with its request id, safely."""
+        same request ids; if it fails as a whole, the error's `request_ids` are the ids
+        it used (generated ones included), and `with_request_ids(writes,
+        error.request_ids)` resubmits safely. An operation whose own result is
+        Unavailable may be resubmitted with its request id, safely."""
         ids = [write.request_id or new_request_id() for write in writes]
         request = pb.SubmitRequest(operations=[wire.batch_operation(_write_request(w, rid))
                                                for w, rid in zip(writes, ids, strict=True)])
-        reply = self._call(lambda stub: stub.Submit, request, timeout_s)
+        try:
+            reply = self._call(lambda stub: stub.Submit, request, timeout_s)
+        except errors.LedgerError as failure:
+            # The ids this call used, generated ones included: resubmitting with them
+            # (`with_request_ids`) can never apply anything twice.
+            failure.request_ids = tuple(ids)
+            raise
         results: list[Transaction | errors.LedgerError] = []
         for request_id, result in zip(ids, reply.results, strict=True):
             outcome = wire.operation_outcome(result)

@@ -1,8 +1,12 @@
 """Importing a CSV of transactions through the batch API, safely re-runnable.
 
 Rows: `account,kind,amount,memo[,request_id]` with a header line. Without a
-request_id column, a row's id is derived from the file's digest and its row number,
-so running the same file again applies nothing twice.
+request_id column, a row's id is derived from the import's name (the file's name
+unless the user gives one), the row's own content (account, kind, amount, memo) and
+its occurrence among identical rows of the file. So running the same import again
+applies nothing twice, and neither does running it after editing other rows, adding
+rows, or re-saving the file (a trailing newline, another line ending): only rows that
+changed, or are new, are applied.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import csv
 import hashlib
 import io
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -51,9 +56,18 @@ class ImportReport:
         return sum(1 for p in self.problems if p.outcome == outcome)
 
 
-def parse(data: bytes) -> tuple[list[Row], list[RowProblem]]:
+def row_request_id(import_name: str, account: str, kind: Kind, amount: int, memo: str,
+                   occurrence: int) -> str:
+    """A row's request id: the same for the same row of the same import, wherever it
+    stands in the file and whatever else the file holds (at most 64 characters)."""
+    name = hashlib.sha256(import_name.encode()).hexdigest()[:8]
+    content = hashlib.sha256(
+        "\x1f".join((account, kind.value, str(amount), memo)).encode()).hexdigest()[:20]
+    return f"import-{name}-{content}-{occurrence}"
+
+
+def parse(data: bytes, import_name: str) -> tuple[list[Row], list[RowProblem]]:
     """The rows to send, and the rows that cannot be sent (with why)."""
-    digest = hashlib.sha256(data).hexdigest()[:16]
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -65,6 +79,7 @@ def parse(data: bytes) -> tuple[list[Row], list[RowProblem]]:
         raise BadFile(f"the header must name the columns account,kind,amount,memo"
                       f"[,request_id]; missing: {', '.join(missing)}")
     rows, problems = [], []
+    seen: Counter[tuple[str, Kind, int, str]] = Counter()  # identical rows so far
     for number, record in enumerate(reader, start=2):
         fields = {k.strip(): (v or "").strip() for k, v in record.items() if k is not None}
         try:
@@ -78,9 +93,11 @@ def parse(data: bytes) -> tuple[list[Row], list[RowProblem]]:
         except BadAmount as error:
             problems.append(RowProblem(number, "bad-input", str(error)))
             continue
-        request_id = fields.get("request_id") or f"import-{digest}-{number}"
-        rows.append(Row(number, BatchWrite(kind.value, fields["account"], amount,
-                                           fields.get("memo", ""), request_id)))
+        account, memo = fields["account"], fields.get("memo", "")
+        seen[(account, kind, amount, memo)] += 1
+        request_id = fields.get("request_id") or row_request_id(
+            import_name, account, kind, amount, memo, seen[(account, kind, amount, memo)])
+        rows.append(Row(number, BatchWrite(kind.value, account, amount, memo, request_id)))
     return rows, problems
 
 

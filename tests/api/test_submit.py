@@ -15,6 +15,8 @@ from ledger.client import (
     InvalidRequest,
     LedgerClient,
     Transaction,
+    Unavailable,
+    with_request_ids,
 )
 from ledger.tools.localcluster import ProcessCluster
 from ledger.v1 import ledger_pb2 as pb
@@ -105,3 +107,20 @@ def test_a_batch_over_the_limit_is_invalid(cluster: ProcessCluster) -> None:
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         empty = stub.Submit(pb.SubmitRequest(operations=[pb.BatchOperation()]), timeout=5)
     assert empty.results[0].code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+
+
+def test_a_submit_that_fails_whole_says_which_ids_it_used(cluster: ProcessCluster,
+                                                          nowhere: str) -> None:
+    # The ids it generated were lost when the whole call failed: a retry applied again.
+    writes = [BatchWrite("open", "ids-a", 10, request_id="chosen-by-me"),
+              BatchWrite("deposit", "ids-a", 5), BatchWrite("deposit", "ids-a", 7)]
+    with LedgerClient([nowhere], timeout_s=1) as unreachable, pytest.raises(Unavailable) as lost:
+        unreachable.submit(writes)
+    ids = lost.value.request_ids
+    assert len(ids) == 3 and ids[0] == "chosen-by-me" and len(set(ids)) == 3
+    with LedgerClient(cluster.addresses) as bank:
+        first = bank.submit(with_request_ids(writes, ids))
+        again = bank.submit(with_request_ids(writes, ids))
+        assert [r.duplicate for r in first] == [False, False, False]  # type: ignore[union-attr]
+        assert [r.duplicate for r in again] == [True, True, True]  # type: ignore[union-attr]
+        assert bank.balance("ids-a").balance == 22

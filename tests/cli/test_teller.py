@@ -433,3 +433,28 @@ def test_the_shell_ends_at_end_of_input_and_keeps_json(servers: str) -> None:
     result = invoke(["shell", "--servers", servers, "--json"], input="balance t-shell2\n")
     assert result.exit_code == 0, result.output
     assert '"balance": 0' in result.stdout
+
+
+def test_teller_import_ids_survive_editing_other_rows_and_resaving(
+    servers: str, tmp_path: pathlib.Path
+) -> None:
+    # Ids came from the whole file's digest: fixing one bad row (or an editor adding a
+    # trailing newline) and re-running re-applied every row already imported.
+    path = tmp_path / "edits.csv"
+    lines = ["account,kind,amount,memo", "edit-a,open,10.00,", "edit-a,deposit,1.00,same",
+             "edit-a,deposit,1.00,same", "edit-a,deposit,oops,fix me"]
+    path.write_text("\n".join(lines))
+    code, output = run_teller(servers, "--json", "import", str(path))
+    first = json.loads(output.strip().splitlines()[-1])
+    assert (first["applied"], first["bad-input"]) == (3, 1)  # two identical rows both count
+    lines[-1] = "edit-a,deposit,2.50,fixed"
+    path.write_text("\r\n".join(lines) + "\r\n")  # re-saved with other line endings
+    code, output = run_teller(servers, "--json", "import", str(path))
+    second = json.loads(output.strip().splitlines()[-1])
+    assert code == 0
+    assert (second["applied"], second["duplicates"]) == (1, 3)
+    assert balance_of("edit-a", servers) == 1_000 + 100 + 100 + 250
+    renamed = tmp_path / "renamed.csv"
+    renamed.write_text(path.read_text())
+    code, output = run_teller(servers, "--json", "import", str(renamed), "--name", "edits.csv")
+    assert json.loads(output.strip().splitlines()[-1])["duplicates"] == 4
