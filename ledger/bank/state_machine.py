@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
+from itertools import islice
 
-from ledger.accounts import Applied, NoOp, Operation, Refused, apply_operation
+from ledger.accounts import AccountState, Applied, NoOp, Operation, Refused, apply_operation
 from ledger.bank import codec
 from ledger.bank.codec import Decision, StoredAccount
 from ledger.bank.model import HistoryEntry
@@ -22,8 +23,10 @@ from ledger.storage.base import AppWrite, Store
 
 log = logging.getLogger(__name__)
 
-MAX_CACHED_ACCOUNTS = 100_000
-MAX_RECENT_ENTRIES = 4_096
+MAX_CACHED_ACCOUNTS = 4_096  # applied account records kept in memory (a cache)
+NEVER_APPLIED = StoredAccount(AccountState(), -1)
+MAX_RECENT_ENTRIES = 4_096  # applied log entries whose decisions are kept for their writers
+MAX_RECENT_DECISIONS = 20_000  # ... and the decisions they hold, in all
 
 
 class LedgerStateMachine:
@@ -37,6 +40,7 @@ class LedgerStateMachine:
         self._accounts: dict[str, StoredAccount] = {}  # a cache of the "applied" table
         # What the last entries applied decided, for the writers waiting on them.
         self._recent: OrderedDict[tuple[str, int], dict[str, Decision]] = OrderedDict()
+        self._recent_decisions = 0
         self._unwritten: set[str] = set()  # accounts whose record changed since flush()
 
     # ------------------------------------------------------------------ apply
@@ -84,8 +88,11 @@ class LedgerStateMachine:
         self._remember(account, StoredAccount(state, slot))
         self._unwritten.add(account)
         self._recent[(account, slot)] = decided_here
-        if len(self._recent) > MAX_RECENT_ENTRIES:
-            self._recent.popitem(last=False)
+        self._recent_decisions += len(decided_here)
+        while self._recent and (len(self._recent) > MAX_RECENT_ENTRIES
+                                or self._recent_decisions > MAX_RECENT_DECISIONS):
+            _, dropped = self._recent.popitem(last=False)
+            self._recent_decisions -= len(dropped)
 
     @staticmethod
     def _operations(committed: Committed) -> list[Operation]:
@@ -120,6 +127,8 @@ class LedgerStateMachine:
         stored = self._accounts.get(account)
         if stored is None:
             raw = self._store.app_get("applied", codec.account_key(account))
+            if raw is None:
+                return NEVER_APPLIED  # not cached: ids that were never opened leave nothing
             stored = codec.decode_account(raw)
             self._remember(account, stored)
         return stored
@@ -149,11 +158,15 @@ class LedgerStateMachine:
         return names[:limit]
 
     def _remember(self, account: str, stored: StoredAccount) -> None:
-        if len(self._accounts) >= MAX_CACHED_ACCOUNTS and account not in self._accounts:
-            # A cache, reloaded on demand; keeps memory bounded. Records not yet
-            # flushed stay: the store does not have them yet.
-            self._accounts = {a: self._accounts[a] for a in self._unwritten}
-        self._accounts[account] = stored
+        accounts = self._accounts
+        if len(accounts) >= MAX_CACHED_ACCOUNTS and account not in accounts:
+            # A cache, reloaded on demand: the oldest eighth goes, except records not
+            # yet flushed (the store does not have them yet).
+            oldest = list(islice(accounts, MAX_CACHED_ACCOUNTS // 8))
+            for name in oldest:
+                if name not in self._unwritten:
+                    del accounts[name]
+        accounts[account] = stored
 
 
 def _decision(operation: Operation, verdict: Applied | Refused, slot: int) -> Decision:

@@ -37,6 +37,10 @@ from ledger.node.consensus import (
 )
 
 MAX_OPERATIONS_PER_ENTRY = 512  # one log entry decides at most this many requests
+#: Account workers running at once; accounts with requests beyond that wait their turn
+#: (a worker that decided an entry yields to them). A Submit to thousands of new
+#: accounts then holds a few hundred workers' state, not thousands.
+MAX_ACCOUNT_WORKERS = 512
 BACKOFF_BASE_S = 0.002
 BACKOFF_CAP_S = 0.2
 
@@ -45,6 +49,7 @@ BACKOFF_CAP_S = 0.2
 class _AccountQueue:
     waiting: deque[PendingWrite] = field(default_factory=deque)
     worker: asyncio.Task[None] | None = None
+    in_line: bool = False  # waiting for a worker (see MAX_ACCOUNT_WORKERS)
 
 
 class AccountWriters:
@@ -58,6 +63,9 @@ class AccountWriters:
         self._forwarding = forwarding
         self._rng = rng
         self._queues: dict[str, _AccountQueue] = {}
+        self._running = 0  # workers started and not finished
+        self._turns: deque[str] = deque()  # accounts waiting for a worker, in order
+        self._closing = False
 
     def enqueue(self, account: str, operation: Operation, deadline: float,
                 forwarded: bool = False) -> PendingWrite:
@@ -66,12 +74,44 @@ class AccountWriters:
                                deadline, forwarded)
         queue = self._queues.setdefault(account, _AccountQueue())
         queue.waiting.append(request)
-        if queue.worker is None:
-            queue.worker = asyncio.create_task(self._work(account, queue))
+        if queue.worker is None and not queue.in_line:
+            self._schedule(account, queue)
         return request
+
+    def _schedule(self, account: str, queue: _AccountQueue) -> None:
+        """Start the account's worker, or put the account in line for one."""
+        if self._closing:
+            return
+        if self._running < MAX_ACCOUNT_WORKERS:
+            self._running += 1
+            queue.worker = asyncio.create_task(self._work(account, queue))
+        else:
+            queue.in_line = True
+            self._turns.append(account)
+
+    def _finished(self, account: str, queue: _AccountQueue) -> None:
+        """A worker ended: put its account back in line if it has more, and start the
+        workers of the accounts waiting, as far as there are places."""
+        self._running -= 1
+        queue.worker = None
+        if queue.waiting:
+            self._schedule(account, queue)
+        else:
+            self._queues.pop(account, None)
+        while self._turns and self._running < MAX_ACCOUNT_WORKERS:
+            waiting_account = self._turns.popleft()
+            waiting = self._queues.get(waiting_account)
+            if waiting is None:
+                continue
+            waiting.in_line = False
+            if waiting.waiting:
+                self._schedule(waiting_account, waiting)
+            else:
+                self._queues.pop(waiting_account, None)
 
     async def close(self) -> None:
         """Stop the account workers (their callers get UNAVAILABLE)."""
+        self._closing = True
         for queue in list(self._queues.values()):
             if queue.worker is not None:
                 queue.worker.cancel()
@@ -113,6 +153,8 @@ class AccountWriters:
                     attempt = 0
                     for request in batch:
                         self._answers.decided(request, outcome.slot)
+                    if self._turns:
+                        break  # others wait for a worker: this account goes to the back
                     continue
                 # The prefix moved, or another entry won the slot: check again.
                 queue.waiting.extendleft(reversed(batch))
@@ -121,11 +163,7 @@ class AccountWriters:
                     ceiling_s = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt)
                     await asyncio.sleep(self._rng.uniform(0, ceiling_s))
         finally:
-            queue.worker = None
-            if queue.waiting:  # arrived while the worker was finishing
-                queue.worker = asyncio.create_task(self._work(account, queue))
-            else:
-                self._queues.pop(account, None)
+            self._finished(account, queue)
 
     async def _admit(self, account: str, queue: _AccountQueue) -> list[PendingWrite]:
         """Take the next requests that must be proposed; answer the others now."""

@@ -25,10 +25,17 @@ class Proposal:
     expected_slot: int | None = None  # propose only if this is still the next slot
 
 
+#: Proposals in flight at once, over all accounts; the rest wait their turn. Enough to
+#: keep every peer stream busy, few enough that a burst of new accounts (each a Paxos
+#: instance with its own Phase 1) does not hold the state of thousands at once.
+MAX_PROPOSALS_IN_FLIGHT = 256
+
+
 class ProposalQueues:
     """Every account's waiting proposals and the one it has in flight."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_in_flight: int = MAX_PROPOSALS_IN_FLIGHT) -> None:
+        self._max_in_flight = max_in_flight
         self._waiting: dict[str, deque[Proposal]] = defaultdict(deque)
         self._active: dict[str, Proposal] = {}
         self.started = 0  # proposals handed to the core since start
@@ -41,8 +48,8 @@ class ProposalQueues:
 
     def startable(self) -> bool:
         """Could a turn start a proposal now?"""
-        return any(queue and account not in self._active
-                   for account, queue in self._waiting.items())
+        return len(self._active) < self._max_in_flight and any(
+            queue and account not in self._active for account, queue in self._waiting.items())
 
     def cancel(self, proposal: Proposal, core: PaxosNode, now_ms: int) -> Ready | None:
         """Its caller gave up: forget it (the core keeps driving a slot it started)."""
@@ -64,6 +71,8 @@ class ProposalQueues:
                 queue.popleft()  # its caller gave up before it started
             if not queue or account in self._active:
                 continue
+            if len(self._active) >= self._max_in_flight:
+                break
             proposal = queue[0]
             expected = proposal.expected_slot
             if expected is not None and core.chosen_through(account) + 1 != expected:

@@ -29,6 +29,8 @@ class PaxosConfig:
     round_reservation: int = 1_000  # rounds reserved per RoundWrite
     fast_path: bool = True  # skip Prepare while a range promise from a majority holds
     barrier_settle_ms: int = 100  # a read waits this long for in-flight votes before settling
+    evict_idle_ms: int = 30_000  # an account's state leaves memory after idling this long
+    max_accounts_in_memory: int = 4_096  # ... or at once past this many (least used first)
 
     def __post_init__(self) -> None:
         assert self.cluster_size >= 1
@@ -39,6 +41,7 @@ class PaxosConfig:
         assert self.tails_batch >= 1 and self.learn_ahead_limit >= 1
         assert self.accept_ahead_limit >= 1
         assert self.catch_up_bytes >= 1 and self.promise_chosen_bytes >= 1
+        assert self.evict_idle_ms >= 0 and self.max_accounts_in_memory >= 1
         assert self.round_reservation >= 1
 
     @property

@@ -16,7 +16,7 @@ slots nobody decides, which `recovery` plans). `rounds` issues its ballots.
 from __future__ import annotations
 
 from ledger.paxos import barriers, catchup, learner, phases
-from ledger.paxos.account import AccountState, Leadership, load_account_state
+from ledger.paxos.account import AccountState, Leadership
 from ledger.paxos.backoff import RandomSource
 from ledger.paxos.catchup import AntiEntropy
 from ledger.paxos.config import PaxosConfig
@@ -41,6 +41,7 @@ from ledger.paxos.messages import (
 from ledger.paxos.proposer import Proposer
 from ledger.paxos.ready import Ready, ReadyBuilder
 from ledger.paxos.records import DurableView
+from ledger.paxos.residency import AccountTable
 from ledger.paxos.rounds import Rounds
 
 __all__ = ["PaxosNode", "ProposalInProgress", "Quarantined"]
@@ -70,7 +71,7 @@ class PaxosNode:
         self._store = store
         self._rng = rng
         self._rounds = Rounds(node_index, self._restored_round(), config.round_reservation)
-        self._accounts: dict[str, AccountState] = {}
+        self._accounts = AccountTable(store, config, now_ms)
         self._anti_entropy = AntiEntropy(now_ms)
         # When each peer was last heard from: a follower does not take over an account
         # whose proposer is still talking to it (a busy leader's Learns come late).
@@ -204,6 +205,7 @@ class PaxosNode:
         state = self._accounts.get(account)
         if state is not None:
             state.barriers.pop(nonce, None)
+            self._accounts.release(account, state)
 
     def handle(self, envelope: Envelope, now_ms: int) -> Ready:
         """Process one message addressed to this node."""
@@ -226,8 +228,9 @@ class PaxosNode:
     def tick(self, now_ms: int) -> Ready:
         """Fire due timers: resends, retries after backoff, catch-up, recovery, anti-entropy."""
         out = ReadyBuilder()
-        self._liveness.tick(self._accounts, now_ms, out)
+        self._liveness.tick(self._accounts.states, now_ms, out)
         self._anti_entropy.tick(now_ms, self._rng, self.config, self.node_index, out)
+        self._accounts.sweep(now_ms)
         return out.build()
 
     # ----------------------------------------------------- message dispatching
@@ -278,6 +281,7 @@ class PaxosNode:
         else:
             raise InvariantViolation(f"not a Paxos message: {message!r}")
         self._liveness.after_event(account, state, now_ms, out)
+        self._accounts.release(account, state)
 
     def _on_tails_reply(
         self, source: int, reply: TailsReply, now_ms: int, out: ReadyBuilder
@@ -298,8 +302,4 @@ class PaxosNode:
         return self._store.reserved_round()
 
     def _state(self, account: str, now_ms: int) -> AccountState:
-        state = self._accounts.get(account)
-        if state is None:
-            state = load_account_state(self._store.account_record(account), now_ms)
-            self._accounts[account] = state
-        return state
+        return self._accounts.touch(account, now_ms)

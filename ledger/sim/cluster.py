@@ -84,7 +84,9 @@ class Simulation:
         self.stop_at_first = stop_at_first
         self.node_factory = node_factory
         self.rng = random.Random(scenario.seed ^ 0x5EED)
-        self.config = PaxosConfig(cluster_size=scenario.nodes, fast_path=scenario.fast_path)
+        self.config = PaxosConfig(cluster_size=scenario.nodes, fast_path=scenario.fast_path,
+                                  evict_idle_ms=scenario.evict_idle_ms,
+                                  max_accounts_in_memory=scenario.max_accounts_in_memory)
         self.checker = SafetyChecker(scenario.nodes)
         self.now_ms = 0
         self.events = 0

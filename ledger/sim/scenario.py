@@ -73,6 +73,8 @@ class Scenario:
     fault_window_ms: int
     settle_limit_ms: int  # after healing, everything must be decided within this
     fast_path: bool
+    evict_idle_ms: int  # account state leaves memory after idling this long...
+    max_accounts_in_memory: int  # ... or at once past this many
 
     @classmethod
     def from_seed(
@@ -109,6 +111,9 @@ class Scenario:
             fault_window_ms=window_ms,
             settle_limit_ms=60_000,
             fast_path=rng.random() < 0.7,
+            # Drawn last, so that every earlier draw stays what the seed always gave.
+            evict_idle_ms=rng.choice((30_000, 30_000, 300, 50)),
+            max_accounts_in_memory=rng.choice((10_000, 10_000, 1)),
         )
 
 

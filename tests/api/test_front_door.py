@@ -91,3 +91,31 @@ def test_a_caller_cannot_hold_a_node_past_the_deadline_cap(remaining_s: float | 
     context = Remaining(remaining_s)
     assert time_budget_s(context, max_deadline_s=60.0) == pytest.approx(  # type: ignore[arg-type]
         budget_s)
+
+
+async def test_a_submit_to_many_new_accounts_runs_a_bounded_number_of_workers(
+    servers: Servers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ledger.bank import writes
+    from ledger.client import BatchWrite, LedgerClient, Transaction
+
+    monkeypatch.setattr(writes, "MAX_ACCOUNT_WORKERS", 3)
+    for index in range(3):
+        await servers.start(index)
+    node = servers.nodes[0]
+    assert node is not None
+    writers = node.bank._writers
+    most = 0
+
+    def submit() -> list[object]:
+        with LedgerClient([servers.address(0)], timeout_s=30) as bank:
+            return list(bank.submit([BatchWrite("open", f"many-{i}", 1) for i in range(60)]))
+
+    done = asyncio.ensure_future(asyncio.to_thread(submit))
+    while not done.done():
+        most = max(most, writers._running)
+        await asyncio.sleep(0.001)
+    results = await done
+    assert all(isinstance(result, Transaction) for result in results)
+    assert 1 <= most <= 3
+    assert writers._running == 0 and not writers._turns

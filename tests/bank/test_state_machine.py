@@ -228,3 +228,23 @@ def test_applied_verdicts_are_what_history_reports() -> None:
                         Applied(2, 11), Applied(3, 0)]
     assert [(e.rejected, e.balance_after) for e in replica.history("x")] == [
         (False, 10), (True, 10), (False, 11), (False, 0)]
+
+
+def test_looking_up_accounts_that_were_never_opened_caches_nothing() -> None:
+    replica = Replica()
+    for index in range(100):
+        assert not replica.machine.account(f"ghost-{index}").state.opened
+    assert replica.machine._accounts == {}
+
+
+def test_the_decisions_kept_for_writers_are_bounded_in_number() -> None:
+    from ledger.bank import state_machine
+
+    replica = Replica()
+    replica.apply_log("big", [[Operation(Kind.OPEN, 0, "open")]])
+    entry = [Operation(Kind.DEPOSIT, 1, f"d{i}") for i in range(512)]
+    for round_ in range(60):  # 30,720 decisions in all
+        replica.apply_log("big", [[Operation(o.kind, o.amount, f"{o.request_id}-{round_}")
+                                   for o in entry]])
+    assert replica.machine._recent_decisions <= state_machine.MAX_RECENT_DECISIONS
+    assert sum(map(len, replica.machine._recent.values())) == replica.machine._recent_decisions

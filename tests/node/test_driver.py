@@ -145,3 +145,19 @@ async def test_a_turn_sees_its_own_earlier_writes() -> None:
     assert promise.chosen == (b"opening",)
     driver.stop()
     await task
+
+
+async def test_proposals_in_flight_are_bounded_the_rest_wait_their_turn() -> None:
+    from ledger.node.proposals import Proposal, ProposalQueues
+    from ledger.paxos import PaxosNode
+
+    store = MemoryStore(AppliedSlots.TABLES)
+    core = PaxosNode(0, PaxosConfig(cluster_size=3), store, random.Random(0), 0)
+    queues = ProposalQueues(max_in_flight=2)
+    loop = asyncio.get_running_loop()
+    for index in range(5):
+        queues.add(Proposal(f"acct-{index}", b"v", loop.create_future()))
+    started: list[str] = []
+    queues.start(core, 0, lambda ready: None, started.append)
+    assert started == ["acct-0", "acct-1"]
+    assert not queues.startable() and queues.waiting() == 3

@@ -18,8 +18,9 @@ Filter = Callable[[Envelope], bool]
 
 
 class LocalCluster:
-    def __init__(self, size: int, *, fast_path: bool = True, seed: int = 0) -> None:
-        self.config = PaxosConfig(cluster_size=size, fast_path=fast_path)
+    def __init__(self, size: int, *, fast_path: bool = True, seed: int = 0,
+                 **config: int) -> None:
+        self.config = PaxosConfig(cluster_size=size, fast_path=fast_path, **config)
         self.seed = seed
         self.now_ms = 0
         self.stores = [MemoryStore() for _ in range(size)]
