@@ -71,8 +71,9 @@ class Unavailable(LedgerError):
 
 class AccountQuarantined(Unavailable):
     """This node stopped serving the account: a peer contradicted a value it knows to be
-    chosen (an alarm in the node's log names both values). Nothing was written; another
-    node may still serve the account, and an operator must look."""
+    chosen (an alarm in the node's log names both values). A write already proposed may
+    or may not be applied (retrying with the same request id is safe); another node may
+    still serve the account, and an operator must look."""
 
 
 #: How a refusal's reason travels (trailing metadata, batch results).

@@ -57,8 +57,9 @@ class Answers:
 def quarantined(account: str, reason: str) -> errors.AccountQuarantined:
     """The error for any request on an account this node stopped serving."""
     return errors.AccountQuarantined(
-        f"account {account!r} is quarantined on this node, nothing was written: {reason}; "
-        "another node may still serve it, and an operator must look")
+        f"account {account!r} is quarantined on this node: {reason}; a write it had "
+        "already proposed may or may not be applied (retrying with the same request id is "
+        "safe, and another node may still serve the account); an operator must look")
 
 
 def refusal(decision: Decision, account: str) -> errors.Refused:

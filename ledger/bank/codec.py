@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from google.protobuf.message import DecodeError
 
 from ledger.accounts import MAX_AMOUNT, AccountState, Kind, Operation
+from ledger.accounts.validation import MAX_MEMO_CHARS, REQUEST_ID
 from ledger.bank.model import HistoryEntry
 from ledger.v1 import records_pb2
 
@@ -55,6 +56,12 @@ def decode_entry(value: bytes) -> list[Operation]:
         if not lowest <= operation.amount <= MAX_AMOUNT:
             raise MalformedEntry(f"not a ledger entry: a {operation.kind.value} of "
                                  f"{operation.amount} is out of range")
+        # What the bank writes under these (request keys, history) must fit its tables.
+        if not REQUEST_ID.fullmatch(operation.request_id):
+            raise MalformedEntry(f"not a ledger entry: request id {operation.request_id[:80]!r}")
+        if len(operation.memo) > MAX_MEMO_CHARS:
+            raise MalformedEntry(f"not a ledger entry: a memo of {len(operation.memo)} "
+                                 "characters")
     return operations
 
 

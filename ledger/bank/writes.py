@@ -94,11 +94,12 @@ class AccountWriters:
         workers of the accounts waiting, as far as there are places."""
         self._running -= 1
         queue.worker = None
-        if queue.waiting:
-            self._schedule(account, queue)
-        else:
+        if not queue.waiting:
             self._queues.pop(account, None)
-        while self._turns and self._running < MAX_ACCOUNT_WORKERS:
+        elif not self._closing:
+            queue.in_line = True  # behind every account already waiting
+            self._turns.append(account)
+        while self._turns and self._running < MAX_ACCOUNT_WORKERS and not self._closing:
             waiting_account = self._turns.popleft()
             waiting = self._queues.get(waiting_account)
             if waiting is None:

@@ -14,6 +14,12 @@ from ledger.v1 import replica_pb2 as pb
 
 DEFAULT_SERVERS = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
 
+#: Counters shown beside a node when they are not zero: what it refused or stopped on.
+TROUBLE = {
+    "peer_messages_dropped": "malformed peer messages dropped",
+    "alarms": "accounts quarantined on an ALARM (see the node's log)",
+}
+
 
 def fetch_status(address: str, timeout_s: float) -> list[pb.StatusReply] | str:
     """Every page of a node's status, or why it could not be had."""
@@ -48,7 +54,9 @@ def status(servers: str, as_json: bool, timeout: float) -> None:
             views.append(None)
             continue
         known = [a for page in view for a in page.accounts]
-        nodes[address] = {"reachable": True, "node_id": view[0].node_id, "accounts": len(known)}
+        counters = view[-1].counters
+        nodes[address] = {"reachable": True, "node_id": view[0].node_id, "accounts": len(known),
+                          **{key: counters.get(key, 0) for key in TROUBLE}}
         views.append({a.account: AccountView(a.applied_slot, a.chosen_through, a.digest,
                                              a.balance if a.opened else None) for a in known})
         for a in known:
@@ -65,7 +73,9 @@ def status(servers: str, as_json: bool, timeout: float) -> None:
     for address, node in nodes.items():
         state = (f"node {node['node_id']}, {node['accounts']} accounts" if node["reachable"]
                  else node["error"])
-        click.echo(f"{address:<{address_width}}  {state}")
+        trouble = [f"{node[key]} {label}" for key, label in TROUBLE.items() if node.get(key)]
+        click.echo(f"{address:<{address_width}}  {state}"
+                   + ("" if not trouble else "; " + ", ".join(trouble)))
     if not accounts:
         click.echo("no accounts")
         return

@@ -393,6 +393,11 @@ class NodeDriver:
             self._fail(error)
 
     def _on_flushed(self, future: asyncio.Future[None], number: int, started_ms: int) -> None:
+        if self._fatal is not None:
+            return  # the node is stopping: nothing more leaves
+        if future.cancelled():
+            self._fail(RuntimeError(f"flush {number} was cancelled"))
+            return
         error = future.exception()
         if error is not None and not isinstance(error, StorageError):
             # Not a disk the operator can fix but a failure nobody foresaw: what the

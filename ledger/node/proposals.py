@@ -66,7 +66,8 @@ class ProposalQueues:
         """Hand the core the first waiting proposal of every account with none in flight."""
         for account in [a for a, queue in self._waiting.items() if not queue]:
             del self._waiting[account]  # keep this scan as short as the accounts in play
-        for account, queue in self._waiting.items():
+        # A copy: starting a proposal may raise an alarm that fails the account's queue.
+        for account, queue in list(self._waiting.items()):
             while queue and queue[0].future.done():
                 queue.popleft()  # its caller gave up before it started
             if not queue or account in self._active:
@@ -91,6 +92,10 @@ class ProposalQueues:
             queue.popleft()
             self._active[account] = proposal
             self.started += 1
+            # To the back of the order: under the in-flight cap every account gets its turn.
+            if self._waiting.get(account) is queue:
+                del self._waiting[account]
+                self._waiting[account] = queue
             take(ready)
 
     def finish(self, outcome: Outcome) -> bool:

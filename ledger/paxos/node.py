@@ -228,9 +228,9 @@ class PaxosNode:
     def tick(self, now_ms: int) -> Ready:
         """Fire due timers: resends, retries after backoff, catch-up, recovery, anti-entropy."""
         out = ReadyBuilder()
+        self._accounts.sweep(now_ms)
         self._liveness.tick(self._accounts.states, now_ms, out)
         self._anti_entropy.tick(now_ms, self._rng, self.config, self.node_index, out)
-        self._accounts.sweep(now_ms)
         return out.build()
 
     # ----------------------------------------------------- message dispatching

@@ -111,8 +111,10 @@ def on_promise(
         return
     if phase_one.value is None:
         # Nobody in a majority voted here and we have nothing to propose:
-        # the log ends before this slot.
+        # the log ends before this slot, whatever a peer said of its end.
         state.proposer = None
+        state.known_tail = state.chosen_through
+        state.catch_up_source = None
         barriers.complete(state.barriers, account, state.chosen_through, out,
                           log_end_seq=proposer.prepare_seq)
         return

@@ -11,6 +11,10 @@ from ledger.paxos.ballot import MAX_ROUND, Ballot
 from ledger.paxos.errors import RoundsExhausted
 from ledger.paxos.records import RoundWrite, Write
 
+#: How far past its own rounds a node follows a round it saw: honest contention moves
+#: rounds by ones; a round beyond this comes from a broken member.
+MAX_ROUND_JUMP = 1 << 32
+
 
 class Rounds:
     """Issues the node's ballots and counts the Phase 1 rounds it has begun."""
@@ -32,6 +36,12 @@ class Rounds:
         Appends a RoundWrite to `writes` when the ballot needs a new reservation.
         Raises RoundsExhausted (and uses no round) when that would pass MAX_ROUND.
         """
+        if max_seen_round > self._round + MAX_ROUND_JUMP:
+            # No honest cluster gets there: following it would push every account's
+            # ballots (the counter is the node's) towards the end of the round space.
+            raise RoundsExhausted(
+                f"a peer used round {max_seen_round}, more than {MAX_ROUND_JUMP} past this "
+                f"node's round {self._round}: refusing to follow it")
         round_ = max(self._round, max_seen_round) + 1
         if round_ > MAX_ROUND:
             raise RoundsExhausted(f"the next round, {round_}, would pass {MAX_ROUND}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import grpc
 
+from ledger.accounts.validation import check_account_id
+from ledger.errors import InvalidRequest
 from ledger.node.cluster import ClusterConfig
 from ledger.node.driver import NodeDriver
 from ledger.server.status import BalanceOf, node_status
@@ -29,6 +31,8 @@ class AdminServicer(pb_grpc.AdminServicer):
     async def Status(
         self, request: pb.StatusRequest, context: grpc.aio.ServicerContext
     ) -> pb.StatusReply:
+        if request.after:
+            await self._check_account(request.after, "after", context)
         status = node_status(self._node_id, self._cluster, self._store, self._driver,
                              self._balance_of, request.after, request.limit)
         return pb.StatusReply(
@@ -46,6 +50,7 @@ class AdminServicer(pb_grpc.AdminServicer):
         )
 
     async def Log(self, request: pb.LogRequest, context: grpc.aio.ServicerContext) -> pb.LogReply:
+        await self._check_account(request.account, "account", context)
         limit = min(request.limit or DEFAULT_LOG_VALUES, MAX_LOG_VALUES)
         values = self._store.chosen_values(request.account, request.from_slot, limit)
         summary = self._store.account_summary(request.account)
@@ -55,6 +60,7 @@ class AdminServicer(pb_grpc.AdminServicer):
     async def Trace(
         self, request: pb.TraceRequest, context: grpc.aio.ServicerContext
     ) -> pb.TraceReply:
+        await self._check_account(request.account, "account", context)
         tracer = self._driver.tracer
         if request.stop:
             events = tracer.stop(request.account)
@@ -68,3 +74,11 @@ class AdminServicer(pb_grpc.AdminServicer):
                           peer_id="" if e.peer is None else members[e.peer].node_id, text=e.text)
             for e in events
         ])
+
+    @staticmethod
+    async def _check_account(account: str, field: str, context: grpc.aio.ServicerContext
+                             ) -> None:
+        try:
+            check_account_id(account)
+        except InvalidRequest as invalid:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: {invalid}")

@@ -1,27 +1,24 @@
-"""The public API's front door: every request is measured before it is decoded, and only
-so many are worked on at once.
+"""Every service's front door: a request is measured before it is decoded, and the
+public API works on only so many calls at once.
 
 The generated registration would decode any message up to the server's limit (which
-the peer API needs large) and start work on any number of calls. Here each Ledger
-method gets a decoder that refuses an oversized or undecodable request with a clear
-status, and a gate that refuses calls past the limit at once (RESOURCE_EXHAUSTED)
+the peer API needs large) and hand a decoding failure to gRPC as an internal error.
+Here each method gets a decoder that refuses an oversized or undecodable request
+with a clear status (RESOURCE_EXHAUSTED, INVALID_ARGUMENT), and the public Ledger
+service a gate that refuses calls past its limit at once (RESOURCE_EXHAUSTED)
 rather than letting them queue without bound.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 import grpc
+from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
-
-from ledger.server.limits import ServerLimits
-from ledger.v1 import ledger_pb2 as pb
-from ledger.v1 import ledger_pb2_grpc as pb_grpc
-
-SERVICE = pb.DESCRIPTOR.services_by_name["Ledger"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +30,7 @@ class Refused:
 
 
 class CallGate:
-    """Counts public API calls in flight; refuses one past the limit."""
+    """Counts calls in flight; refuses one past the limit."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
@@ -69,11 +66,16 @@ def bounded_decoder(request_type: type[Message], max_bytes: int
     return decode
 
 
-def guarded(method: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]],
-            gate: CallGate) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]:
+Unary = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+Streaming = Callable[[AsyncIterator[Any], grpc.aio.ServicerContext], Awaitable[Any]]
+
+
+def guarded(method: Unary, gate: CallGate | None) -> Unary:
     async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
         if isinstance(request, Refused):
             await context.abort(request.code, request.message)
+        if gate is None:
+            return await method(request, context)
         if not gate.enter():
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                 f"this node is busy: {gate.limit} calls are in flight; retry "
@@ -86,21 +88,41 @@ def guarded(method: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]],
     return handle
 
 
-def add_ledger_servicer(servicer: pb_grpc.LedgerServicer, server: grpc.aio.Server,
-                        limits: ServerLimits) -> CallGate:
-    """Register the Ledger service behind the front door; the gate, for its counters."""
-    gate = CallGate(limits.max_client_calls_in_flight)
+def guarded_stream(method: Streaming) -> Streaming:
+    """A stream's requests reach the method only once decoded; a refused one ends it."""
+
+    async def handle(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
+        async def checked() -> AsyncIterator[Any]:
+            async for request in requests:
+                if isinstance(request, Refused):
+                    await context.abort(request.code, request.message)
+                yield request
+
+        return await method(checked(), context)
+
+    return handle
+
+
+def add_service(servicer: object, server: grpc.aio.Server, service: ServiceDescriptor,
+                messages: ModuleType, max_request_bytes: int, gate: CallGate | None = None,
+                ) -> None:
+    """Register every method of `service` behind the front door (unary and bidirectional
+    streaming methods: the only kinds this program's services have)."""
     handlers = {}
-    for method in SERVICE.methods:
-        request_type = getattr(pb, method.input_type.name)
-        reply_type = getattr(pb, method.output_type.name)
-        handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-            guarded(getattr(servicer, method.name), gate),
-            request_deserializer=bounded_decoder(request_type,
-                                                 limits.max_client_request_bytes),
-            response_serializer=reply_type.SerializeToString,
-        )
+    for method in service.methods:
+        request_type = getattr(messages, method.input_type.name)
+        reply_type = getattr(messages, method.output_type.name)
+        implementation = getattr(servicer, method.name)
+        decoder = bounded_decoder(request_type, max_request_bytes)
+        if method.client_streaming and method.server_streaming:
+            handlers[method.name] = grpc.stream_stream_rpc_method_handler(
+                guarded_stream(implementation), request_deserializer=decoder,
+                response_serializer=reply_type.SerializeToString)
+        else:
+            assert not method.client_streaming and not method.server_streaming, method.name
+            handlers[method.name] = grpc.unary_unary_rpc_method_handler(
+                guarded(implementation, gate), request_deserializer=decoder,
+                response_serializer=reply_type.SerializeToString)
     server.add_generic_rpc_handlers(
-        (grpc.method_handlers_generic_handler(SERVICE.full_name, handlers),))
-    server.add_registered_method_handlers(SERVICE.full_name, handlers)
-    return gate
+        (grpc.method_handlers_generic_handler(service.full_name, handlers),))
+    server.add_registered_method_handlers(service.full_name, handlers)

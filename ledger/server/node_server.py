@@ -21,14 +21,18 @@ from ledger.paxos import Envelope, PaxosConfig
 from ledger.server.admin_servicer import AdminServicer
 from ledger.server.config import IdentityMismatch, ServeConfig, check_identity, open_store
 from ledger.server.forwarder import Forwarder
-from ledger.server.front_door import add_ledger_servicer
+from ledger.server.front_door import CallGate, add_service
 from ledger.server.ledger_servicer import LedgerServicer
 from ledger.server.limits import ServerLimits
 from ledger.server.replica_servicer import ReplicaServicer
 from ledger.storage.base import Store
-from ledger.v1 import replica_pb2_grpc
+from ledger.v1 import ledger_pb2, replica_pb2
 
 log = logging.getLogger(__name__)
+
+LEDGER_SERVICE = ledger_pb2.DESCRIPTOR.services_by_name["Ledger"]
+REPLICA_SERVICE = replica_pb2.DESCRIPTOR.services_by_name["Replica"]
+ADMIN_SERVICE = replica_pb2.DESCRIPTOR.services_by_name["Admin"]
 
 
 class NodeServer:
@@ -64,15 +68,16 @@ class NodeServer:
             options=[*CHANNEL_OPTIONS,
                      ("grpc.max_receive_message_length", self.limits.max_message_bytes)],
             maximum_concurrent_rpcs=self.limits.max_concurrent_rpcs)
-        replica_pb2_grpc.add_ReplicaServicer_to_server(
-            ReplicaServicer(config.cluster, index, self.driver, self.dropped), self.server
-        )
-        replica_pb2_grpc.add_AdminServicer_to_server(
-            AdminServicer(config.node_id, config.cluster, store, self.driver, self._balance),
-            self.server,
-        )
-        self.front_door = add_ledger_servicer(
-            LedgerServicer(self.bank, self.limits.max_deadline_s), self.server, self.limits)
+        limits = self.limits
+        add_service(ReplicaServicer(config.cluster, index, self.driver, self.dropped),
+                    self.server, REPLICA_SERVICE, replica_pb2, limits.max_message_bytes)
+        add_service(AdminServicer(config.node_id, config.cluster, store, self.driver,
+                                  self._balance),
+                    self.server, ADMIN_SERVICE, replica_pb2, limits.max_client_request_bytes)
+        self.front_door = CallGate(limits.max_client_calls_in_flight)
+        add_service(LedgerServicer(self.bank, limits.max_deadline_s), self.server,
+                    LEDGER_SERVICE, ledger_pb2, limits.max_client_request_bytes,
+                    self.front_door)
         # The standard gRPC health service, for orchestrators' readiness probes.
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)

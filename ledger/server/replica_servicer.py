@@ -21,6 +21,28 @@ from ledger.v1 import replica_pb2_grpc as pb_grpc
 MAX_INBOUND_REQUESTS_IN_FLIGHT = 16
 
 
+#: About how many bytes of values one reply on a stream carries: catch-up answers to a
+#: peer's many requests must not add up past what its channel accepts.
+MAX_REPLY_BYTES = 16 << 20
+
+
+def replies(answers: list[Envelope], requests_answered: int) -> list[pb.StepReply]:
+    """The answers to `requests_answered` requests, in replies of about MAX_REPLY_BYTES;
+    only the last says the requests are answered."""
+    chunks: list[list[pb.PeerMessage]] = [[]]
+    size = 0
+    for envelope in answers:
+        bytes_ = peer_codec.value_bytes(envelope.message)
+        if chunks[-1] and size + bytes_ > MAX_REPLY_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(peer_codec.to_pb(envelope.message))
+        size += bytes_
+    return [pb.StepReply(messages=chunk,
+                         requests_answered=requests_answered if last else 0)
+            for last, chunk in ((i == len(chunks) - 1, c) for i, c in enumerate(chunks))]
+
+
 class ReplicaServicer(pb_grpc.ReplicaServicer):
     def __init__(self, cluster: ClusterConfig, node_index: int, driver: NodeDriver,
                  dropped: DroppedMessages) -> None:
@@ -76,10 +98,9 @@ class ReplicaServicer(pb_grpc.ReplicaServicer):
                 ended = None in done
                 answered = [answers for answers in done if answers is not None]
                 if answered:
-                    await context.write(pb.StepReply(
-                        messages=[peer_codec.to_pb(e.message) for answers in answered
-                                  for e in answers],
-                        requests_answered=len(answered)))
+                    for reply in replies([e for answers in answered for e in answers],
+                                         len(answered)):
+                        await context.write(reply)
             await reader  # an abort while reading ends the stream with its status
         finally:
             reader.cancel()

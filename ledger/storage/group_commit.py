@@ -154,9 +154,12 @@ class GroupCommitStore:
         return self._in_flight
 
     def sync(self) -> None:
-        """Commit everything staged so far and wait for it (tests, startup, shutdown)."""
+        """Commit everything staged so far and wait for it (startup, shutdown, and after a
+        full disk: a failed flush's writes are still staged, and this retries them)."""
         if self._in_flight is not None:
-            self._in_flight.result()
+            # Wait for it; a StorageError of its own was reported to whoever started it.
+            with contextlib.suppress(StorageError):
+                self._in_flight.result()
         self.flush_async().result()
 
     def _commit(self, batch: list[Write | AppWrite], number: int) -> None:

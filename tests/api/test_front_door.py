@@ -4,6 +4,7 @@ per Submit, calls in flight, and how long the node works on one (in-process node
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import grpc
 import pytest
@@ -119,3 +120,42 @@ async def test_a_submit_to_many_new_accounts_runs_a_bounded_number_of_workers(
     assert all(isinstance(result, Transaction) for result in results)
     assert 1 <= most <= 3
     assert writers._running == 0 and not writers._turns
+
+
+async def test_accounts_waiting_for_a_worker_get_their_turn(
+    servers: Servers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker that yielded took its own place back: others waited for ever.
+    from ledger.bank import writes
+    from ledger.client import LedgerClient
+
+    monkeypatch.setattr(writes, "MAX_ACCOUNT_WORKERS", 1)
+    for index in range(3):
+        await servers.start(index)
+    address = servers.address(0)
+
+    def busy_and_other() -> tuple[int, int]:
+        with LedgerClient([address], timeout_s=20) as bank:
+            bank.open_account("busy", 0)
+            bank.open_account("other", 0)
+        stop = False
+
+        def hammer() -> None:
+            with LedgerClient([address], timeout_s=20) as busy:
+                while not stop:
+                    busy.deposit("busy", 1)
+
+        threads = [threading.Thread(target=hammer) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        try:
+            with LedgerClient([address], timeout_s=20) as bank:
+                done = sum(bank.deposit("other", 1).balance > 0 for _ in range(5))
+        finally:
+            stop = True
+            for thread in threads:
+                thread.join()
+        return done, 5
+
+    done, wanted = await asyncio.to_thread(busy_and_other)
+    assert done == wanted

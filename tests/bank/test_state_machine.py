@@ -248,3 +248,24 @@ def test_the_decisions_kept_for_writers_are_bounded_in_number() -> None:
                                    for o in entry]])
     assert replica.machine._recent_decisions <= state_machine.MAX_RECENT_DECISIONS
     assert sum(map(len, replica.machine._recent.values())) == replica.machine._recent_decisions
+
+
+@pytest.mark.parametrize("operation", [
+    records_pb2.LogOperation(kind=records_pb2.OPERATION_KIND_DEPOSIT, amount=1,
+                             request_id="r" * 600),
+    records_pb2.LogOperation(kind=records_pb2.OPERATION_KIND_DEPOSIT, amount=1,
+                             request_id=""),
+    records_pb2.LogOperation(kind=records_pb2.OPERATION_KIND_DEPOSIT, amount=1,
+                             request_id="ok", memo="m" * 201),
+], ids=["request-id-past-the-key-limit", "no-request-id", "memo-too-long"])
+def test_a_chosen_entry_the_bank_could_not_store_is_skipped_not_stored(
+    operation: records_pb2.LogOperation
+) -> None:
+    # A 600-byte request id made a request key LMDB refuses: every sync failed after.
+    value = records_pb2.LogEntry(operations=[operation]).SerializeToString()
+    with pytest.raises(codec.MalformedEntry):
+        codec.decode_entry(value)
+    replica = Replica()
+    replica.apply_log("acct", [[Operation(Kind.OPEN, 5, "open")]])
+    replica.apply("acct", value)
+    assert replica.machine.account("acct").state.balance == 5

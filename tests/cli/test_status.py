@@ -136,3 +136,19 @@ def test_status_says_no_when_replicas_differ(monkeypatch: pytest.MonkeyPatch) ->
     assert rows["same"][-2] == "down"
     as_json = json.loads(invoke_ledger(["status", "--servers", "a:1,b:2,c:3", "--json"]).stdout)
     assert as_json["agree"] == {"same": True, "lags": False, "only-here": False}
+
+
+def test_status_shows_what_a_node_refused_or_stopped_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    quiet = fake_status("n1", ("acct", 0, 0, b"\x01" * 8, 5))
+    troubled = fake_status("n2", ("acct", 0, 0, b"\x01" * 8, 5))
+    troubled[-1].counters["peer_messages_dropped"] = 3
+    troubled[-1].counters["alarms"] = 1
+    views = {"a:1": quiet, "b:2": troubled}
+    monkeypatch.setattr(status_module, "fetch_status", lambda address, timeout: views[address])
+    lines = invoke_ledger(["status", "--servers", "a:1,b:2"]).stdout.splitlines()
+    assert lines[0] == "a:1  node n1, 1 accounts"
+    assert lines[1] == ("b:2  node n2, 1 accounts; 3 malformed peer messages dropped, 1 "
+                        "accounts quarantined on an ALARM (see the node's log)")
+    as_json = json.loads(invoke_ledger(["status", "--servers", "a:1,b:2", "--json"]).stdout)
+    assert as_json["nodes"]["b:2"]["peer_messages_dropped"] == 3
+    assert as_json["nodes"]["b:2"]["alarms"] == 1

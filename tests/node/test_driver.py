@@ -161,3 +161,46 @@ async def test_proposals_in_flight_are_bounded_the_rest_wait_their_turn() -> Non
     queues.start(core, 0, lambda ready: None, started.append)
     assert started == ["acct-0", "acct-1"]
     assert not queues.startable() and queues.waiting() == 3
+
+
+async def test_proposals_under_the_cap_take_turns_between_accounts() -> None:
+    from ledger.node.proposals import Proposal, ProposalQueues
+    from ledger.paxos import Outcome, PaxosNode
+
+    store = MemoryStore(AppliedSlots.TABLES)
+    core = PaxosNode(0, PaxosConfig(cluster_size=1), store, random.Random(0), 0)
+    queues = ProposalQueues(max_in_flight=1)
+    loop = asyncio.get_running_loop()
+    started: list[str] = []
+    for round_ in range(3):
+        for account in ("busy", "other"):
+            queues.add(Proposal(account, b"%s-%d" % (account.encode(), round_),
+                                loop.create_future()))
+    for _ in range(4):
+        queues.start(core, 0, lambda ready: store.stage(ready.writes), started.append)
+        account = started[-1]
+        proposal = queues._active[account]
+        queues.finish(Outcome(account, 0, proposal.value, proposal.value))
+        core.cancel(account, 0)  # the core may take the account's next proposal
+    assert started == ["busy", "other", "busy", "other"]
+
+
+async def test_a_write_to_an_account_a_peer_pushed_to_the_last_rounds_fails_alone() -> None:
+    # The alarm failed the account's queue while the driver iterated over the queues:
+    # "dictionary changed size during iteration" stopped the node, after every restart.
+    from ledger.node.consensus import AccountQuarantined
+    from ledger.paxos.ballot import MAX_ROUND
+
+    store, sent = MemoryStore(AppliedSlots.TABLES), []
+    driver = make_driver(store, sent)
+    task = asyncio.create_task(driver.run())
+    await driver.deliver(1, [Envelope(1, 0, Prepare("poisoned", 0, Ballot(MAX_ROUND, 1)))])
+    with pytest.raises(AccountQuarantined, match="refusing to follow"):
+        await driver.propose("poisoned", b"v", timeout_s=5)
+    with pytest.raises(NoQuorum):  # another account: proposed normally (no peers answer)
+        await driver.propose("healthy", b"v", timeout_s=0.5)
+    assert not task.done()
+    assert any(isinstance(e.message, Prepare) and e.message.account == "healthy"
+               and e.message.ballot.round < 1_000_000 for e in sent)
+    driver.stop()
+    await task

@@ -138,3 +138,32 @@ def test_no_vote_is_cast_far_past_the_chosen_prefix() -> None:
     near = carry_out(store, node.handle(Envelope(1, 0, Accept("alice", 0, Ballot(3, 1),
                                                                    b"v")), 0))
     assert near.writes
+
+
+def test_a_peer_round_near_the_end_quarantines_one_account_not_the_node() -> None:
+    # Following it pushed the node-wide round counter up: every account then ran out.
+    node, store = new_node()
+    carry_out(store, node.handle(Envelope(1, 0, Prepare("poisoned", 0, Ballot(MAX_ROUND - 3,
+                                                                                1))), 0))
+    ready = carry_out(store, node.propose("poisoned", b"mine", 0))
+    (alarm,) = ready.alarms
+    assert "refusing to follow it" in alarm.reason
+    other = carry_out(store, node.propose("healthy", b"mine", 0))
+    assert not other.alarms
+    prepares = [e.message for e in other.messages if isinstance(e.message, Prepare)]
+    assert prepares and prepares[0].ballot.round < 1_000_000
+    assert store.reserved_round() < 1_000_000
+
+
+def test_a_settle_that_finds_the_log_end_forgets_a_claimed_tail() -> None:
+    from ledger.paxos import AccountTail, TailsReply
+    from tests.support.paxos_network import LocalCluster
+
+    cluster = LocalCluster(3, evict_idle_ms=1_000)
+    # A member claims slots nobody chose: node 0 tries to catch up, then settles.
+    claim = TailsReply("", (AccountTail("phantom", 50),), True)
+    cluster.carry_out(0, cluster.nodes[0].handle(Envelope(1, 0, claim), cluster.now_ms))
+    cluster.deliver()
+    cluster.advance(12_000)
+    assert "phantom" not in set(cluster.nodes[0]._accounts), "it left memory in the end"
+    assert cluster.log(0, "phantom") == []

@@ -765,3 +765,21 @@ def test_after_an_unforeseen_commit_failure_group_commit_commits_nothing_more(
         assert promised == {"a": B1, "b": NULL_BALLOT, "c": NULL_BALLOT}
     finally:
         disk.close()
+
+
+def test_after_a_full_disk_group_commit_retries_the_staged_writes(path: Path) -> None:
+    full_once = FaultyStore(LmdbStore(path, app_tables=APP_TABLES), "sync", 2,
+                            StorageFull("disk full (test)"))
+    store = GroupCommitStore(full_once)  # type: ignore[arg-type]
+    store.stage([PromiseWrite("a", B1)])
+    store.flush_async().result()
+    store.stage([PromiseWrite("b", B1)])
+    with pytest.raises(StorageFull):
+        store.flush_async().result()
+    store.sync()  # the disk has room again: the writes were kept, and now commit
+    store.close()
+    disk = LmdbStore(path, app_tables=APP_TABLES)
+    try:
+        assert disk.account_record("b").promised == B1
+    finally:
+        disk.close()
