@@ -16,7 +16,7 @@ from ledger.paxos import Envelope
 from ledger.v1 import replica_pb2 as pb
 from ledger.v1 import replica_pb2_grpc as pb_grpc
 
-#: Requests of one peer stream handed to the node and not yet answered; an honest
+#: Requests of one peer stream read and not yet answered in a written reply; an honest
 #: peer keeps at most transport.MAX_REQUESTS_IN_FLIGHT (4) unanswered.
 MAX_INBOUND_REQUESTS_IN_FLIGHT = 16
 
@@ -73,21 +73,28 @@ class ReplicaServicer(pb_grpc.ReplicaServicer):
         async def read() -> None:
             delivered: set[asyncio.Future[list[Envelope]]] = set()
             try:
-                async for request in requests:
+                incoming = aiter(requests)
+                while True:
+                    # Backpressure: a request is read only while fewer than the bound are
+                    # unanswered or answered but not yet written back (a caller that never
+                    # reads its replies is held back by gRPC's flow control, not queued).
+                    await places.acquire()
+                    try:
+                        request = await anext(incoming)
+                    except StopAsyncIteration:
+                        places.release()
+                        break
                     source, envelopes = await self._decode(request, context)
                     future = self._driver.deliver(source, envelopes)
                     future.add_done_callback(on_answers)
                     delivered.add(future)
                     future.add_done_callback(delivered.discard)
-                    if len(delivered) >= MAX_INBOUND_REQUESTS_IN_FLIGHT:
-                        # Backpressure: read no more until the node has answered some
-                        # (gRPC's flow control then holds the sender back).
-                        await asyncio.wait(delivered, return_when=asyncio.FIRST_COMPLETED)
                 if delivered:
                     await asyncio.wait(delivered)  # a caller that half-closes hears them all
             finally:
                 finished.put_nowait(None)
 
+        places = asyncio.Semaphore(MAX_INBOUND_REQUESTS_IN_FLIGHT)
         reader = asyncio.create_task(read())
         try:
             ended = False
@@ -101,6 +108,8 @@ class ReplicaServicer(pb_grpc.ReplicaServicer):
                     for reply in replies([e for answers in answered for e in answers],
                                          len(answered)):
                         await context.write(reply)
+                    for _ in answered:
+                        places.release()
             await reader  # an abort while reading ends the stream with its status
         finally:
             reader.cancel()
