@@ -40,7 +40,7 @@ CLEAR = {grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.N
 class Run:
     def __init__(self, cluster: BackgroundCluster) -> None:
         self.cluster = cluster
-        self.channels = [grpc.insecure_channel(a) for a in cluster.addresses]
+        self.channels = cluster.channels()
         self.admins = [pb_grpc.AdminStub(c) for c in self.channels]
 
     def proposals(self) -> list[int]:

@@ -40,7 +40,7 @@ class Run:
 
     def __init__(self, cluster: BackgroundCluster) -> None:
         self.cluster = cluster
-        self.channels = [grpc.insecure_channel(a) for a in cluster.addresses]
+        self.channels = cluster.channels()
         self.replicas = [pb_grpc.ReplicaStub(c) for c in self.channels]
         self.admins = [pb_grpc.AdminStub(c) for c in self.channels]
         self.bank = LedgerClient(cluster.addresses, timeout_s=10)

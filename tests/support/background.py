@@ -10,6 +10,8 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+import grpc
+
 from tests.support.in_process import Servers
 
 T = TypeVar("T")
@@ -48,6 +50,10 @@ class BackgroundCluster:
     @property
     def addresses(self) -> list[str]:
         return [self.servers.address(index) for index in range(self.size)]
+
+    def channels(self) -> list[grpc.Channel]:
+        """A blocking channel to each node (the caller closes them)."""
+        return [grpc.insecure_channel(address) for address in self.addresses]
 
     def __enter__(self) -> BackgroundCluster:
         logging.getLogger().addHandler(self.trouble)
