@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 import grpc
 
+from ledger.bench.memory import deposit_all, resident_kib
 from ledger.client.admin import node_counters
 from ledger.tools.localcluster import ProcessCluster
 from ledger.v1 import ledger_pb2 as pb
@@ -43,11 +44,7 @@ Say = Callable[[str], None]
 
 
 def anonymous_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+    return resident_kib(pid).get("RssAnon", 0) / 1024
 
 
 async def open_accounts(address: str, first: int, last: int, say: Say) -> None:
@@ -84,17 +81,8 @@ async def open_accounts(address: str, first: int, last: int, say: Say) -> None:
 async def touch(address: str, accounts: int, writes: int, seed: int) -> None:
     """Deposits to accounts drawn at random among the first `accounts`."""
     rng = random.Random(seed)
-    async with grpc.aio.insecure_channel(address) as channel:
-        stub = pb_grpc.LedgerStub(channel)
-        slots = asyncio.Semaphore(WRITES_IN_FLIGHT)
-
-        async def deposit(i: int) -> None:
-            async with slots:
-                await stub.Deposit(pb.DepositRequest(
-                    account_id=f"acct-{rng.randrange(accounts)}", amount=1,
-                    request_id=f"touch-{seed}-{i}"), timeout=60)
-
-        await asyncio.gather(*(deposit(i) for i in range(writes)))
+    await deposit_all(address, ((f"acct-{rng.randrange(accounts)}", f"touch-{seed}-{i}")
+                                for i in range(writes)), WRITES_IN_FLIGHT)
 
 
 async def ghost_reads(address: str, reads: int) -> int:

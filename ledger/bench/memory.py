@@ -13,6 +13,7 @@ import asyncio
 import pathlib
 import tempfile
 import time
+from collections.abc import Iterable
 
 import grpc
 
@@ -21,28 +22,42 @@ from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc as pb_grpc
 
 
-def memory_mib(pid: int) -> dict[str, int]:
+def resident_kib(pid: int) -> dict[str, int]:
+    """A process's resident memory in KiB: anonymous (its heap) and file-backed (maps)."""
     fields = {}
     with open(f"/proc/{pid}/status") as status:
         for line in status:
             key, _, value = line.partition(":")
             if key in ("RssAnon", "RssFile"):
-                fields[key] = int(value.split()[0]) // 1024
+                fields[key] = int(value.split()[0])
     return fields
 
 
-async def write(address: str, first: int, count: int, accounts: int, in_flight: int) -> None:
+def memory_mib(pid: int) -> dict[str, int]:
+    return {key: kib // 1024 for key, kib in resident_kib(pid).items()}
+
+
+async def deposit_all(address: str, deposits: Iterable[tuple[str, str]], in_flight: int,
+                      memo: str = "") -> None:
+    """Deposit 1 to each (account, request id), `in_flight` at a time."""
     async with grpc.aio.insecure_channel(address) as channel:
         stub = pb_grpc.LedgerStub(channel)
         slots = asyncio.Semaphore(in_flight)
 
-        async def deposit(i: int) -> None:
+        async def deposit(account: str, request_id: str) -> None:
             async with slots:
                 await stub.Deposit(pb.DepositRequest(
-                    account_id=f"acct-{i % accounts}", amount=1, request_id=f"r{i}",
-                    memo="memory benchmark"), timeout=60)
+                    account_id=account, amount=1, request_id=request_id, memo=memo),
+                    timeout=60)
 
-        await asyncio.gather(*(deposit(i) for i in range(first, first + count)))
+        await asyncio.gather(*(deposit(account, request_id)
+                               for account, request_id in deposits))
+
+
+async def write(address: str, first: int, count: int, accounts: int, in_flight: int) -> None:
+    await deposit_all(address, ((f"acct-{i % accounts}", f"r{i}")
+                                for i in range(first, first + count)),
+                      in_flight, memo="memory benchmark")
 
 
 async def open_accounts(address: str, accounts: int) -> None:

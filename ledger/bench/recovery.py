@@ -15,6 +15,7 @@ from collections.abc import Callable
 from ledger.accounts import Kind, Operation
 from ledger.bank import codec
 from ledger.bank.state_machine import LedgerStateMachine
+from ledger.bench.memory import resident_kib
 from ledger.client.admin import node_answers, node_counters
 from ledger.node.cluster import ClusterConfig
 from ledger.paxos import ChosenWrite, Committed
@@ -76,11 +77,7 @@ def cluster_on(base: pathlib.Path, template: pathlib.Path | None) -> ProcessClus
 
 
 def memory_mib(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("RssAnon"):
-                return int(line.split()[1]) // 1024
-    return 0
+    return resident_kib(pid).get("RssAnon", 0) // 1024
 
 
 def restart_seconds(cluster: ProcessCluster, index: int) -> tuple[float, int]:

@@ -161,9 +161,7 @@ async def test_conflicting_chosen_values_quarantine_one_account_not_the_node(
 
 
 def _log_value(address: str, account: str) -> bytes:
-    import grpc as sync_grpc
-
-    with sync_grpc.insecure_channel(address) as channel:
+    with grpc.insecure_channel(address) as channel:
         reply = pb_grpc.AdminStub(channel).Log(pb.LogRequest(account=account, limit=1),
                                                timeout=5)
     return reply.values[0]
