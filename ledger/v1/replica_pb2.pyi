@@ -192,23 +192,107 @@ class PeerMessage(_message.Message):
     tail_report: TailReport
     def __init__(self, prepare: _Optional[_Union[Prepare, _Mapping]] = ..., promise: _Optional[_Union[Promise, _Mapping]] = ..., accept: _Optional[_Union[Accept, _Mapping]] = ..., accepted: _Optional[_Union[Accepted, _Mapping]] = ..., nack: _Optional[_Union[Nack, _Mapping]] = ..., learn: _Optional[_Union[Learn, _Mapping]] = ..., catch_up_request: _Optional[_Union[CatchUpRequest, _Mapping]] = ..., catch_up_reply: _Optional[_Union[CatchUpReply, _Mapping]] = ..., tails_request: _Optional[_Union[TailsRequest, _Mapping]] = ..., tails_reply: _Optional[_Union[TailsReply, _Mapping]] = ..., tail_query: _Optional[_Union[TailQuery, _Mapping]] = ..., tail_report: _Optional[_Union[TailReport, _Mapping]] = ...) -> None: ...
 
+class Incarnation(_message.Message):
+    __slots__ = ("generation", "id")
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    generation: int
+    id: bytes
+    def __init__(self, generation: _Optional[int] = ..., id: _Optional[bytes] = ...) -> None: ...
+
 class StepRequest(_message.Message):
-    __slots__ = ("cluster_fingerprint", "source_node_id", "messages")
+    __slots__ = ("cluster_fingerprint", "source_node_id", "messages", "source_incarnation", "source_durable_seq")
     CLUSTER_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_NODE_ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_INCARNATION_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_DURABLE_SEQ_FIELD_NUMBER: _ClassVar[int]
     cluster_fingerprint: str
     source_node_id: str
     messages: _containers.RepeatedCompositeFieldContainer[PeerMessage]
-    def __init__(self, cluster_fingerprint: _Optional[str] = ..., source_node_id: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[PeerMessage, _Mapping]]] = ...) -> None: ...
+    source_incarnation: Incarnation
+    source_durable_seq: int
+    def __init__(self, cluster_fingerprint: _Optional[str] = ..., source_node_id: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[PeerMessage, _Mapping]]] = ..., source_incarnation: _Optional[_Union[Incarnation, _Mapping]] = ..., source_durable_seq: _Optional[int] = ...) -> None: ...
 
 class StepReply(_message.Message):
-    __slots__ = ("messages", "requests_answered")
+    __slots__ = ("messages", "requests_answered", "source_incarnation", "source_durable_seq")
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     REQUESTS_ANSWERED_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_INCARNATION_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_DURABLE_SEQ_FIELD_NUMBER: _ClassVar[int]
     messages: _containers.RepeatedCompositeFieldContainer[PeerMessage]
     requests_answered: int
-    def __init__(self, messages: _Optional[_Iterable[_Union[PeerMessage, _Mapping]]] = ..., requests_answered: _Optional[int] = ...) -> None: ...
+    source_incarnation: Incarnation
+    source_durable_seq: int
+    def __init__(self, messages: _Optional[_Iterable[_Union[PeerMessage, _Mapping]]] = ..., requests_answered: _Optional[int] = ..., source_incarnation: _Optional[_Union[Incarnation, _Mapping]] = ..., source_durable_seq: _Optional[int] = ...) -> None: ...
+
+class IdentifyRequest(_message.Message):
+    __slots__ = ("cluster_fingerprint", "node_id")
+    CLUSTER_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    cluster_fingerprint: str
+    node_id: str
+    def __init__(self, cluster_fingerprint: _Optional[str] = ..., node_id: _Optional[str] = ...) -> None: ...
+
+class IdentifyReply(_message.Message):
+    __slots__ = ("node_id", "known", "recorded", "durable_seq_seen")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    KNOWN_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_FIELD_NUMBER: _ClassVar[int]
+    DURABLE_SEQ_SEEN_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    known: bool
+    recorded: Incarnation
+    durable_seq_seen: int
+    def __init__(self, node_id: _Optional[str] = ..., known: _Optional[bool] = ..., recorded: _Optional[_Union[Incarnation, _Mapping]] = ..., durable_seq_seen: _Optional[int] = ...) -> None: ...
+
+class RejoinRequest(_message.Message):
+    __slots__ = ("cluster_fingerprint", "node_id", "incarnation")
+    CLUSTER_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    INCARNATION_FIELD_NUMBER: _ClassVar[int]
+    cluster_fingerprint: str
+    node_id: str
+    incarnation: Incarnation
+    def __init__(self, cluster_fingerprint: _Optional[str] = ..., node_id: _Optional[str] = ..., incarnation: _Optional[_Union[Incarnation, _Mapping]] = ...) -> None: ...
+
+class RejoinReply(_message.Message):
+    __slots__ = ("node_id", "max_round")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    MAX_ROUND_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    max_round: int
+    def __init__(self, node_id: _Optional[str] = ..., max_round: _Optional[int] = ...) -> None: ...
+
+class RecoveryTailsRequest(_message.Message):
+    __slots__ = ("cluster_fingerprint", "node_id", "after", "limit")
+    CLUSTER_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    cluster_fingerprint: str
+    node_id: str
+    after: str
+    limit: int
+    def __init__(self, cluster_fingerprint: _Optional[str] = ..., node_id: _Optional[str] = ..., after: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class RecoveryTail(_message.Message):
+    __slots__ = ("account", "chosen_through", "highest_slot")
+    ACCOUNT_FIELD_NUMBER: _ClassVar[int]
+    CHOSEN_THROUGH_FIELD_NUMBER: _ClassVar[int]
+    HIGHEST_SLOT_FIELD_NUMBER: _ClassVar[int]
+    account: str
+    chosen_through: int
+    highest_slot: int
+    def __init__(self, account: _Optional[str] = ..., chosen_through: _Optional[int] = ..., highest_slot: _Optional[int] = ...) -> None: ...
+
+class RecoveryTailsReply(_message.Message):
+    __slots__ = ("tails", "complete")
+    TAILS_FIELD_NUMBER: _ClassVar[int]
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    tails: _containers.RepeatedCompositeFieldContainer[RecoveryTail]
+    complete: bool
+    def __init__(self, tails: _Optional[_Iterable[_Union[RecoveryTail, _Mapping]]] = ..., complete: _Optional[bool] = ...) -> None: ...
 
 class StatusRequest(_message.Message):
     __slots__ = ("after", "limit")
@@ -308,3 +392,17 @@ class TraceReply(_message.Message):
     EVENTS_FIELD_NUMBER: _ClassVar[int]
     events: _containers.RepeatedCompositeFieldContainer[TraceEvent]
     def __init__(self, events: _Optional[_Iterable[_Union[TraceEvent, _Mapping]]] = ...) -> None: ...
+
+class BackupRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class BackupChunk(_message.Message):
+    __slots__ = ("node_id", "data", "total_bytes")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    data: bytes
+    total_bytes: int
+    def __init__(self, node_id: _Optional[str] = ..., data: _Optional[bytes] = ..., total_bytes: _Optional[int] = ...) -> None: ...

@@ -44,6 +44,21 @@ class ReplicaStub:
                 request_serializer=ledger_dot_v1_dot_replica__pb2.StepRequest.SerializeToString,
                 response_deserializer=ledger_dot_v1_dot_replica__pb2.StepReply.FromString,
                 _registered_method=True)
+        self.Identify = channel.unary_unary(
+                '/ledger.v1.Replica/Identify',
+                request_serializer=ledger_dot_v1_dot_replica__pb2.IdentifyRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_replica__pb2.IdentifyReply.FromString,
+                _registered_method=True)
+        self.Rejoin = channel.unary_unary(
+                '/ledger.v1.Replica/Rejoin',
+                request_serializer=ledger_dot_v1_dot_replica__pb2.RejoinRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_replica__pb2.RejoinReply.FromString,
+                _registered_method=True)
+        self.RecoveryTails = channel.unary_unary(
+                '/ledger.v1.Replica/RecoveryTails',
+                request_serializer=ledger_dot_v1_dot_replica__pb2.RecoveryTailsRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_replica__pb2.RecoveryTailsReply.FromString,
+                _registered_method=True)
 
 
 class ReplicaServicer:
@@ -64,6 +79,27 @@ class ReplicaServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Identify(self, request, context):
+        """What this node holds about the caller (its incarnation, the newest state seen).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Rejoin(self, request, context):
+        """`ledger recover` registers a node's new incarnation with every other member.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecoveryTails(self, request, context):
+        """`ledger recover` pages through how far each account's log reaches here.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReplicaServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -76,6 +112,21 @@ def add_ReplicaServicer_to_server(servicer, server):
                     servicer.Stream,
                     request_deserializer=ledger_dot_v1_dot_replica__pb2.StepRequest.FromString,
                     response_serializer=ledger_dot_v1_dot_replica__pb2.StepReply.SerializeToString,
+            ),
+            'Identify': grpc.unary_unary_rpc_method_handler(
+                    servicer.Identify,
+                    request_deserializer=ledger_dot_v1_dot_replica__pb2.IdentifyRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_replica__pb2.IdentifyReply.SerializeToString,
+            ),
+            'Rejoin': grpc.unary_unary_rpc_method_handler(
+                    servicer.Rejoin,
+                    request_deserializer=ledger_dot_v1_dot_replica__pb2.RejoinRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_replica__pb2.RejoinReply.SerializeToString,
+            ),
+            'RecoveryTails': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecoveryTails,
+                    request_deserializer=ledger_dot_v1_dot_replica__pb2.RecoveryTailsRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_replica__pb2.RecoveryTailsReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -142,6 +193,87 @@ class Replica:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def Identify(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.Replica/Identify',
+            ledger_dot_v1_dot_replica__pb2.IdentifyRequest.SerializeToString,
+            ledger_dot_v1_dot_replica__pb2.IdentifyReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Rejoin(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.Replica/Rejoin',
+            ledger_dot_v1_dot_replica__pb2.RejoinRequest.SerializeToString,
+            ledger_dot_v1_dot_replica__pb2.RejoinReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecoveryTails(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.Replica/RecoveryTails',
+            ledger_dot_v1_dot_replica__pb2.RecoveryTailsRequest.SerializeToString,
+            ledger_dot_v1_dot_replica__pb2.RecoveryTailsReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class AdminStub:
     """Missing associated documentation comment in .proto file."""
@@ -166,6 +298,11 @@ class AdminStub:
                 '/ledger.v1.Admin/Trace',
                 request_serializer=ledger_dot_v1_dot_replica__pb2.TraceRequest.SerializeToString,
                 response_deserializer=ledger_dot_v1_dot_replica__pb2.TraceReply.FromString,
+                _registered_method=True)
+        self.Backup = channel.unary_stream(
+                '/ledger.v1.Admin/Backup',
+                request_serializer=ledger_dot_v1_dot_replica__pb2.BackupRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_replica__pb2.BackupChunk.FromString,
                 _registered_method=True)
 
 
@@ -193,6 +330,13 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Backup(self, request, context):
+        """A consistent copy of this node's data directory, taken while it runs, in chunks.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -210,6 +354,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.Trace,
                     request_deserializer=ledger_dot_v1_dot_replica__pb2.TraceRequest.FromString,
                     response_serializer=ledger_dot_v1_dot_replica__pb2.TraceReply.SerializeToString,
+            ),
+            'Backup': grpc.unary_stream_rpc_method_handler(
+                    servicer.Backup,
+                    request_deserializer=ledger_dot_v1_dot_replica__pb2.BackupRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_replica__pb2.BackupChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -293,6 +442,33 @@ class Admin:
             '/ledger.v1.Admin/Trace',
             ledger_dot_v1_dot_replica__pb2.TraceRequest.SerializeToString,
             ledger_dot_v1_dot_replica__pb2.TraceReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Backup(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ledger.v1.Admin/Backup',
+            ledger_dot_v1_dot_replica__pb2.BackupRequest.SerializeToString,
+            ledger_dot_v1_dot_replica__pb2.BackupChunk.FromString,
             options,
             channel_credentials,
             insecure,
