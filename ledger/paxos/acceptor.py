@@ -66,6 +66,21 @@ class AcceptorState:
 
     promised: Ballot
     votes: dict[int, AcceptedEntry] = field(default_factory=dict)  # undecided slots only
+    # After `ledger recover` (see records.FloorWrite and FenceWrite): no promise or vote
+    # at a round <= floor, and none while undecided slots <= fence_slot are in play.
+    floor: int = 0
+    fence_slot: int = -1
+
+    def fenced(self, from_slot: int, chosen_through: int) -> bool:
+        """Would an answer about slots >= `from_slot` speak for a slot this node cannot
+        vouch for (undecided here, and at or below the fence)?"""
+        return self.fence_slot >= max(from_slot, chosen_through + 1)
+
+    def refusal(self) -> Ballot:
+        """The ballot a Nack names: above the floor, so the proposer's next round is too."""
+        if self.floor == 0:
+            return self.promised
+        return max(self.promised, Ballot(self.floor, 0))
 
 
 def on_prepare(
@@ -75,14 +90,18 @@ def on_prepare(
     read_chosen: ChosenReader,
     chosen_limit: int,
     chosen_bytes: int,
-) -> tuple[Promise | Nack, list[Write]]:
+) -> tuple[Promise | Nack | None, list[Write]]:
     """Promise `prepare.ballot` unless a higher ballot was promised; report votes.
 
     A repeated Prepare with the promised ballot is promised again (messages may be
-    duplicated); it needs no new write.
+    duplicated); it needs no new write. None (no answer at all) while the range
+    covers a fenced slot: a promise that reports no vote there might hide a vote this
+    node lost, so the proposer must find a majority without it.
     """
-    if prepare.ballot < state.promised:
-        return Nack(prepare.account, prepare.from_slot, prepare.ballot, state.promised,
+    if state.fenced(prepare.from_slot, chosen_through):
+        return None, []
+    if prepare.ballot < state.promised or prepare.ballot.round <= state.floor:
+        return Nack(prepare.account, prepare.from_slot, prepare.ballot, state.refusal(),
                     chosen_through), []
     writes: list[Write] = []
     if prepare.ballot > state.promised:
@@ -108,13 +127,19 @@ def on_accept(
     accept: Accept,
     chosen_through: int,
     read_chosen: ChosenReader,
-) -> tuple[Accepted | Nack | Learn, list[Write]]:
-    """Accept unless a higher ballot was promised; at a chosen slot, tell the chosen value."""
+) -> tuple[Accepted | Nack | Learn | None, list[Write]]:
+    """Accept unless a higher ballot was promised; at a chosen slot, tell the chosen value.
+
+    None (no answer) at a fenced slot: this node votes there only once it has learned
+    what was chosen.
+    """
     if accept.slot <= chosen_through:
         (value,) = read_chosen(accept.slot, 1, 0)
         return Learn(accept.account, accept.slot, value), []
-    if accept.ballot < state.promised:
-        return Nack(accept.account, accept.slot, accept.ballot, state.promised,
+    if state.fenced(accept.slot, chosen_through):
+        return None, []
+    if accept.ballot < state.promised or accept.ballot.round <= state.floor:
+        return Nack(accept.account, accept.slot, accept.ballot, state.refusal(),
                     chosen_through), []
     writes: list[Write] = []
     if accept.ballot > state.promised:

@@ -70,15 +70,19 @@ class AccountState:
             self.catch_up_source = source if source != node_index else None
 
 
-def load_account_state(record: AccountRecord, now_ms: int) -> AccountState:
-    """The in-memory state of an account this node has not touched since it started."""
+def load_account_state(record: AccountRecord, now_ms: int, floor: int = 0) -> AccountState:
+    """The in-memory state of an account this node has not touched since it started.
+
+    `floor` is the node's round floor (see records.FloorWrite). A fence above the
+    chosen prefix counts as a known tail: the node catches up to it.
+    """
     votes = {vote.slot: vote for vote in record.accepted}
     # The store's contract (a chosen value supersedes the votes at its slot), not
     # something a peer's message can break.
     assert all(slot > record.chosen_through for slot in votes)
     return AccountState(
-        acceptor=AcceptorState(record.promised, votes),
+        acceptor=AcceptorState(record.promised, votes, floor, record.fence_slot),
         chosen_through=record.chosen_through,
-        known_tail=record.chosen_through,
+        known_tail=max(record.chosen_through, record.fence_slot),
         last_activity_ms=now_ms,
     )

@@ -225,6 +225,27 @@ class PaxosNode:
             self._on_account_message(source, message, now_ms, out)
         return out.build()
 
+    def forget_peer(self, peer: int) -> None:
+        """Node `peer` lost its state and rejoined (`ledger recover`): nothing counted from
+        its former life may count any more.
+
+        Its promises and votes of that life are forgotten on its side, so a tally that
+        counted them could finish a quorum the node no longer stands behind. Its
+        promises and votes drop out of every tally, its tail reports out of every read
+        barrier, and every range promise (which may rest on its promise) is given up.
+        Proposals carry on: they gather the answers they now miss again by resending.
+        """
+        if not 0 <= peer < self.config.cluster_size or peer == self.node_index:
+            raise InvariantViolation(f"node {self.node_index} cannot forget node {peer}")
+        for state in self._accounts.states.values():
+            state.leader = None
+            proposer = state.proposer
+            if proposer is not None:
+                proposer.promises.pop(peer, None)
+                proposer.accepted_by.discard(peer)
+            for barrier in state.barriers.values():
+                barrier.reports.pop(peer, None)
+
     def tick(self, now_ms: int) -> Ready:
         """Fire due timers: resends, retries after backoff, catch-up, recovery, anti-entropy."""
         out = ReadyBuilder()
@@ -298,8 +319,9 @@ class PaxosNode:
     # ----------------------------------------------------------------- helpers
 
     def _restored_round(self) -> int:
-        """Resume above every round a previous incarnation may have used."""
-        return self._store.reserved_round()
+        """Resume above every round a previous incarnation may have used, and above the
+        floor a recovery set (rounds whose promises this node may have lost)."""
+        return max(self._store.reserved_round(), self._store.round_floor())
 
     def _state(self, account: str, now_ms: int) -> AccountState:
         return self._accounts.touch(account, now_ms)

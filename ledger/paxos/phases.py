@@ -46,7 +46,8 @@ def on_prepare(
     if state.leader is not None and prepare.ballot > state.leader.ballot:
         state.leader = None  # someone else is taking over the account
     out.writes.extend(writes)
-    out.messages.append(Envelope(node_index, source, reply))
+    if reply is not None:
+        out.messages.append(Envelope(node_index, source, reply))
 
 
 def on_accept(
@@ -73,7 +74,8 @@ def on_accept(
     if state.leader is not None and accept.ballot > state.leader.ballot:
         state.leader = None
     out.writes.extend(writes)
-    out.messages.append(Envelope(node_index, source, reply))
+    if reply is not None:
+        out.messages.append(Envelope(node_index, source, reply))
 
 
 # --------------------------------------------------------------- proposer

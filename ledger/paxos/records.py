@@ -53,7 +53,32 @@ class RoundWrite:
     reserved_round: int
 
 
-Write = PromiseWrite | AcceptWrite | ChosenWrite | RoundWrite
+@dataclass(frozen=True, slots=True)
+class FenceWrite:
+    """A rejoining node may not vote at undecided slots <= `slot` of `account`.
+
+    Written by `ledger recover` (never by the core): `slot` is the highest slot at
+    which another member held a vote or a chosen value when this node rejoined, so a
+    vote this node lost there may be half of a chosen quorum. The node takes part
+    in those slots again only once it has learned what was chosen.
+    """
+
+    account: str
+    slot: int
+
+
+@dataclass(frozen=True, slots=True)
+class FloorWrite:
+    """A rejoining node never promises, accepts or proposes at a round <= `round`.
+
+    Written by `ledger recover`: the highest round any other member had promised or
+    accepted, so no ballot that counted a promise this node lost can use it again.
+    """
+
+    round: int
+
+
+Write = PromiseWrite | AcceptWrite | ChosenWrite | RoundWrite | FenceWrite | FloorWrite
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +88,7 @@ class AccountRecord:
     promised: Ballot
     chosen_through: int
     accepted: tuple[AcceptedEntry, ...]  # votes at slots > chosen_through, sorted
+    fence_slot: int = -1  # no votes at undecided slots up to here (see FenceWrite)
 
 
 class DurableView(Protocol):
@@ -70,6 +96,10 @@ class DurableView(Protocol):
 
     def reserved_round(self) -> int:
         """The highest round the proposer may have used (0 on a new node)."""
+        ...
+
+    def round_floor(self) -> int:
+        """No promise, vote or ballot of this node at or below this round (see FloorWrite)."""
         ...
 
     def account_record(self, account: str) -> AccountRecord:

@@ -39,11 +39,12 @@ def evictable(state: AccountState) -> bool:
 class AccountTable:
     """Account states in least-recently-used order, bounded and evicted as above."""
 
-    __slots__ = ("_config", "_next_sweep_ms", "_store", "states")
+    __slots__ = ("_config", "_floor", "_next_sweep_ms", "_store", "states")
 
     def __init__(self, store: DurableView, config: PaxosConfig, now_ms: int) -> None:
         self._store = store
         self._config = config
+        self._floor = store.round_floor()  # set by `ledger recover` on a stopped node
         self.states: dict[str, AccountState] = {}  # least recently used first
         self._next_sweep_ms = now_ms + EVICT_EVERY_MS
 
@@ -65,7 +66,8 @@ class AccountTable:
         states = self.states
         state = states.pop(account, None)
         if state is None:
-            state = load_account_state(self._store.account_record(account), now_ms)
+            state = load_account_state(self._store.account_record(account), now_ms,
+                                       self._floor)
         states[account] = state
         return state
 

@@ -23,6 +23,18 @@ class Partition:
     duration_ms: int
 
 
+@dataclass(frozen=True, slots=True)
+class DiskFault:
+    """At `at_ms` node `node` is killed and its disk replaced: wiped, or rolled back to the
+    image it held at `snapshot_at_ms` (a restored backup); then it rejoins as
+    `ledger recover` does."""
+
+    at_ms: int
+    node: int
+    kind: str  # "wipe" or "rollback"
+    snapshot_at_ms: int
+
+
 def split_links(groups: list[set[int]], size: int) -> frozenset[tuple[int, int]]:
     """Directed links between nodes that share no group."""
     return frozenset(
@@ -75,6 +87,7 @@ class Scenario:
     fast_path: bool
     evict_idle_ms: int  # account state leaves memory after idling this long...
     max_accounts_in_memory: int  # ... or at once past this many
+    disk_faults: tuple[DiskFault, ...] = ()
 
     @classmethod
     def from_seed(
@@ -114,6 +127,7 @@ class Scenario:
             # Drawn last, so that every earlier draw stays what the seed always gave.
             evict_idle_ms=rng.choice((30_000, 30_000, 300, 50)),
             max_accounts_in_memory=rng.choice((10_000, 10_000, 1)),
+            disk_faults=_disk_faults(rng, size, window_ms, rng.choice(draw.disk_faults)),
         )
 
 
@@ -130,6 +144,7 @@ class _Draw:
     crash_after_send: tuple[float, ...]
     restart_ms: tuple[int, ...]
     partitions: tuple[int, ...]  # how many, back to back
+    disk_faults: tuple[int, ...] = (0,)  # how many nodes lose their disk (a minority)
 
 
 _PROFILE_DRAWS = {
@@ -160,9 +175,29 @@ _PROFILE_DRAWS = {
         loss=(0.2, 0.3), delay_ms=(10, 30, 150), straggler=(0.05, 0.3), crashes=(0,),
         crash_after_send=(0.0,), restart_ms=(100,), partitions=(0,),
     ),
+    # A minority of nodes lose their disk (wiped, or rolled back to an older image) while
+    # their old messages are still in flight, and rejoin as `ledger recover` does.
+    "disks": _Draw(
+        proposers=lambda rng: rng.choice((2, 3)), think_ms=(0, 10),
+        loss=(0.0, 0.1, 0.2), delay_ms=(10, 30, 150), straggler=(0.05, 0.3),
+        crashes=(0, 1), crash_after_send=(0.0, 0.01), restart_ms=(10, 100),
+        partitions=(0, 1), disk_faults=(1, 1, 2),
+    ),
 }
 
 PROFILES = tuple(_PROFILE_DRAWS)
+
+
+def _disk_faults(
+    rng: random.Random, size: int, window_ms: int, count: int
+) -> tuple[DiskFault, ...]:
+    """`count` disk faults on distinct nodes, never more than a minority."""
+    faults = []
+    for node in rng.sample(range(size), min(count, (size - 1) // 2)):
+        at_ms = rng.randrange(100, window_ms)
+        faults.append(DiskFault(at_ms, node, rng.choice(("wipe", "rollback")),
+                                rng.randrange(0, at_ms)))
+    return tuple(faults)
 
 
 def _partitions(

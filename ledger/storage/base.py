@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import os
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -42,12 +43,65 @@ class AppWrite:
     value: bytes | None
 
 
+INCARNATION_ID_BYTES = 16
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Incarnation:
+    """One life of a data directory: `ledger serve` makes generation 0 when it creates
+    the directory; each `ledger recover` makes a new one, one generation up."""
+
+    generation: int
+    id: bytes  # INCARNATION_ID_BYTES random bytes
+
+    @classmethod
+    def new(cls, generation: int) -> Incarnation:
+        return cls(generation, os.urandom(INCARNATION_ID_BYTES))
+
+    def __str__(self) -> str:
+        return f"{self.generation}:{self.id.hex()[:12]}"
+
+
 @dataclass(frozen=True, slots=True)
 class NodeIdentity:
-    """Who this data directory belongs to; a restart under another identity is refused."""
+    """Who this data directory belongs to, and where it stands in its life.
+
+    The identity proper is the node id and the member ids; addresses are kept for
+    the operator's information (a node may move). A restart under another node id
+    or another set of members is refused.
+    """
 
     node_id: str
     cluster: tuple[tuple[str, str], ...]  # (node id, address), sorted by id
+    incarnation: Incarnation | None = None
+    # A new directory votes only after every other member said it holds no record
+    # of this node id (so a wiped member is never taken for a new one).
+    join_pending: bool = False
+    # Why this directory must go through `ledger recover` before it serves (a backup,
+    # an interrupted recovery, damage); None when it may serve.
+    recovery_required: str | None = None
+
+    @property
+    def member_ids(self) -> tuple[str, ...]:
+        return tuple(node for node, _ in self.cluster)
+
+
+@dataclass(frozen=True, slots=True)
+class PeerRecord:
+    """What this node holds about another member: the incarnation it counts messages
+    from, and the highest durable commit count it saw from it."""
+
+    incarnation: Incarnation
+    durable_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryTail:
+    """How far an account's log reaches on this node: the answer a rejoining node fences by."""
+
+    account: str
+    chosen_through: int
+    highest_slot: int  # highest slot holding a vote or a chosen value (-1: none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +212,28 @@ class Store(DurableView, Protocol):
         ...
 
     def set_identity(self, identity: NodeIdentity) -> None:
-        """Record the identity durably (at once, not staged)."""
+        """Record the identity durably (at once, with anything staged)."""
+        ...
+
+    def peer_records(self) -> dict[str, PeerRecord]:
+        """What this node recorded about each other member, by node id."""
+        ...
+
+    def set_peer_records(self, records: dict[str, PeerRecord]) -> None:
+        """Replace the peer records durably (at once, with anything staged)."""
+        ...
+
+    def durable_seq(self) -> int:
+        """How many commits this data directory has made: every state a message of this
+        node vouches for is durable at or below the count when it leaves."""
+        ...
+
+    def max_promised_round(self) -> int:
+        """The highest round this node promised (or accepted, which promises) on any account."""
+        ...
+
+    def recovery_tails(self, after: str, limit: int) -> Sequence[RecoveryTail]:
+        """Accounts with a promise, a vote or a chosen value, sorted strictly after `after`."""
         ...
 
     def account_summary(self, account: str) -> AccountSummary: ...

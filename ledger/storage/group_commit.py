@@ -29,6 +29,8 @@ from ledger.paxos.records import (
     AcceptWrite,
     AccountRecord,
     ChosenWrite,
+    FenceWrite,
+    FloorWrite,
     PromiseWrite,
     RoundWrite,
     Write,
@@ -38,6 +40,8 @@ from ledger.storage.base import (
     AppWrite,
     BrokenInvariant,
     NodeIdentity,
+    PeerRecord,
+    RecoveryTail,
     StorageError,
     Store,
     StoreFailed,
@@ -107,6 +111,9 @@ class GroupCommitStore:
                 self._app_keys.pop(write.table, None)
             rows[write.key] = (write.value, batch)
             return
+        if isinstance(write, (FenceWrite, FloorWrite)):
+            raise TypeError(f"{write!r}: recovery fences are written by `ledger recover` on "
+                            "a stopped node, not through a running node's group commit")
         if isinstance(write, RoundWrite):
             current = self._round[0] if self._round is not None else self._base.reserved_round()
             if write.reserved_round < current:
@@ -253,7 +260,8 @@ class GroupCommitStore:
             votes = {vote.slot: vote for vote in base.accepted}
             votes.update((p, v) for p, (v, _) in overlay.votes.items())
             accepted = tuple(v for p, v in sorted(votes.items()) if p > chosen_through)
-            return AccountRecord(max(promised, base.promised), chosen_through, accepted)
+            return AccountRecord(max(promised, base.promised), chosen_through, accepted,
+                                 base.fence_slot)
 
     def chosen_values(self, account: str, from_slot: int, limit: int) -> Sequence[bytes]:
         with self._lock:
@@ -354,4 +362,27 @@ class GroupCommitStore:
     def set_identity(self, identity: NodeIdentity) -> None:
         self.sync()
         self._base.set_identity(identity)
+
+    def peer_records(self) -> dict[str, PeerRecord]:
+        return self._base.peer_records()
+
+    def set_peer_records(self, records: dict[str, PeerRecord]) -> None:
+        self.sync()
+        self._base.set_peer_records(records)
+
+    # ------------------------------------------------- recovery (durable state only)
+
+    def round_floor(self) -> int:
+        return self._base.round_floor()
+
+    def durable_seq(self) -> int:
+        return self._base.durable_seq()
+
+    def max_promised_round(self) -> int:
+        # What was promised but is still staged has not left this node: durable is enough.
+        return self._base.max_promised_round()
+
+    def recovery_tails(self, after: str, limit: int) -> Sequence[RecoveryTail]:
+        with self._lock:
+            return self._base.recovery_tails(after, limit)
 

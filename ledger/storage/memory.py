@@ -19,6 +19,8 @@ from ledger.paxos.records import (
     AcceptWrite,
     AccountRecord,
     ChosenWrite,
+    FenceWrite,
+    FloorWrite,
     PromiseWrite,
     RoundWrite,
     Write,
@@ -29,6 +31,8 @@ from ledger.storage.base import (
     AppWrite,
     BrokenInvariant,
     NodeIdentity,
+    PeerRecord,
+    RecoveryTail,
     UnknownTable,
     chain_digest,
     check_app_tables,
@@ -47,6 +51,12 @@ class MemoryTables:
     sorted_accounts: list[str] = field(default_factory=list)  # accounts with a chosen value
     digests: dict[str, bytes] = field(default_factory=dict)
     app: dict[str, dict[bytes, bytes]] = field(default_factory=dict)  # declared tables
+    floor: int = 0  # see FloorWrite
+    fences: dict[str, int] = field(default_factory=dict)  # see FenceWrite
+    max_promised: int = 0  # highest round promised on any account
+    commits: int = 0  # syncs that committed something
+    identity: NodeIdentity | None = None
+    peers: dict[str, PeerRecord] = field(default_factory=dict)
 
     def table(self, name: str) -> dict[bytes, bytes]:
         rows = self.app.get(name)
@@ -66,6 +76,7 @@ class MemoryTables:
             if not write.ballot > promised:
                 raise BrokenInvariant(f"promise {write.ballot} does not rise above {promised}")
             self.promised[write.account] = write.ballot
+            self.max_promised = max(self.max_promised, write.ballot.round)
         elif isinstance(write, AcceptWrite):
             promised = self.promised.get(write.account, NULL_BALLOT)
             if write.ballot < promised:
@@ -90,16 +101,32 @@ class MemoryTables:
                 account_votes.pop(write.slot, None)
                 if not account_votes:
                     del self.votes[write.account]
-        else:
-            assert isinstance(write, RoundWrite)
+        elif isinstance(write, RoundWrite):
             if write.reserved_round < self.round_reserved:
                 raise BrokenInvariant("the reserved round may never go down")
             self.round_reserved = write.reserved_round
+        elif isinstance(write, FenceWrite):
+            self.fences[write.account] = max(self.fences.get(write.account, -1), write.slot)
+        else:
+            assert isinstance(write, FloorWrite)
+            self.floor = max(self.floor, write.round)
 
     # DurableView
 
     def reserved_round(self) -> int:
         return self.round_reserved
+
+    def round_floor(self) -> int:
+        return self.floor
+
+    def recovery_tails(self, after: str, limit: int) -> Sequence[RecoveryTail]:
+        accounts = sorted(a for a in {*self.promised, *self.chosen, *self.votes} if a > after)
+        tails = []
+        for account in accounts[:limit]:
+            through = len(self.chosen.get(account, ())) - 1
+            highest = max(through, max(self.votes.get(account, {}), default=-1))
+            tails.append(RecoveryTail(account, through, highest))
+        return tails
 
     def account_record(self, account: str) -> AccountRecord:
         chosen_through = len(self.chosen.get(account, ())) - 1
@@ -107,7 +134,8 @@ class MemoryTables:
             vote for slot, vote in sorted(self.votes.get(account, {}).items())
             if slot > chosen_through
         )
-        return AccountRecord(self.promised.get(account, NULL_BALLOT), chosen_through, votes)
+        return AccountRecord(self.promised.get(account, NULL_BALLOT), chosen_through, votes,
+                             self.fences.get(account, -1))
 
     def chosen_values(self, account: str, from_slot: int, limit: int) -> Sequence[bytes]:
         assert from_slot >= 0 and limit >= 0
@@ -151,7 +179,6 @@ class MemoryStore:
         self._visible = MemoryTables(app={table: {} for table in tables})
         self._synced = MemoryTables(app={table: {} for table in tables})
         self._staged: list[Write | AppWrite] = []
-        self._identity: NodeIdentity | None = None
 
     @property
     def app_tables(self) -> tuple[str, ...]:
@@ -169,9 +196,23 @@ class MemoryStore:
             self._staged.append(write)
 
     def sync(self) -> None:
+        if not self._staged:
+            return
         for write in self._staged:
             self._synced.apply(write)
         self._staged.clear()
+        self._synced.commits += 1
+        self._visible.commits = self._synced.commits
+
+    def durable_seq(self) -> int:
+        return self._synced.commits
+
+    def restore(self, image: MemoryTables) -> None:
+        """Put an earlier durable image back (a restored backup or disk snapshot): the
+        simulator's rollback. Everything staged is lost, as in a crash."""
+        self._staged.clear()
+        self._synced = copy.deepcopy(image)
+        self._visible = copy.deepcopy(image)
 
     def flush_async(self) -> concurrent.futures.Future[None]:
         """Synchronously, in memory; the future is done (or failed) on return."""
@@ -186,6 +227,15 @@ class MemoryStore:
 
     def reserved_round(self) -> int:
         return self._visible.reserved_round()
+
+    def round_floor(self) -> int:
+        return self._visible.round_floor()
+
+    def max_promised_round(self) -> int:
+        return self._visible.max_promised
+
+    def recovery_tails(self, after: str, limit: int) -> Sequence[RecoveryTail]:
+        return self._visible.recovery_tails(after, limit)
 
     def account_record(self, account: str) -> AccountRecord:
         return self._visible.account_record(account)
@@ -208,10 +258,19 @@ class MemoryStore:
         self.crash()
 
     def identity(self) -> NodeIdentity | None:
-        return self._identity
+        return self._synced.identity
 
     def set_identity(self, identity: NodeIdentity) -> None:
-        self._identity = identity
+        self.sync()
+        self._synced.identity = self._visible.identity = identity
+
+    def peer_records(self) -> dict[str, PeerRecord]:
+        return dict(self._synced.peers)
+
+    def set_peer_records(self, records: dict[str, PeerRecord]) -> None:
+        self.sync()
+        self._synced.peers = dict(records)
+        self._visible.peers = dict(records)
 
     def account_summary(self, account: str) -> AccountSummary:
         return self._visible.account_summary(account)

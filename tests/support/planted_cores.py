@@ -8,7 +8,9 @@ from ledger.paxos.messages import Envelope
 from ledger.paxos.node import PaxosNode
 from ledger.paxos.proposer import Phase, Proposer
 from ledger.paxos.ready import BarrierDone, Ready
-from ledger.paxos.records import PromiseWrite, RoundWrite
+from ledger.paxos.records import PromiseWrite, RoundWrite, Write
+from ledger.paxos.rejoin import Rejoin
+from ledger.sim.cluster import SimNode, Simulation
 from ledger.storage.memory import MemoryStore, MemoryTables
 
 
@@ -112,3 +114,28 @@ class FastPathWithoutPromiseNode(PaxosNode):
         accept = proposer.begin_accept(proposer.ballot, value, now_ms, self.config.resend_ms)
         messages = tuple(Envelope(e.source, e.destination, accept) for e in ready.messages)
         return Ready(ready.writes, messages, ready.committed, ready.outcomes, ready.barriers)
+
+
+# ------------------------------------------------------------ broken recoveries
+
+
+class VotesAtOnceSimulation(Simulation):
+    """A rejoining node that writes no floor and no fences: it votes at once, as a node
+    on a wiped disk would if `ledger recover` were skipped."""
+
+    def recovery_writes(self, rejoin: Rejoin, kept_through: dict[str, int]) -> list[Write]:
+        return []
+
+
+class AdoptsBackupSimulation(Simulation):
+    """A node whose disk was rolled back serves its old promises and votes as they are
+    (a restored backup started without `ledger recover`)."""
+
+    def _finish_rejoin(self, node: SimNode) -> None:
+        assert node.kept is not None
+        node.store.restore(node.kept)
+        node.rejoin = None
+        node.kept = None
+        self._start(node)
+        if node.client is not None:
+            self._at(self.now_ms + 1, "client", node.index)

@@ -14,14 +14,16 @@ from ledger.storage.lmdb.records import META_FORMAT, U64, Records, seal
 
 #: Bumped when the on-disk layout changes; a store of another version is refused, not misread.
 #: 2: the bank's records have a schema of their own (no public API type is stored).
-FORMAT_VERSION: Final = 2
+#: 3: incarnations, peer records, commit counts and recovery fences.
+FORMAT_VERSION: Final = 3
 
 _META = b"meta"
 _PROMISE = b"promise"
 _VOTE = b"vote"
 _CHOSEN = b"chosen"
 _TAIL = b"tail"
-_CORE_DB_NAMES: Final = (_META, _PROMISE, _VOTE, _CHOSEN, _TAIL)
+_FENCE = b"fence"
+_CORE_DB_NAMES: Final = (_META, _PROMISE, _VOTE, _CHOSEN, _TAIL, _FENCE)
 
 
 def format_refusal(path: str, version: int) -> str:
@@ -59,6 +61,7 @@ class Tables:
     vote: lmdb._Database
     chosen: lmdb._Database
     tail: lmdb._Database
+    fence: lmdb._Database
     app: dict[str, lmdb._Database]
 
     def app_db(self, table: str) -> lmdb._Database:
@@ -133,5 +136,6 @@ def open_tables(env: lmdb.Environment, records: Records, app_tables: Sequence[st
         vote=dbs[_VOTE],
         chosen=dbs[_CHOSEN],
         tail=dbs[_TAIL],
+        fence=dbs[_FENCE],
         app={table: dbs[name] for table, name in app_names.items()},
     )

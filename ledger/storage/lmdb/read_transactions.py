@@ -59,11 +59,12 @@ class ReadTransactions:
         # snapshot older than the newest commit never misses a write.
         cached = self._cached
         reader = getattr(cached, "txn", None)
+        env = self.require_env()  # a closed store refuses reads, cached reader or not
         if reader is not None and cached.map_generation == self.map_generation:
             if cached.generation == self.generation:
                 return reader
             reader.abort()  # stale, but still alive (a resize would have closed it)
-        txn = self.require_env().begin()
+        txn = env.begin()
         cached.txn = txn
         cached.generation = self.generation
         cached.map_generation = self.map_generation

@@ -13,10 +13,11 @@ from typing import Final
 
 from ledger.paxos.messages import AcceptedEntry, AccountTail
 from ledger.paxos.records import AccountRecord
-from ledger.storage.base import AccountSummary, Corruption
+from ledger.storage.base import AccountSummary, Corruption, RecoveryTail
 from ledger.storage.lmdb.environment import Tables
-from ledger.storage.lmdb.records import META_ROUND, U64, Records
+from ledger.storage.lmdb.records import META_FLOOR, META_MAX_PROMISED, META_ROUND, U64, Records
 from ledger.storage.lmdb.staging import StagedWrites
+from ledger.storage.lmdb.writes import read_meta_u64
 
 #: `U64` under a name this module assigns: CPython 3.11 compiles ``name.method()``
 #: on an imported name as an attribute load that builds a bound method on every
@@ -49,12 +50,60 @@ class LmdbReads:
         finally:
             self._writes.end_read(txn)
 
+    def _meta_u64(self, key: bytes) -> int:
+        txn = self._writes.begin_read()
+        try:
+            return read_meta_u64(txn, self._records, self._tables, key)
+        finally:
+            self._writes.end_read(txn)
+
+    def round_floor(self) -> int:
+        return self._meta_u64(META_FLOOR)
+
+    def max_promised_round(self) -> int:
+        return self._meta_u64(META_MAX_PROMISED)
+
+    def durable_seq(self) -> int:
+        return self._writes.commits
+
+    def recovery_tails(self, after: str, limit: int) -> Sequence[RecoveryTail]:
+        # Every account with a vote has a promise (a vote raises it); one with only
+        # chosen values (learned) has a tail. So the accounts are the union of both.
+        tails: list[RecoveryTail] = []
+        if limit <= 0:
+            return tails
+        seek = after.encode() + b"\x01"
+        tables = self._tables
+        txn = self._writes.begin_read()
+        try:
+            accounts: set[bytes] = set()
+            for db in (tables.promise, tables.tail):
+                cursor = txn.cursor(db=db)
+                if cursor.set_range(seek):
+                    # The first `limit` of the union are among the first `limit` of each.
+                    for count, key in enumerate(cursor.iternext(values=False), 1):
+                        accounts.add(key)
+                        if count == limit:
+                            break
+        finally:
+            self._writes.end_read(txn)
+        for key in sorted(accounts)[:limit]:
+            account = key[:-1].decode()
+            record = self.account_record(account)
+            highest = max(record.chosen_through,
+                          max((v.slot for v in record.accepted), default=-1))
+            tails.append(RecoveryTail(account, record.chosen_through, highest))
+        return tails
+
     def account_record(self, account: str) -> AccountRecord:
         records, tables = self._records, self._tables
         prefix = records.account_key(account)
         txn = self._writes.begin_read()
         try:
             promised = records.decode_promise(txn.get(prefix, db=tables.promise), prefix, account)
+            raw_fence = txn.get(prefix, db=tables.fence)
+            fence = -1 if raw_fence is None else _U64.unpack(records.checked(
+                prefix, raw_fence, "the recovery fence of account %r", account))[0]
             through = records.decode_tail(txn.get(prefix, db=tables.tail), prefix, account)[0]
             votes: list[AcceptedEntry] = []
             cursor = txn.cursor(db=tables.vote)
@@ -65,7 +114,7 @@ class LmdbReads:
                         break
                     slot = _U64.unpack_from(key, start)[0]
                     votes.append(records.vote_entry(key, raw, account, slot))
-            return AccountRecord(promised, through, tuple(votes))
+            return AccountRecord(promised, through, tuple(votes), fence)
         finally:
             self._writes.end_read(txn)
 

@@ -26,7 +26,7 @@ from typing import Final
 
 from ledger.paxos.ballot import NULL_BALLOT, Ballot
 from ledger.paxos.messages import AcceptedEntry
-from ledger.storage.base import EMPTY_DIGEST, Corruption, NodeIdentity
+from ledger.storage.base import EMPTY_DIGEST, Corruption, Incarnation, NodeIdentity, PeerRecord
 
 CRC: Final = struct.Struct(">I")
 U64: Final = struct.Struct(">Q")  # slots (in keys), the format version, the reserved round
@@ -39,6 +39,10 @@ SLOT_SIZE: Final = U64.size
 META_FORMAT: Final = b"format"
 META_ROUND: Final = b"reserved_round"
 META_IDENTITY: Final = b"identity"
+META_COMMITS: Final = b"commits"  # commits made, counted in each commit
+META_FLOOR: Final = b"round_floor"
+META_MAX_PROMISED: Final = b"max_promised_round"
+META_PEERS: Final = b"peers"
 
 
 def seal(key: bytes, payload: bytes) -> bytes:
@@ -46,18 +50,49 @@ def seal(key: bytes, payload: bytes) -> bytes:
     return CRC.pack(zlib.crc32(payload, zlib.crc32(key))) + payload
 
 
+def _encode_incarnation(incarnation: Incarnation) -> list[object]:
+    return [incarnation.generation, incarnation.id.hex()]
+
+
+def _decode_incarnation(raw: object) -> Incarnation:
+    if not (isinstance(raw, list) and len(raw) == 2 and isinstance(raw[0], int)
+            and isinstance(raw[1], str)):
+        raise ValueError(f"not an incarnation: {raw!r}")
+    return Incarnation(raw[0], bytes.fromhex(raw[1]))
+
+
 def encode_identity(identity: NodeIdentity) -> bytes:
     """The payload of the node identity record (JSON, so a person can read it)."""
-    return json.dumps(
-        {"node_id": identity.node_id, "cluster": [list(pair) for pair in identity.cluster]}
-    ).encode()
+    incarnation = identity.incarnation
+    return json.dumps({
+        "node_id": identity.node_id,
+        "cluster": [list(pair) for pair in identity.cluster],
+        "incarnation": None if incarnation is None else _encode_incarnation(incarnation),
+        "join_pending": identity.join_pending,
+        "recovery_required": identity.recovery_required,
+    }).encode()
 
 
 def decode_identity(payload: bytes) -> NodeIdentity:
     decoded = json.loads(payload)
+    incarnation = decoded.get("incarnation")
     return NodeIdentity(
-        decoded["node_id"], tuple((node, address) for node, address in decoded["cluster"])
+        decoded["node_id"], tuple((node, address) for node, address in decoded["cluster"]),
+        None if incarnation is None else _decode_incarnation(incarnation),
+        bool(decoded.get("join_pending", False)),
+        decoded.get("recovery_required"),
     )
+
+
+def encode_peers(records: dict[str, PeerRecord]) -> bytes:
+    return json.dumps({node: [_encode_incarnation(r.incarnation), r.durable_seq]
+                       for node, r in sorted(records.items())}).encode()
+
+
+def decode_peers(payload: bytes) -> dict[str, PeerRecord]:
+    decoded = json.loads(payload)
+    return {node: PeerRecord(_decode_incarnation(incarnation), int(seq))
+            for node, (incarnation, seq) in decoded.items()}
 
 
 class Records:

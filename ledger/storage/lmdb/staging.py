@@ -22,7 +22,7 @@ from ledger.storage.base import StorageError, StorageFull
 from ledger.storage.lmdb.environment import Tables
 from ledger.storage.lmdb.errors import storage_error
 from ledger.storage.lmdb.read_transactions import ReadTransactions
-from ledger.storage.lmdb.records import Records
+from ledger.storage.lmdb.records import META_COMMITS, U64, Records, seal
 from ledger.storage.lmdb.writes import AnyWrite, apply_writes
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ class StagedWrites(ReadTransactions):
         self._records = records
         self._path = records.path
         self._max_map_size = max_map_size
+        self.commits = 0  # commits made so far (LmdbStore reads the stored count at open)
 
     def stage(self, batch: list[AnyWrite]) -> None:
         """Apply `batch` to the open transaction; see `LmdbStore.stage` for the failure modes."""
@@ -136,10 +137,16 @@ class StagedWrites(ReadTransactions):
             txn = self.write_txn()
             self.txn = None
             try:
+                # The commit count rises with every commit, in the commit itself: peers
+                # remember the count they saw, so an older copy of the directory shows.
+                key = META_COMMITS
+                txn.put(key, seal(key, U64.pack(self.commits + 1)), db=self._tables.meta)
                 txn.commit()
             except lmdb.MapFullError:
-                # The commit itself may need pages (LMDB's free list). The failed
-                # commit aborted the transaction; grow and rebuild it.
+                # The commit itself may need pages (LMDB's free list), or the commit
+                # count did. A failed commit aborted the transaction; a failed put did
+                # not. Grow and rebuild it.
+                txn.abort()
                 try:
                     self._grow()
                 except StorageFull:
@@ -155,6 +162,7 @@ class StagedWrites(ReadTransactions):
             break
         self.staged.clear()
         self.generation += 1
+        self.commits += 1
 
     def close(self) -> None:
         """Drop what is staged (uncommitted, as a crash would) and close the environment."""

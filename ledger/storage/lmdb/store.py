@@ -18,6 +18,7 @@ from ledger.paxos.records import Write
 from ledger.storage.base import (
     AppWrite,
     NodeIdentity,
+    PeerRecord,
     check_app_tables,
     flush_now,
 )
@@ -25,10 +26,14 @@ from ledger.storage.lmdb.directory import lock_directory, store_exists
 from ledger.storage.lmdb.environment import open_environment, open_tables, table_count
 from ledger.storage.lmdb.reads import LmdbReads
 from ledger.storage.lmdb.records import (
+    META_COMMITS,
     META_IDENTITY,
+    META_PEERS,
     Records,
     decode_identity,
+    decode_peers,
     encode_identity,
+    encode_peers,
 )
 from ledger.storage.lmdb.staging import StagedWrites
 from ledger.storage.lmdb.writes import MetaWrite
@@ -72,6 +77,7 @@ class LmdbStore(LmdbReads):
             os.close(self._lock_fd)
             raise
         self._writes = StagedWrites(env, self._tables, self._records, max_map_size_bytes)
+        self._writes.commits = self._meta_u64(META_COMMITS)
 
     @property
     def path(self) -> str:
@@ -166,17 +172,28 @@ class LmdbStore(LmdbReads):
 
     # The node identity: read and written here, committed at once
 
-    def identity(self) -> NodeIdentity | None:
+    def _meta_payload(self, key: bytes, what: str) -> bytes | None:
         txn = self._writes.begin_read()
         try:
-            raw = txn.get(META_IDENTITY, db=self._tables.meta)
+            raw = txn.get(key, db=self._tables.meta)
         finally:
             self._writes.end_read(txn)
-        if raw is None:
-            return None
-        return decode_identity(self._records.checked(META_IDENTITY, raw, "the node identity"))
+        return None if raw is None else self._records.checked(key, raw, what)
+
+    def identity(self) -> NodeIdentity | None:
+        payload = self._meta_payload(META_IDENTITY, "the node identity")
+        return None if payload is None else decode_identity(payload)
 
     def set_identity(self, identity: NodeIdentity) -> None:
         """Record the identity and commit at once (with anything else staged)."""
         self._writes.stage([MetaWrite(META_IDENTITY, encode_identity(identity))])
+        self.sync()
+
+    def peer_records(self) -> dict[str, PeerRecord]:
+        payload = self._meta_payload(META_PEERS, "the peer records")
+        return {} if payload is None else decode_peers(payload)
+
+    def set_peer_records(self, records: dict[str, PeerRecord]) -> None:
+        """Record what this node holds about its peers; commit at once."""
+        self._writes.stage([MetaWrite(META_PEERS, encode_peers(records))])
         self.sync()

@@ -8,10 +8,28 @@ from dataclasses import dataclass
 
 import lmdb
 
-from ledger.paxos.records import AcceptWrite, ChosenWrite, PromiseWrite, RoundWrite, Write
+from ledger.paxos.records import (
+    AcceptWrite,
+    ChosenWrite,
+    FenceWrite,
+    FloorWrite,
+    PromiseWrite,
+    RoundWrite,
+    Write,
+)
 from ledger.storage.base import AppWrite, BrokenInvariant, chain_digest
 from ledger.storage.lmdb.environment import Tables
-from ledger.storage.lmdb.records import BALLOT, CRC, META_ROUND, TAIL_BODY, U64, Records, seal
+from ledger.storage.lmdb.records import (
+    BALLOT,
+    CRC,
+    META_FLOOR,
+    META_MAX_PROMISED,
+    META_ROUND,
+    TAIL_BODY,
+    U64,
+    Records,
+    seal,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +120,7 @@ def apply_writes(
                 raise BrokenInvariant(f"promise {ballot} does not rise above {promised}")
             put(prefix, seal(prefix, pack_ballot(ballot.round, ballot.node_index)),
                 db=promise_db)
+            _raise_meta(txn, records, tables, META_MAX_PROMISED, ballot.round)
         elif kind is RoundWrite:
             assert isinstance(write, RoundWrite)
             raw = get(META_ROUND, db=tables.meta)
@@ -110,8 +129,34 @@ def apply_writes(
             )[0]:
                 raise BrokenInvariant("the reserved round may never go down")
             put(META_ROUND, seal(META_ROUND, pack_u64(write.reserved_round)), db=tables.meta)
+        elif kind is FenceWrite:
+            assert isinstance(write, FenceWrite)
+            key = account_key(write.account)
+            raw = get(key, db=tables.fence)
+            if raw is None or unpack_u64(records.checked(
+                    key, raw, "the recovery fence of account %r", write.account))[0] < write.slot:
+                put(key, seal(key, pack_u64(write.slot)), db=tables.fence)
+        elif kind is FloorWrite:
+            assert isinstance(write, FloorWrite)
+            _raise_meta(txn, records, tables, META_FLOOR, write.round)
         elif kind is MetaWrite:
             assert isinstance(write, MetaWrite)
             put(write.key, seal(write.key, write.value), db=tables.meta)
         else:
             raise TypeError(f"not a storage write: {write!r}")
+
+
+def read_meta_u64(txn: lmdb.Transaction[bytes], records: Records, tables: Tables,
+                  key: bytes) -> int:
+    """A counter of the ``meta`` table (0 if it was never written)."""
+    raw = txn.get(key, db=tables.meta)
+    if raw is None:
+        return 0
+    return int(U64.unpack(records.checked(key, raw, "the %s record", key.decode()))[0])
+
+
+def _raise_meta(txn: lmdb.Transaction[bytes], records: Records, tables: Tables, key: bytes,
+                value: int) -> None:
+    """Raise a ``meta`` counter to `value` (it never goes down)."""
+    if read_meta_u64(txn, records, tables, key) < value:
+        txn.put(key, seal(key, U64.pack(value)), db=tables.meta)
