@@ -16,10 +16,10 @@ from ledger.accounts import Kind, Operation
 from ledger.bank import codec
 from ledger.bank.state_machine import LedgerStateMachine
 from ledger.bench.memory import resident_kib
-from ledger.client.admin import node_answers, node_counters
+from ledger.client.admin import node_counters, node_serving
 from ledger.node.cluster import ClusterConfig
 from ledger.paxos import ChosenWrite, Committed
-from ledger.storage.base import NodeIdentity
+from ledger.storage.base import Incarnation, NodeIdentity
 from ledger.storage.group_commit import GroupCommitStore
 from ledger.storage.lmdb import LmdbStore
 from ledger.tools.localcluster import ProcessCluster, free_ports
@@ -61,7 +61,8 @@ def build_data_dir(path: pathlib.Path, accounts: int, entries: int) -> None:
 
 def set_identity(path: pathlib.Path, node_id: str, cluster: ClusterConfig) -> None:
     store = LmdbStore(path, app_tables=LedgerStateMachine.TABLES)
-    store.set_identity(NodeIdentity(node_id, cluster.as_pairs()))
+    # Each copy is its own directory: its own incarnation, already known to be a member.
+    store.set_identity(NodeIdentity(node_id, cluster.as_pairs(), Incarnation.new(0)))
     store.close()
 
 
@@ -86,7 +87,7 @@ def restart_seconds(cluster: ProcessCluster, index: int) -> tuple[float, int]:
     started = time.monotonic()
     cluster.start_node(index, wait=False)
     node = cluster.nodes[index]
-    while not node_answers(node.address, timeout_s=0.5):
+    while not node_serving(node.address, timeout_s=0.5):
         assert node.running, cluster.log_tail(index)
         time.sleep(0.01)
     elapsed = time.monotonic() - started

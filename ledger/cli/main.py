@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ledger.cli.backup import backup
 from ledger.cli.bench import bench
 from ledger.cli.cluster import cluster
 from ledger.cli.demo import demo
@@ -24,3 +25,4 @@ main.add_command(status)
 main.add_command(demo)
 main.add_command(health)
 main.add_command(bench)
+main.add_command(backup)

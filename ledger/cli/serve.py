@@ -11,6 +11,7 @@ import click
 
 from ledger.node.cluster import ClusterConfig, ConfigError, parse_address
 from ledger.node.driver import NodeFailed
+from ledger.server.admission import RecoveryRequired
 from ledger.server.config import IdentityMismatch, ServeConfig
 from ledger.storage.base import StorageError
 
@@ -57,10 +58,11 @@ def serve(
 ) -> None:
     """Run a storage server: a Paxos node for every account, until SIGTERM or Ctrl-C.
 
-    The data directory is bound to this node id and cluster on first start; a
-    restart with another id or cluster is refused. Never start a node on a wiped
-    data directory while the rest of the cluster still runs: it would forget its
-    promises (see README).
+    The data directory is bound to this node id and the member ids on first start;
+    a restart with another id or members is refused. A new directory votes only
+    once every other member says it holds no record of this node; a directory the
+    cluster knows to be wiped or restored from an older copy is refused, naming
+    `ledger recover` (see README, "Losing a disk").
     """
     config = build_config(node_id, data_dir, cluster, listen, map_size_mb)
     if check_config:
@@ -83,7 +85,7 @@ def serve(
                             f"{profile_to}.{node_id}")
         else:
             asyncio.run(run(config))
-    except IdentityMismatch as error:
+    except (IdentityMismatch, RecoveryRequired) as error:
         raise click.ClickException(str(error)) from error
     except NodeFailed as error:
         raise click.ClickException(f"node {node_id} stopped: {error}") from error

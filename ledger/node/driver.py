@@ -198,6 +198,13 @@ class NodeDriver:
     def quarantine_reason(self, account: str) -> str | None:
         return self._core.quarantine_reason(account)
 
+    def forget_peer(self, peer: int) -> None:
+        """Node `peer` rejoined with a new data directory: see PaxosNode.forget_peer.
+
+        Safe between turns (this runs on the driver's loop, and a turn never yields).
+        """
+        self._core.forget_peer(peer)
+
     def counter_values(self) -> dict[str, int]:
         return self.counters.as_dict()
 

@@ -19,6 +19,7 @@ from ledger.node.peer_limits import (
 )
 from ledger.paxos import messages as m
 from ledger.paxos.ballot import Ballot
+from ledger.storage.base import INCARNATION_ID_BYTES, Incarnation
 from ledger.v1 import replica_pb2 as pb
 
 __all__ = ["MalformedMessage", "PeerLimits", "from_pb", "to_pb"]
@@ -210,3 +211,23 @@ _DECODERS: dict[str, Callable[[Any, PeerLimits], m.Message]] = {
     "tails_request": _tails_request,
     "tails_reply": _tails_reply,
 }
+
+
+# ---------------------------------------------------------------- incarnations
+
+#: Generations a data directory can reach: one per `ledger recover`; more is a forgery.
+MAX_GENERATION = 1 << 32
+
+
+def incarnation_pb(incarnation: Incarnation) -> pb.Incarnation:
+    return pb.Incarnation(generation=incarnation.generation, id=incarnation.id)
+
+
+def incarnation_from_pb(holder: Any, field: str) -> Incarnation | None:
+    """The incarnation in `holder.field`; None when absent or malformed (refused by the caller)."""
+    if not holder.HasField(field):
+        return None
+    raw = getattr(holder, field)
+    if len(raw.id) != INCARNATION_ID_BYTES or raw.generation > MAX_GENERATION:
+        return None
+    return Incarnation(raw.generation, raw.id)

@@ -21,8 +21,10 @@ import grpc
 from ledger.node import peer_codec
 from ledger.node.cluster import ClusterConfig
 from ledger.node.dropped import DroppedMessages
+from ledger.node.peer_book import PeerBook, PeerRefused
 from ledger.node.peer_limits import PeerLimits
 from ledger.paxos import Envelope, Learn
+from ledger.storage.base import Incarnation
 from ledger.v1 import replica_pb2 as pb
 from ledger.v1 import replica_pb2_grpc as pb_grpc
 
@@ -85,8 +87,14 @@ class PeerTransport:
         node_index: int,
         on_answers: Callable[[list[Envelope]], None],
         dropped: DroppedMessages,
+        incarnation: Incarnation,
+        durable_seq: Callable[[], int],
+        book: PeerBook,
     ) -> None:
         self._cluster = cluster
+        self._incarnation = peer_codec.incarnation_pb(incarnation)
+        self._durable_seq = durable_seq
+        self._book = book
         self._limits = PeerLimits(cluster.size)
         self._dropped = dropped
         self._node_index = node_index
@@ -171,6 +179,9 @@ class PeerTransport:
             cluster_fingerprint=self._cluster.fingerprint,
             source_node_id=self._node_id,
             messages=[peer_codec.to_pb(envelope.message) for envelope in batch],
+            source_incarnation=self._incarnation,
+            # Everything in the batch was durable before it was queued (Ready order).
+            source_durable_seq=self._durable_seq(),
         )
         self.calls_made += 1
         stream.unanswered += 1
@@ -196,6 +207,15 @@ class PeerTransport:
         try:
             async for reply in stream.call:
                 stream.answered(reply.requests_answered)
+                try:
+                    self._book.admit(self._cluster.members[peer].node_id,
+                                     peer_codec.incarnation_from_pb(reply, "source_incarnation"),
+                                     reply.source_durable_seq)
+                except PeerRefused as refused:
+                    log.error("refusing answers from peer %s: %s",
+                              self._cluster.members[peer].node_id, refused)
+                    self.calls_failed += 1
+                    return
                 self._deliver(peer, reply.messages)
         except grpc.aio.AioRpcError as error:
             code = error.code()

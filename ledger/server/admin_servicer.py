@@ -1,6 +1,13 @@
-"""The Admin API (Status, Log, Trace): what operators and tools ask a node about itself."""
+"""The Admin API (Status, Log, Trace, Backup): what operators and tools ask a node about
+itself."""
 
 from __future__ import annotations
+
+import asyncio
+import functools
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
 
 import grpc
 
@@ -9,12 +16,14 @@ from ledger.errors import InvalidRequest
 from ledger.node.cluster import ClusterConfig
 from ledger.node.driver import NodeDriver
 from ledger.server.status import BalanceOf, node_status
-from ledger.storage.base import Store
+from ledger.storage.base import StorageError, StorageFull, Store
+from ledger.storage.lmdb.backup import Backup, CopyableStore, copy_live_store
 from ledger.v1 import replica_pb2 as pb
 from ledger.v1 import replica_pb2_grpc as pb_grpc
 
 MAX_LOG_VALUES = 1_000  # chosen values in one Log reply
 DEFAULT_LOG_VALUES = 100
+BACKUP_CHUNK_BYTES = 1 << 20  # data per BackupChunk, well under a client's 4 MiB default
 
 
 class AdminServicer(pb_grpc.AdminServicer):
@@ -75,6 +84,37 @@ class AdminServicer(pb_grpc.AdminServicer):
             for e in events
         ])
 
+    async def Backup(self, request: pb.BackupRequest, context: grpc.aio.ServicerContext
+                     ) -> AsyncIterator[pb.BackupChunk]:
+        store = self._store
+        if not isinstance(store, CopyableStore):
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED,
+                                "this node's store cannot be copied (only an LMDB store can)")
+        try:
+            scratch = tempfile.mkdtemp(prefix=f"ledger-backup-{self._node_id}-")
+        except OSError as error:
+            await context.abort(grpc.StatusCode.UNAVAILABLE,
+                                f"cannot make a temporary directory for the copy: {error}")
+        # Shielded: a client that goes away cancels this call, but not the copy's thread
+        # (nothing can stop it); the scratch directory goes once the thread is done with it.
+        copying = asyncio.ensure_future(asyncio.to_thread(copy_live_store, store, scratch))
+        try:  # a client that goes away closes this generator: the finally runs then too
+            try:
+                backup = await asyncio.shield(copying)
+            except StorageError as error:
+                code = (grpc.StatusCode.RESOURCE_EXHAUSTED if isinstance(error, StorageFull)
+                        else grpc.StatusCode.UNAVAILABLE)
+                await context.abort(code, f"the backup failed: {error}")
+            # The copy's data file in chunks; the first names the node and the total size.
+            with open(backup.data_path, "rb") as data:
+                chunk = await asyncio.to_thread(data.read, BACKUP_CHUNK_BYTES)
+                yield pb.BackupChunk(node_id=self._node_id, data=chunk,
+                                     total_bytes=backup.size_bytes)
+                while chunk := await asyncio.to_thread(data.read, BACKUP_CHUNK_BYTES):
+                    yield pb.BackupChunk(data=chunk)
+        finally:
+            _remove_when_copied(copying, scratch)
+
     @staticmethod
     async def _check_account(account: str, field: str, context: grpc.aio.ServicerContext
                              ) -> None:
@@ -82,3 +122,18 @@ class AdminServicer(pb_grpc.AdminServicer):
             check_account_id(account)
         except InvalidRequest as invalid:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: {invalid}")
+
+
+def _remove_when_copied(copying: asyncio.Future[Backup], scratch: str) -> None:
+    """Remove a backup's scratch directory, off the loop, once its copy's thread is done."""
+
+    def remove(done: asyncio.Future[Backup]) -> None:
+        if not done.cancelled():
+            done.exception()  # retrieved: the caller was told of it, or has gone
+        asyncio.get_running_loop().run_in_executor(
+            None, functools.partial(shutil.rmtree, scratch, ignore_errors=True))
+
+    if copying.done():
+        remove(copying)
+    else:
+        copying.add_done_callback(remove)

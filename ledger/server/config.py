@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import pathlib
 from dataclasses import dataclass
 
 from ledger.bank.state_machine import LedgerStateMachine
 from ledger.node.cluster import ClusterConfig, parse_address
-from ledger.storage.base import NodeIdentity, Store
+from ledger.node.peer_book import recover_hint
+from ledger.server.admission import RecoveryRequired
+from ledger.storage.base import Incarnation, NodeIdentity, Store
+
+log = logging.getLogger(__name__)
 
 
 class IdentityMismatch(Exception):
@@ -34,20 +40,39 @@ class ServeConfig:
         return self.cluster.members[self.node_index].address
 
 
-def check_identity(store: Store, node_id: str, cluster: ClusterConfig) -> None:
-    """Record who owns a new data directory; refuse a restart under another identity."""
-    wanted = NodeIdentity(node_id, cluster.as_pairs())
+def check_identity(store: Store, node_id: str, cluster: ClusterConfig) -> NodeIdentity:
+    """Record who owns a new data directory; refuse one of another node or set of members,
+    and one that must go through `ledger recover` first. Returns the identity to run as.
+
+    The identity is the node id and the member ids: a member moved to another address
+    (with --cluster changed on every node) keeps its directory, and the addresses
+    recorded are updated.
+    """
     recorded = store.identity()
     if recorded is None:
-        store.set_identity(wanted)
-        return
-    if recorded != wanted:
+        identity = NodeIdentity(node_id, cluster.as_pairs(), Incarnation.new(0),
+                                join_pending=True)
+        store.set_identity(identity)
+        return identity
+    wanted_ids = tuple(m.node_id for m in cluster.members)
+    if recorded.node_id != node_id or recorded.member_ids != wanted_ids:
         recorded_cluster = ",".join(f"{i}={a}" for i, a in recorded.cluster)
         raise IdentityMismatch(
-            f"this data directory belongs to node {recorded.node_id!r} of cluster "
-            f"{recorded_cluster}; refusing to start it as node {node_id!r} of cluster "
-            f"{cluster.canonical()}. Use that node's own data directory, or a new one."
+            f"this data directory belongs to node {recorded.node_id!r} of a cluster with "
+            f"members {recorded_cluster}; refusing to start it as node {node_id!r} of "
+            f"{cluster.canonical()}. Give each node its own data directory; a node whose "
+            f"directory was lost comes back with `ledger recover` (see README)."
         )
+    if recorded.incarnation is None:
+        raise RecoveryRequired(f"this data directory has no incarnation. {recover_hint(node_id)}")
+    if recorded.recovery_required is not None:
+        raise RecoveryRequired(f"{recorded.recovery_required}. {recover_hint(node_id)}")
+    if recorded.cluster != cluster.as_pairs():
+        log.warning("member addresses changed from %s to %s",
+                    ",".join(f"{i}={a}" for i, a in recorded.cluster), cluster.canonical())
+        recorded = dataclasses.replace(recorded, cluster=cluster.as_pairs())
+        store.set_identity(recorded)
+    return recorded
 
 
 def open_store(config: ServeConfig) -> Store:

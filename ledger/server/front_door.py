@@ -103,11 +103,26 @@ def guarded_stream(method: Streaming) -> Streaming:
     return handle
 
 
+Replying = Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
+
+
+def guarded_replies(method: Replying) -> Replying:
+    """A server-streaming method (an async generator) runs only on a decoded request."""
+
+    async def handle(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        if isinstance(request, Refused):
+            await context.abort(request.code, request.message)
+        async for reply in method(request, context):
+            yield reply
+
+    return handle
+
+
 def add_service(servicer: object, server: grpc.aio.Server, service: ServiceDescriptor,
                 messages: ModuleType, max_request_bytes: int, gate: CallGate | None = None,
                 ) -> None:
-    """Register every method of `service` behind the front door (unary and bidirectional
-    streaming methods: the only kinds this program's services have)."""
+    """Register every method of `service` behind the front door (unary, server-streaming
+    and bidirectional streaming methods: the only kinds this program's services have)."""
     handlers = {}
     for method in service.methods:
         request_type = getattr(messages, method.input_type.name)
@@ -118,8 +133,13 @@ def add_service(servicer: object, server: grpc.aio.Server, service: ServiceDescr
             handlers[method.name] = grpc.stream_stream_rpc_method_handler(
                 guarded_stream(implementation), request_deserializer=decoder,
                 response_serializer=reply_type.SerializeToString)
+        elif method.server_streaming:
+            assert not method.client_streaming, method.name
+            handlers[method.name] = grpc.unary_stream_rpc_method_handler(
+                guarded_replies(implementation), request_deserializer=decoder,
+                response_serializer=reply_type.SerializeToString)
         else:
-            assert not method.client_streaming and not method.server_streaming, method.name
+            assert not method.client_streaming, method.name
             handlers[method.name] = grpc.unary_unary_rpc_method_handler(
                 guarded(implementation, gate), request_deserializer=decoder,
                 response_serializer=reply_type.SerializeToString)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import signal
@@ -16,16 +17,18 @@ from ledger.bank.service import Bank
 from ledger.bank.state_machine import LedgerStateMachine
 from ledger.node.driver import NodeDriver, NodeFailed
 from ledger.node.dropped import DroppedMessages
+from ledger.node.peer_book import PeerBook
 from ledger.node.transport import CHANNEL_OPTIONS, PeerTransport
 from ledger.paxos import Envelope, PaxosConfig
 from ledger.server.admin_servicer import AdminServicer
-from ledger.server.config import IdentityMismatch, ServeConfig, check_identity, open_store
+from ledger.server.admission import RecoveryRequired, admit
+from ledger.server.config import ServeConfig, check_identity, open_store
 from ledger.server.forwarder import Forwarder
 from ledger.server.front_door import CallGate, add_service
 from ledger.server.ledger_servicer import LedgerServicer
 from ledger.server.limits import ServerLimits
 from ledger.server.replica_servicer import ReplicaServicer
-from ledger.storage.base import Store
+from ledger.storage.base import Incarnation, NodeIdentity, Store
 from ledger.v1 import ledger_pb2, replica_pb2
 
 log = logging.getLogger(__name__)
@@ -45,7 +48,16 @@ class NodeServer:
         self.limits = limits or ServerLimits()
         index = config.node_index
         self.dropped = DroppedMessages()
-        self.transport = PeerTransport(config.cluster, index, self._on_answers, self.dropped)
+        # A store without an identity (an in-memory one, in tests) runs as a member
+        # the cluster already knows; `serve` records one in every data directory.
+        self.identity = store.identity() or NodeIdentity(
+            config.node_id, config.cluster.as_pairs(), Incarnation.new(0))
+        assert self.identity.incarnation is not None  # check_identity refuses the rest
+        self.book = PeerBook(store)
+        self.admitted = asyncio.Event()
+        self.transport = PeerTransport(config.cluster, index, self._on_answers, self.dropped,
+                                       self.identity.incarnation, store.durable_seq,
+                                       self.book)
         self.machine = LedgerStateMachine(store)
         self.driver = NodeDriver(
             index,
@@ -69,7 +81,8 @@ class NodeServer:
                      ("grpc.max_receive_message_length", self.limits.max_message_bytes)],
             maximum_concurrent_rpcs=self.limits.max_concurrent_rpcs)
         limits = self.limits
-        add_service(ReplicaServicer(config.cluster, index, self.driver, self.dropped),
+        add_service(ReplicaServicer(config.cluster, index, self.driver, self.dropped, store,
+                                    self.identity.incarnation, self.book, self.admitted),
                     self.server, REPLICA_SERVICE, replica_pb2, limits.max_message_bytes)
         add_service(AdminServicer(config.node_id, config.cluster, store, self.driver,
                                   self._balance),
@@ -82,6 +95,7 @@ class NodeServer:
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         self._driver_task: asyncio.Task[None] | None = None
+        self._admission: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
 
     def _on_answers(self, envelopes: list[Envelope]) -> None:
@@ -92,21 +106,49 @@ class NodeServer:
         return state.balance if state.opened else None
 
     async def start(self) -> None:
+        """Listen (peers can ask who this node is at once), then take part in Paxos once
+        the other members confirm its data directory is current (see `admission`)."""
         port = self.server.add_insecure_port(self.config.bind_address)
         if port == 0:
             raise OSError(f"cannot listen on {self.config.bind_address}")
+        await self.server.start()
+        for service in ("", "ledger.v1.Ledger"):
+            await self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+        if self.identity.join_pending or self.store.identity() is not None:
+            self._admission = asyncio.create_task(self._admit())
+        else:
+            await self._serve_paxos()
+
+    async def _admit(self) -> None:
+        await admit(self.config.cluster, self.identity, self.store.durable_seq())
+        if self.identity.join_pending:
+            self.identity = dataclasses.replace(self.identity, join_pending=False)
+            self.store.set_identity(self.identity)
+            log.info("every member confirmed it holds no record of node %s: voting",
+                     self.config.node_id)
+        await self._serve_paxos()
+
+    async def _serve_paxos(self) -> None:
         self.transport.start()
         self._driver_task = asyncio.create_task(self.driver.run())
-        await self.server.start()
+        self.admitted.set()
         for service in ("", "ledger.v1.Ledger"):
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)
         log.info("node %s serving on %s (cluster %s)", self.config.node_id,
                  self.config.bind_address, self.config.cluster.canonical())
 
     async def wait(self) -> None:
+        """Until a stop is requested, the driver fails, or admission refuses the node."""
+        stopped = asyncio.create_task(self._stopped.wait())
+        if self._admission is not None:
+            done, _ = await asyncio.wait({self._admission, stopped},
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if self._admission in done:
+                self._admission.result()  # re-raise RecoveryRequired
+            if self._stopped.is_set():
+                return
         if self._driver_task is None:
             raise RuntimeError("wait() before start()")
-        stopped = asyncio.create_task(self._stopped.wait())
         done, _ = await asyncio.wait({self._driver_task, stopped},
                                      return_when=asyncio.FIRST_COMPLETED)
         if self._driver_task in done:
@@ -116,6 +158,10 @@ class NodeServer:
         self._stopped.set()
 
     async def stop(self) -> None:
+        if self._admission is not None and not self._admission.done():
+            self._admission.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._admission
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace=1.0)
         await self.bank.close()
@@ -136,6 +182,7 @@ class NodeServer:
             log.critical("node %s stopped on a failure; nothing staged was committed",
                          self.config.node_id)
             return
+        self.book.flush()
         self.store.close()
         log.info("node %s stopped cleanly", self.config.node_id)
 
@@ -145,7 +192,7 @@ async def serve(config: ServeConfig) -> None:
     store = open_store(config)
     try:
         check_identity(store, config.node_id, config.cluster)
-    except IdentityMismatch:
+    except Exception:
         store.close()
         raise
     node = NodeServer(config, store)
@@ -155,5 +202,8 @@ async def serve(config: ServeConfig) -> None:
     await node.start()
     try:
         await node.wait()
+    except RecoveryRequired:
+        log.critical("refusing to vote: this data directory cannot vouch for its state")
+        raise
     finally:
         await node.stop()

@@ -11,8 +11,10 @@ from ledger.node import peer_codec
 from ledger.node.cluster import ClusterConfig, ConfigError
 from ledger.node.driver import NodeDriver
 from ledger.node.dropped import DroppedMessages
+from ledger.node.peer_book import PeerBook, PeerRefused
 from ledger.node.peer_limits import PeerLimits
 from ledger.paxos import Envelope
+from ledger.storage.base import Incarnation, Store
 from ledger.v1 import replica_pb2 as pb
 from ledger.v1 import replica_pb2_grpc as pb_grpc
 
@@ -25,8 +27,11 @@ MAX_INBOUND_REQUESTS_IN_FLIGHT = 16
 #: peer's many requests must not add up past what its channel accepts.
 MAX_REPLY_BYTES = 16 << 20
 
+MAX_RECOVERY_TAILS = 10_000  # accounts per RecoveryTails page
 
-def replies(answers: list[Envelope], requests_answered: int) -> list[pb.StepReply]:
+
+def replies(answers: list[Envelope], requests_answered: int,
+            stamp: pb.StepReply | None = None) -> list[pb.StepReply]:
     """The answers to `requests_answered` requests, in replies of about MAX_REPLY_BYTES;
     only the last says the requests are answered."""
     chunks: list[list[pb.PeerMessage]] = [[]]
@@ -38,27 +43,85 @@ def replies(answers: list[Envelope], requests_answered: int) -> list[pb.StepRepl
             size = 0
         chunks[-1].append(peer_codec.to_pb(envelope.message))
         size += bytes_
-    return [pb.StepReply(messages=chunk,
-                         requests_answered=requests_answered if last else 0)
-            for last, chunk in ((i == len(chunks) - 1, c) for i, c in enumerate(chunks))]
+    out = []
+    for index, chunk in enumerate(chunks):
+        reply = pb.StepReply(messages=chunk, requests_answered=(
+            requests_answered if index == len(chunks) - 1 else 0))
+        if stamp is not None:
+            reply.MergeFrom(stamp)
+        out.append(reply)
+    return out
 
 
 class ReplicaServicer(pb_grpc.ReplicaServicer):
     def __init__(self, cluster: ClusterConfig, node_index: int, driver: NodeDriver,
-                 dropped: DroppedMessages) -> None:
+                 dropped: DroppedMessages, store: Store, incarnation: Incarnation,
+                 book: PeerBook, admitted: asyncio.Event) -> None:
         self._cluster = cluster
         self._node_index = node_index
+        self._node_id = cluster.members[node_index].node_id
         self._driver = driver
         self._limits = PeerLimits(cluster.size)
         self._dropped = dropped
+        self._store = store
+        self._incarnation = peer_codec.incarnation_pb(incarnation)
+        self._book = book
+        self._admitted = admitted  # set once this node may take part in Paxos
+
+    def _stamp(self) -> pb.StepReply:
+        """Who answers: this directory's incarnation and its commit count now (every
+        answer was durable before it was handed back)."""
+        return pb.StepReply(source_incarnation=self._incarnation,
+                            source_durable_seq=self._store.durable_seq())
 
     async def Step(
         self, request: pb.StepRequest, context: grpc.aio.ServicerContext
     ) -> pb.StepReply:
         source, envelopes = await self._decode(request, context)
         answers = await self._driver.deliver(source, envelopes)
-        return pb.StepReply(messages=[peer_codec.to_pb(e.message) for e in answers],
-                            requests_answered=1)
+        reply = pb.StepReply(messages=[peer_codec.to_pb(e.message) for e in answers],
+                             requests_answered=1)
+        reply.MergeFrom(self._stamp())
+        return reply
+
+    async def Identify(
+        self, request: pb.IdentifyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.IdentifyReply:
+        await self._check_member(request.cluster_fingerprint, request.node_id, context)
+        record = self._book.record(request.node_id)
+        if record is None:
+            return pb.IdentifyReply(node_id=self._node_id, known=False)
+        return pb.IdentifyReply(node_id=self._node_id, known=True,
+                                recorded=peer_codec.incarnation_pb(record.incarnation),
+                                durable_seq_seen=record.durable_seq)
+
+    async def Rejoin(
+        self, request: pb.RejoinRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RejoinReply:
+        source = await self._check_member(request.cluster_fingerprint, request.node_id, context)
+        incarnation = peer_codec.incarnation_from_pb(request, "incarnation")
+        if incarnation is None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no valid incarnation")
+        try:
+            self._book.rejoin(request.node_id, incarnation)
+        except PeerRefused as refused:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(refused))
+        # Recorded first, so nothing more of the former life is counted; then forget
+        # what was; then report (see ledger.paxos.rejoin for why in this order).
+        self._driver.forget_peer(source)
+        return pb.RejoinReply(node_id=self._node_id,
+                              max_round=self._store.max_promised_round())
+
+    async def RecoveryTails(
+        self, request: pb.RecoveryTailsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RecoveryTailsReply:
+        await self._check_member(request.cluster_fingerprint, request.node_id, context)
+        limit = min(request.limit or 1_000, MAX_RECOVERY_TAILS)
+        tails = self._store.recovery_tails(request.after, limit)
+        return pb.RecoveryTailsReply(
+            tails=[pb.RecoveryTail(account=t.account, chosen_through=t.chosen_through,
+                                   highest_slot=t.highest_slot) for t in tails],
+            complete=len(tails) < limit)
 
     async def Stream(
         self, requests: AsyncIterator[pb.StepRequest], context: grpc.aio.ServicerContext
@@ -106,7 +169,7 @@ class ReplicaServicer(pb_grpc.ReplicaServicer):
                 answered = [answers for answers in done if answers is not None]
                 if answered:
                     for reply in replies([e for answers in answered for e in answers],
-                                         len(answered)):
+                                         len(answered), self._stamp()):
                         await context.write(reply)
                     for _ in answered:
                         places.release()
@@ -114,24 +177,40 @@ class ReplicaServicer(pb_grpc.ReplicaServicer):
         finally:
             reader.cancel()
 
-    async def _decode(
-        self, request: pb.StepRequest, context: grpc.aio.ServicerContext
-    ) -> tuple[int, list[Envelope]]:
-        if request.cluster_fingerprint != self._cluster.fingerprint:
+    async def _check_member(self, fingerprint: str, node_id: str,
+                            context: grpc.aio.ServicerContext) -> int:
+        """The caller's index, if it is another member of this cluster; else abort."""
+        if fingerprint != self._cluster.fingerprint:
             await context.abort(
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"cluster configuration mismatch: this node runs {self._cluster.canonical()} "
                 f"(fingerprint {self._cluster.fingerprint}), the caller's fingerprint is "
-                f"{request.cluster_fingerprint}",
+                f"{fingerprint}",
             )
         try:
-            source = self._cluster.index_of(request.source_node_id)
+            source = self._cluster.index_of(node_id)
         except ConfigError as error:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
         if source == self._node_index:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"a peer call must not claim this node's own id "
-                                f"{request.source_node_id!r}")
+                                f"a peer call must not claim this node's own id {node_id!r}")
+        return source
+
+    async def _decode(
+        self, request: pb.StepRequest, context: grpc.aio.ServicerContext
+    ) -> tuple[int, list[Envelope]]:
+        if not self._admitted.is_set():
+            await context.abort(grpc.StatusCode.UNAVAILABLE,
+                                f"node {self._node_id} takes no part in Paxos yet: it is "
+                                f"checking with the other members that its data is current")
+        source = await self._check_member(request.cluster_fingerprint,
+                                          request.source_node_id, context)
+        try:
+            self._book.admit(request.source_node_id,
+                             peer_codec.incarnation_from_pb(request, "source_incarnation"),
+                             request.source_durable_seq)
+        except PeerRefused as refused:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(refused))
         # A message that breaks a bound is dropped alone: the rest of the batch (other
         # accounts' messages, usually) carries on.
         envelopes = []

@@ -386,3 +386,20 @@ class GroupCommitStore:
         with self._lock:
             return self._base.recovery_tails(after, limit)
 
+    # ------------------------------------------------------------ a copy for backups
+
+    def copy_to(self, path: str) -> None:
+        """Copy the durable state into directory `path` (see `LmdbStore.copy_to`); blocks.
+
+        The copy runs on the writer thread, the only one that grows the LMDB map: commits
+        wait behind it while the loop keeps serving. What is staged but not committed is
+        not in the copy: it holds exactly what a crash at that moment would leave.
+        """
+        copy_to = getattr(self._base, "copy_to", None)
+        if copy_to is None:
+            raise StorageError(f"a {type(self._base).__name__} cannot be copied")
+        try:
+            copying = self._writer.submit(copy_to, path)
+        except RuntimeError as error:  # the writer was shut down: the store is closing
+            raise StorageError("the store is closing; nothing was copied") from error
+        copying.result()

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from ledger.client.admin import node_answers
+from ledger.client.admin import node_serving
 
 READY_TIMEOUT_S = 60.0  # generous: a loaded 2-core machine starts Python slowly
 
@@ -132,7 +132,7 @@ class ProcessCluster:
         while time.monotonic() < deadline:
             if not node.running:
                 raise RuntimeError(f"{node.node_id} exited: {self.log_tail(index)}")
-            if node_answers(node.address):
+            if node_serving(node.address):
                 return
             time.sleep(0.05)
         raise TimeoutError(f"{node.node_id} not serving after {timeout_s}s: "

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger.client import LedgerClient
+from ledger.node import peer_codec
 from ledger.tools.replicas import AccountView, node_views
 from ledger.v1 import replica_pb2 as pb
 from ledger.v1 import replica_pb2_grpc as pb_grpc
@@ -94,8 +95,15 @@ def test_hostile_peer_messages(run: Run, target: int, source: int,
             call(raw, timeout=10)
         except grpc.RpcError as error:
             assert error.code() in CLEAR, f"{error.code()}: {error.details()}"
+    # As the member itself would send them: its own incarnation (a stranger's is refused
+    # before any message is looked at, which would leave nothing fuzzed).
+    sender = cluster.servers.nodes[source]
+    assert sender is not None
     request = pb.StepRequest(cluster_fingerprint=cluster.servers.cluster.fingerprint,
-                             source_node_id=f"n{source + 1}", messages=messages)
+                             source_node_id=f"n{source + 1}", messages=messages,
+                             source_incarnation=peer_codec.incarnation_pb(
+                                 sender.identity.incarnation),
+                             source_durable_seq=sender.store.durable_seq())
     try:
         run.replicas[target].Step(request, timeout=10)
     except grpc.RpcError as error:

@@ -17,6 +17,7 @@ from ledger.storage.base import StorageFull
 from ledger.storage.memory import MemoryStore
 from ledger.v1 import replica_pb2 as pb
 from ledger.v1 import replica_pb2_grpc as pb_grpc
+from tests.support.hostile import TEST_INCARNATION
 from tests.support.in_process import Servers
 from tests.support.state_machines import AppliedSlots
 
@@ -60,9 +61,11 @@ async def test_a_peer_stream_answers_every_request_once_and_refuses_a_stranger(
         stream = pb_grpc.ReplicaStub(channel).Stream()
         # A request with a question, then one with nothing to answer: both are counted.
         await stream.write(pb.StepRequest(cluster_fingerprint=fingerprint,
-                                          source_node_id="n2", messages=[prepare]))
+                                          source_node_id="n2", messages=[prepare],
+                                          source_incarnation=TEST_INCARNATION))
         await stream.write(pb.StepRequest(cluster_fingerprint=fingerprint,
-                                          source_node_id="n2"))
+                                          source_node_id="n2",
+                                          source_incarnation=TEST_INCARNATION))
         await stream.done_writing()  # half-closed: the answers still come, then the end
         answered, kinds = 0, []
         while (reply := await asyncio.wait_for(stream.read(), timeout=10)) != grpc.aio.EOF:

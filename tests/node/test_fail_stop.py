@@ -23,6 +23,7 @@ from ledger.storage.lmdb import LmdbStore
 from ledger.v1 import replica_pb2 as pb
 from ledger.v1 import replica_pb2_grpc as pb_grpc
 from tests.support.faults import FaultyStore
+from tests.support.hostile import TEST_INCARNATION
 from tests.support.in_process import Servers
 from tests.support.state_machines import AppliedSlots
 
@@ -111,13 +112,14 @@ async def test_a_server_whose_store_fails_stops_and_says_how_to_recover(
 ) -> None:
     servers = Servers(3)
     faulty = FaultyStore(LmdbStore(tmp_path / "db", app_tables=LedgerStateMachine.TABLES),
-                         "stage", 2, RuntimeError("injected"))
+                         # The 1st stage records the calling peer, the 2nd is the promise.
+                         "stage", 3, RuntimeError("injected"))
     node = await servers.start(0, GroupCommitStore(faulty))  # type: ignore[arg-type]
     prepare = peer_codec.to_pb(Prepare("a", 0, Ballot(3, 1)))
     async with grpc.aio.insecure_channel(servers.address(0)) as channel:
         step = pb_grpc.ReplicaStub(channel).Step(pb.StepRequest(
             cluster_fingerprint=servers.cluster.fingerprint, source_node_id="n2",
-            messages=[prepare]), timeout=5)
+            messages=[prepare], source_incarnation=TEST_INCARNATION), timeout=5)
         with pytest.raises(NodeFailed, match="restart the node from its data directory"):
             await asyncio.wait_for(node.wait(), timeout=30)
         with pytest.raises(grpc.aio.AioRpcError):  # the promise was never answered

@@ -15,6 +15,7 @@ from ledger.paxos.ballot import NULL_BALLOT
 from ledger.storage.memory import MemoryStore
 from ledger.v1 import replica_pb2 as pb
 from ledger.v1 import replica_pb2_grpc as pb_grpc
+from tests.support.hostile import TEST_INCARNATION
 from tests.support.in_process import Servers
 
 
@@ -31,11 +32,17 @@ def prepare(account: str, round_: int, node_index: int) -> pb.PeerMessage:
 
 async def step(servers: Servers, index: int, messages: list[pb.PeerMessage]) -> pb.StepReply:
     """Messages to node `index` as another member sends them."""
-    source = "n2" if index == 0 else "n1"
+    source = 1 if index == 0 else 0
+    running = servers.nodes[source]
+    # The member's own incarnation when it runs (its peers recorded it); else any.
+    incarnation = TEST_INCARNATION if running is None else peer_codec.incarnation_pb(
+        running.identity.incarnation)
     async with grpc.aio.insecure_channel(servers.address(index)) as channel:
         return await pb_grpc.ReplicaStub(channel).Step(pb.StepRequest(
-            cluster_fingerprint=servers.cluster.fingerprint, source_node_id=source,
-            messages=messages), timeout=10)
+            cluster_fingerprint=servers.cluster.fingerprint, source_node_id=f"n{source + 1}",
+            messages=messages, source_incarnation=incarnation,
+            source_durable_seq=0 if running is None else running.store.durable_seq()),
+            timeout=10)
 
 
 async def dropped(servers: Servers, index: int) -> int:

@@ -134,3 +134,8 @@ def api_calls(draw: st.DrawFn, accounts: st.SearchStrategy[str]
                 account_id=draw(accounts), amount=draw(int64s()),
                 request_id=draw(request_ids), memo=draw(hostile_text))}))
     return method, api.SubmitRequest(operations=operations)
+
+
+#: A peer's incarnation for hand-made peer calls to a node that has not heard from that
+#: peer yet (it records the first incarnation it hears from each peer).
+TEST_INCARNATION = peer.Incarnation(generation=0, id=b"test-incarnatio!")

@@ -14,6 +14,8 @@ import os
 import threading
 from collections.abc import Iterable
 
+import lmdb
+
 from ledger.paxos.records import Write
 from ledger.storage.base import (
     AppWrite,
@@ -24,6 +26,7 @@ from ledger.storage.base import (
 )
 from ledger.storage.lmdb.directory import lock_directory, store_exists
 from ledger.storage.lmdb.environment import open_environment, open_tables, table_count
+from ledger.storage.lmdb.errors import storage_error
 from ledger.storage.lmdb.reads import LmdbReads
 from ledger.storage.lmdb.records import (
     META_COMMITS,
@@ -197,3 +200,19 @@ class LmdbStore(LmdbReads):
         """Record what this node holds about its peers; commit at once."""
         self._writes.stage([MetaWrite(META_PEERS, encode_peers(records))])
         self.sync()
+
+    # A copy for backups
+
+    def copy_to(self, path: str) -> None:
+        """Write a compacted copy of the committed state (nothing staged) into directory
+        `path`, which must exist and be empty.
+
+        LMDB copies through a read transaction, so commits may go on meanwhile. Call it
+        on the thread that stages and syncs: growing the map, which only that thread
+        does, would pull the pages out from under a copy on another thread.
+        """
+        env = self._writes.require_env()
+        try:
+            env.copy(path, compact=True)
+        except lmdb.Error as exc:
+            raise storage_error(path, exc, f"copying the store at {self._path}") from exc
