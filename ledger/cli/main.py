@@ -9,6 +9,7 @@ from ledger.cli.bench import bench
 from ledger.cli.cluster import cluster
 from ledger.cli.demo import demo
 from ledger.cli.health import health
+from ledger.cli.recover import recover
 from ledger.cli.serve import serve
 from ledger.cli.status import status
 
@@ -26,3 +27,4 @@ main.add_command(demo)
 main.add_command(health)
 main.add_command(bench)
 main.add_command(backup)
+main.add_command(recover)

@@ -6,17 +6,17 @@ import pathlib
 import struct
 import subprocess
 import sys
-import threading
 import zlib
 
 import lmdb
 import pytest
 
-from ledger.client import LedgerClient, LedgerError, Unavailable
+from ledger.client import Unavailable
 from ledger.storage.lmdb import FORMAT_VERSION, LmdbStore
 from ledger.tools.localcluster import ProcessCluster
 from tests.support.nodes import client, converged
 from tests.support.polling import eventually
+from tests.support.writers import Writer
 
 pytestmark = pytest.mark.xdist_group("processes")
 
@@ -43,30 +43,6 @@ def test_writes_through_every_node_agree_everywhere(shared_cluster: ProcessClust
     assert view["everywhere-2"].balance == 96
     history = clients[2].history("everywhere", local=True)
     assert [e.position for e in history] == list(range(13))
-
-
-class Writer:
-    """Deposits 1 into an account in a loop (bounded), recording what was acknowledged."""
-
-    def __init__(self, bank: LedgerClient, account: str, limit: int) -> None:
-        self.acknowledged: list[tuple[int, str]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(bank, account, limit))
-        self._thread.start()
-
-    def _run(self, bank: LedgerClient, account: str, limit: int) -> None:
-        for i in range(limit):
-            if self._stop.is_set():
-                return
-            try:
-                done = bank.deposit(account, 1, request_id=f"{account}-{i}")
-            except LedgerError:
-                continue
-            self.acknowledged.append((done.position, done.request_id))
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def test_a_node_killed_mid_write_catches_up_without_client_help(cluster: ProcessCluster) -> None:

@@ -1,0 +1,134 @@
+"""A node that lost its disk, or got an older copy of it back, never breaks agreement.
+
+Real `ledger serve` processes: one node is SIGKILLed while writes flow, its data
+directory is wiped, rolled back to an older copy, or replaced by a `ledger backup`;
+`ledger serve` on it refuses (naming `ledger recover`) while the other two keep
+taking writes; `ledger recover` then `ledger serve` bring it back; every
+acknowledged write is on every replica, and the replicas agree.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+
+import pytest
+
+from ledger.tools.localcluster import ProcessCluster
+from tests.support.nodes import client, converged
+from tests.support.polling import eventually
+from tests.support.writers import Writer
+
+pytestmark = pytest.mark.xdist_group("processes")
+
+ACCOUNT = "acct"
+WRITES = 3_000  # the writer's bound; the tests stop it long before
+
+
+def ledger(*args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ledger", *args], capture_output=True,
+                          text=True, timeout=timeout_s)
+
+
+def node_flags(cluster: ProcessCluster, index: int) -> list[str]:
+    node = cluster.nodes[index]
+    return ["--node-id", node.node_id, "--data-dir", str(node.data_dir),
+            "--cluster", cluster.cluster_flag]
+
+
+def serve_is_refused(cluster: ProcessCluster, index: int) -> str:
+    """`ledger serve` on the node exits non-zero, naming `ledger recover`; its stderr."""
+    result = ledger("serve", *node_flags(cluster, index), timeout_s=60)
+    assert result.returncode != 0, result.stderr
+    assert "ledger recover" in result.stderr
+    return result.stderr
+
+
+def more_writes(writer: Writer, count: int, what: str) -> None:
+    seen = len(writer.acknowledged)
+    eventually(lambda: len(writer.acknowledged) >= seen + count, what=what)
+
+
+def local_history(address: str) -> dict[int, str]:
+    """Position -> request id of every entry of ACCOUNT as the node at `address` holds it."""
+    bank = client(address)
+    entries: dict[int, str] = {}
+    while page := bank.history(ACCOUNT, from_position=len(entries), limit=1_000, local=True):
+        entries.update((e.position, e.request_id) for e in page)
+    return entries
+
+
+def assert_every_acknowledged_write_everywhere(cluster: ProcessCluster, writer: Writer) -> None:
+    eventually(lambda: converged(cluster.addresses), what="the replicas agree")
+    for address in cluster.addresses:
+        history = local_history(address)
+        for position, request_id in writer.acknowledged:
+            assert history.get(position) == request_id, (
+                f"acknowledged write {position} ({request_id}) missing on {address}")
+
+
+def lose_and_recover(cluster: ProcessCluster, harm: Callable[[pathlib.Path], None],
+                     refusal: str) -> None:
+    """Writes flow through n2; n1 is killed, harmed, refused, recovered and restarted."""
+    bank = client(cluster.addresses[1], timeout_s=5)
+    bank.open_account(ACCOUNT, 0)
+    writer = Writer(bank, ACCOUNT, WRITES)
+    try:
+        more_writes(writer, 30, "writes flow")
+        cluster.kill(0)
+        harm(cluster.nodes[0].data_dir)
+        assert refusal in serve_is_refused(cluster, 0)
+        more_writes(writer, 30, "the other two keep taking writes")
+        recovered = ledger("recover", *node_flags(cluster, 0))
+        assert recovered.returncode == 0, recovered.stderr
+        assert "now start it: ledger serve" in recovered.stdout
+        cluster.start_node(0)
+        more_writes(writer, 30, "writes with the recovered node back")
+    finally:
+        writer.stop()
+    assert_every_acknowledged_write_everywhere(cluster, writer)
+
+
+def test_a_wiped_node_is_refused_until_recovered_and_nothing_is_lost(
+    own_cluster: ProcessCluster,
+) -> None:
+    lose_and_recover(own_cluster, lambda data_dir: shutil.rmtree(data_dir),
+                     refusal="wiped or replaced")
+
+
+def test_a_directory_restored_from_an_older_copy_is_refused_until_recovered(
+    own_cluster: ProcessCluster, tmp_path: pathlib.Path,
+) -> None:
+    cluster = own_cluster
+    client(cluster.addresses[0]).open_account("before", 5)
+    cluster.terminate(0)
+    copy = tmp_path / "n1-copy"
+    shutil.copytree(cluster.nodes[0].data_dir, copy)
+    cluster.start_node(0)
+
+    def restore(data_dir: pathlib.Path) -> None:
+        shutil.rmtree(data_dir)
+        shutil.copytree(copy, data_dir)
+
+    lose_and_recover(cluster, restore, refusal="restored from an older copy")
+    assert client(cluster.addresses[0]).balance("before").balance == 5
+
+
+def test_a_backup_taken_while_running_is_restored_through_recover(
+    own_cluster: ProcessCluster, tmp_path: pathlib.Path,
+) -> None:
+    cluster = own_cluster
+    client(cluster.addresses[0]).open_account("before", 7)
+    backup = tmp_path / "n1-backup"
+    made = ledger("backup", "--server", cluster.addresses[0], "--out", str(backup))
+    assert made.returncode == 0, made.stderr
+
+    def restore(data_dir: pathlib.Path) -> None:
+        shutil.rmtree(data_dir)
+        shutil.copytree(backup, data_dir)
+
+    lose_and_recover(cluster, restore, refusal="restored from a backup")
+    assert client(cluster.addresses[0]).balance("before").balance == 7
