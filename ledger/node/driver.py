@@ -41,7 +41,7 @@ from ledger.node.trace import Tracer
 from ledger.paxos import Alarm, Envelope, Outcome, PaxosConfig, PaxosNode, Ready
 from ledger.paxos.backoff import RandomSource
 from ledger.paxos.records import Write
-from ledger.storage.base import AppWrite, StorageError, Store
+from ledger.storage.base import AppWrite, Corruption, StorageError, Store
 
 log = logging.getLogger(__name__)
 
@@ -325,25 +325,48 @@ class NodeDriver:
         if self.tracer.active:
             for envelope in [e for call in inbox.calls for e in call.envelopes] + inbox.messages:
                 self.tracer.record("received", envelope.source, envelope.message)
+        def handle(envelope: Envelope) -> None:
+            received[type(envelope.message).__name__] += 1
+            try:
+                take(core.handle(envelope, now_ms))
+            except Corruption as error:
+                self._unreadable(error, now_ms, take)
+
         counters = self.counters
         received = counters.received
         for call in inbox.calls:
             counters.messages += len(call.envelopes)
             for envelope in call.envelopes:
-                received[type(envelope.message).__name__] += 1
-                take(core.handle(envelope, now_ms))
+                handle(envelope)
         counters.messages += len(inbox.messages)
         for envelope in inbox.messages:
-            received[type(envelope.message).__name__] += 1
-            take(core.handle(envelope, now_ms))
+            handle(envelope)
         for proposal in inbox.cancels:
             take(self._proposals.cancel(proposal, core, now_ms))
-        before = self._proposals.started
-        self._proposals.start(core, now_ms, take, self._trace_proposal)
-        counters.proposals += self._proposals.started - before
-        self._reads.start(inbox.reads, core, now_ms, take)
-        take(core.tick(now_ms))
+        try:
+            before = self._proposals.started
+            self._proposals.start(core, now_ms, take, self._trace_proposal)
+            counters.proposals += self._proposals.started - before
+            self._reads.start(inbox.reads, core, now_ms, take)
+            take(core.tick(now_ms))
+        except Corruption as error:
+            # The turn's remaining work comes again next turn; the account no longer does.
+            self._unreadable(error, now_ms, take)
+            self._wake.set()
         return readies
+
+    def _unreadable(self, error: Corruption, now_ms: int,
+                    take: Callable[[Ready | None], None]) -> None:
+        """A damaged record of one account: quarantine that account, keep the node serving.
+
+        Damage that names no account (a node-wide record) is not this node's to guess
+        about: it stops the node, whose start then says to run `ledger recover`.
+        """
+        if error.account is None:
+            self._fail(error)
+            return
+        self.counters.unreadable_accounts += 1
+        take(self._core.quarantine_unreadable(error.account, str(error), now_ms))
 
     def _release(self, turn: _Turn) -> None:
         """Send, then apply, what one turn produced (its writes are durable as needed)."""

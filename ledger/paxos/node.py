@@ -16,8 +16,9 @@ slots nobody decides, which `recovery` plans). `rounds` issues its ballots.
 from __future__ import annotations
 
 from ledger.paxos import barriers, catchup, learner, phases
-from ledger.paxos.account import AccountState, Leadership
+from ledger.paxos.account import AccountState, Leadership, load_account_state
 from ledger.paxos.backoff import RandomSource
+from ledger.paxos.ballot import NULL_BALLOT
 from ledger.paxos.catchup import AntiEntropy
 from ledger.paxos.config import PaxosConfig
 from ledger.paxos.errors import InvariantViolation, ProposalInProgress, Quarantined
@@ -40,7 +41,7 @@ from ledger.paxos.messages import (
 )
 from ledger.paxos.proposer import Proposer
 from ledger.paxos.ready import Ready, ReadyBuilder
-from ledger.paxos.records import DurableView
+from ledger.paxos.records import AccountRecord, DurableView
 from ledger.paxos.residency import AccountTable
 from ledger.paxos.rounds import Rounds
 
@@ -245,6 +246,21 @@ class PaxosNode:
                 proposer.accepted_by.discard(peer)
             for barrier in state.barriers.values():
                 barrier.reports.pop(peer, None)
+
+    def quarantine_unreadable(self, account: str, reason: str, now_ms: int) -> Ready:
+        """This node's records of `account` cannot be read (damaged): stop acting on it.
+
+        Its state is not loaded (that is what failed); it stays quarantined, and never
+        evicted, until the node is recovered. The alarm in the Ready says why.
+        """
+        out = ReadyBuilder()
+        state = self._accounts.get(account)
+        if state is None:
+            state = load_account_state(AccountRecord(NULL_BALLOT, -1, ()), now_ms)
+            self._accounts.states[account] = state
+        if state.quarantined is None:
+            learner.quarantine(account, state, reason, out)
+        return out.build()
 
     def tick(self, now_ms: int) -> Ready:
         """Fire due timers: resends, retries after backoff, catch-up, recovery, anti-entropy."""

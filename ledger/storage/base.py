@@ -157,7 +157,15 @@ class StorageFull(StorageError):
 
 
 class Corruption(StorageError):
-    """A stored record failed its checksum."""
+    """A stored record failed its checksum (or is missing where the format says it must be).
+
+    `account` names the account whose Paxos record it is, when it is one: that account
+    is quarantined on this node (the rest keep serving) until `ledger recover`.
+    """
+
+    def __init__(self, message: str, account: str | None = None) -> None:
+        super().__init__(message)
+        self.account = account
 
 
 def flush_now(sync: Callable[[], None]) -> concurrent.futures.Future[None]:

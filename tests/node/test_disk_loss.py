@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import pathlib
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 
 import pytest
 
 from ledger.tools.localcluster import ProcessCluster
+from tests.support.cli import ledger, node_flags
 from tests.support.nodes import client, converged
 from tests.support.polling import eventually
 from tests.support.writers import Writer
@@ -26,17 +25,6 @@ pytestmark = pytest.mark.xdist_group("processes")
 
 ACCOUNT = "acct"
 WRITES = 3_000  # the writer's bound; the tests stop it long before
-
-
-def ledger(*args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ledger", *args], capture_output=True,
-                          text=True, timeout=timeout_s)
-
-
-def node_flags(cluster: ProcessCluster, index: int) -> list[str]:
-    node = cluster.nodes[index]
-    return ["--node-id", node.node_id, "--data-dir", str(node.data_dir),
-            "--cluster", cluster.cluster_flag]
 
 
 def serve_is_refused(cluster: ProcessCluster, index: int) -> str:

@@ -11,6 +11,7 @@ from click.testing import CliRunner, Result
 
 from ledger.cli.main import main as ledger_main
 from ledger.cli.teller import teller
+from ledger.tools.localcluster import ProcessCluster
 
 # `teller` as a real process, exactly as the console script runs it.
 TELLER = [sys.executable, "-c", "from ledger.cli.teller import main; main()"]
@@ -38,3 +39,15 @@ def run(command: Sequence[str], env: Mapping[str, str] | None = None,
     environment.update(env or {})
     return subprocess.run(list(command), capture_output=True, text=True, env=environment,
                           timeout=timeout_s)
+
+
+def ledger(*args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
+    """`ledger ARGS` as a real process."""
+    return run([*LEDGER, *args], timeout_s=timeout_s)
+
+
+def node_flags(cluster: ProcessCluster, index: int) -> list[str]:
+    """The flags `ledger serve` and `ledger recover` take for node `index` of `cluster`."""
+    node = cluster.nodes[index]
+    return ["--node-id", node.node_id, "--data-dir", str(node.data_dir),
+            "--cluster", cluster.cluster_flag]

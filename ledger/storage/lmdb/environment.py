@@ -94,6 +94,11 @@ def open_environment(path: str, map_size_bytes: int, max_dbs: int) -> lmdb.Envir
             # Reuse the one read transaction instead of setting one up per read.
             max_spare_txns=1,
         )
+    except (lmdb.InvalidError, lmdb.CorruptedError, lmdb.PageNotFoundError) as exc:
+        raise StorageError(
+            f"cannot open the LMDB store at {path}: {exc}: its structure is damaged. Run "
+            f"`ledger recover` on this node (see README, 'Losing a disk'): it keeps nothing "
+            f"it cannot read and fetches the rest from the other members") from exc
     except lmdb.Error as exc:
         raise StorageError(f"cannot open the LMDB store at {path}: {exc}") from exc
 

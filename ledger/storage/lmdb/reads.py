@@ -103,7 +103,8 @@ class LmdbReads:
             promised = records.decode_promise(txn.get(prefix, db=tables.promise), prefix, account)
             raw_fence = txn.get(prefix, db=tables.fence)
             fence = -1 if raw_fence is None else _U64.unpack(records.checked(
-                prefix, raw_fence, "the recovery fence of account %r", account))[0]
+                prefix, raw_fence, "the recovery fence of account %r", account,
+                account=account))[0]
             through = records.decode_tail(txn.get(prefix, db=tables.tail), prefix, account)[0]
             votes: list[AcceptedEntry] = []
             cursor = txn.cursor(db=tables.vote)
@@ -139,11 +140,12 @@ class LmdbReads:
                     # store lost a record.
                     raise Corruption(
                         f"the chosen values of account {account!r} in the store at "
-                        f"{self._path} skip slot {expected}: the data on disk is damaged"
-                    )
+                        f"{self._path} skip slot {expected}: the data on disk is damaged; "
+                        f"run `ledger recover` on this node (see README, 'Losing a disk')",
+                        account)
                 values.append(records.checked(
-                    key, raw, "the chosen value of account %r at slot %d", account, expected
-                ))
+                    key, raw, "the chosen value of account %r at slot %d", account, expected,
+                    account=account))
                 expected += 1
                 if len(values) == limit:
                     break

@@ -120,7 +120,8 @@ class Records:
             )
         return raw + b"\x00"
 
-    def checked(self, key: bytes, raw: bytes, what: str, *args: object) -> bytes:
+    def checked(self, key: bytes, raw: bytes, what: str, *args: object,
+                account: str | None = None) -> bytes:
         """The payload of a stored record, after verifying its checksum.
 
         `what % args` names the record; it is only formatted if the check fails,
@@ -137,13 +138,15 @@ class Records:
             detail = f"only {len(raw)} bytes"
         raise Corruption(
             f"{what % args} in the store at {self.path} failed its checksum ({detail}): the data "
-            f"on disk is damaged; rebuild this node from a healthy replica"
+            f"on disk is damaged; run `ledger recover` on this node (see README, 'Losing a "
+            f"disk'), which keeps what verifies and fetches the rest from its peers",
+            account,
         )
 
     def decode_promise(self, raw: bytes | None, key: bytes, account: str) -> Ballot:
         if raw is None:
             return NULL_BALLOT
-        payload = self.checked(key, raw, "the promise of account %r", account)
+        payload = self.checked(key, raw, "the promise of account %r", account, account=account)
         return Ballot(*BALLOT.unpack(payload))
 
     def decode_tail(self, raw: bytes | None, key: bytes, account: str) -> tuple[int, bytes]:
@@ -151,11 +154,12 @@ class Records:
         if raw is None:
             return -1, EMPTY_DIGEST
         through, digest = TAIL_BODY.unpack(
-            self.checked(key, raw, "the chosen tail of account %r", account)
+            self.checked(key, raw, "the chosen tail of account %r", account, account=account)
         )
         return through, digest
 
     def vote_entry(self, key: bytes, raw: bytes, account: str, slot: int) -> AcceptedEntry:
-        payload = self.checked(key, raw, "the vote of account %r at slot %d", account, slot)
+        payload = self.checked(key, raw, "the vote of account %r at slot %d", account, slot,
+                               account=account)
         round_, node_index = BALLOT.unpack_from(payload)
         return AcceptedEntry(slot, Ballot(round_, node_index), payload[BALLOT.size:])

@@ -1,0 +1,116 @@
+"""Bytes flipped inside one stored record, found by its key: never a wrong answer.
+
+The damaged node quarantines the one account whose record fails its checksum and
+keeps serving every other; clients are answered by the other replicas meanwhile;
+`ledger recover` drops what does not verify and the node catches up. Damage to
+LMDB's own structure is refused at start, naming `ledger recover`.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+
+import lmdb
+import pytest
+
+from ledger.client import LedgerClient
+from ledger.client.admin import node_counters
+from ledger.tools.localcluster import ProcessCluster
+from tests.support.cli import ledger, node_flags
+from tests.support.nodes import client, converged
+from tests.support.polling import eventually
+
+pytestmark = pytest.mark.xdist_group("processes")
+
+
+def flip_a_byte_of(data_dir: pathlib.Path, table: bytes, key: bytes) -> None:
+    """Flip one byte inside the value stored under `key` in `table`, in the file itself
+    (as a failing disk would; the running node's map sees it at once)."""
+    with lmdb.open(str(data_dir), max_dbs=16, readonly=True, lock=False) as env, \
+            env.begin() as txn:
+        value = txn.get(key, db=env.open_db(table, txn=txn, create=False))
+    assert value is not None, f"no {table!r} record under {key!r}"
+    path = data_dir / "data.mdb"
+    raw = path.read_bytes()
+    assert raw.count(value) == 1, "the record's bytes must be unique in the file"
+    offset = raw.index(value) + len(value) - 1  # inside the payload, past the checksum
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.pwrite(fd, bytes([raw[offset] ^ 0x5A]), offset)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def test_a_damaged_promise_quarantines_one_account_until_recovered(
+    own_cluster: ProcessCluster,
+) -> None:
+    cluster = own_cluster
+    bank = client(cluster.addresses[0])
+    for account in ("damaged", "healthy"):
+        bank.open_account(account, 100)
+        bank.deposit(account, 1, memo=f"first of {account}")
+    eventually(lambda: converged(cluster.addresses), what="replicas agree")
+    cluster.terminate(0)
+    flip_a_byte_of(cluster.nodes[0].data_dir, b"promise", b"damaged\x00")
+    cluster.start_node(0)
+    # The damaged node serves the healthy account, and never answers for the damaged one.
+    n1 = client(cluster.addresses[0], timeout_s=5)
+    assert n1.deposit("healthy", 2).balance == 103
+    everywhere = LedgerClient(cluster.addresses, timeout_s=10)  # fails over to a healthy one
+    assert everywhere.deposit("damaged", 3).balance == 104
+    eventually(lambda: (node_counters(cluster.addresses[0], 2) or {}).get(
+        "unreadable_accounts", 0) >= 1, what="the damaged account is quarantined on n1")
+    assert "ALARM" in cluster.log_tail(0) and "ledger recover" in cluster.log_tail(0)
+
+    cluster.terminate(0)
+    recovered = ledger("recover", *node_flags(cluster, 0))
+    assert recovered.returncode == 0, recovered.stderr
+    assert re.search(r"kept \d+ values of 2 accounts", recovered.stderr)  # promises: never
+    cluster.start_node(0)
+    view = eventually(lambda: converged(cluster.addresses), what="n1 caught up")
+    assert view["damaged"].balance == 104 and view["healthy"].balance == 103
+
+
+def test_a_chosen_value_damaged_while_running_is_never_served(
+    own_cluster: ProcessCluster,
+) -> None:
+    cluster = own_cluster
+    bank = LedgerClient(cluster.addresses, timeout_s=10)
+    bank.open_account("acct", 10)
+    bank.deposit("acct", 5, memo="a memo that makes slot one unique")
+    eventually(lambda: converged(cluster.addresses), what="replicas agree")
+    flip_a_byte_of(cluster.nodes[0].data_dir, b"chosen", b"acct\x00" + (1).to_bytes(8, "big"))
+    # A replica behind asks n1 for the damaged slot: n1 answers it with nothing wrong.
+    cluster.terminate(2)
+    bank.deposit("acct", 1)
+    cluster.start_node(2)
+    view = eventually(lambda: converged(cluster.addresses), what="n3 caught up")
+    assert view["acct"].balance == 16
+    cluster.terminate(0)
+    recovered = ledger("recover", *node_flags(cluster, 0))
+    assert recovered.returncode == 0, recovered.stderr
+    assert "dropped 1 that did not verify" in recovered.stderr
+    cluster.start_node(0)
+    view = eventually(lambda: converged(cluster.addresses), what="n1 repaired")
+    assert view["acct"].balance == 16
+
+
+def test_damage_to_lmdb_structure_is_refused_at_start_naming_recover(
+    own_cluster: ProcessCluster,
+) -> None:
+    cluster = own_cluster
+    client(cluster.addresses[0]).open_account("acct", 1)
+    cluster.terminate(0)
+    path = cluster.nodes[0].data_dir / "data.mdb"
+    with path.open("r+b") as data:  # both meta pages: LMDB cannot find its root
+        data.write(b"\xff" * 8192)
+    result = ledger("serve", *node_flags(cluster, 0), timeout_s=60)
+    assert result.returncode != 0
+    assert "ledger recover" in result.stderr
+    recovered = ledger("recover", *node_flags(cluster, 0))
+    assert recovered.returncode == 0, recovered.stderr
+    cluster.start_node(0)
+    eventually(lambda: converged(cluster.addresses), what="n1 rebuilt from its peers")
