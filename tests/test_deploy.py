@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from ledger.cli.main import main
 from ledger.node.cluster import ClusterConfig
+from ledger.server.node_server import LIVENESS_SERVICE
 
 DEPLOY = pathlib.Path(__file__).resolve().parent.parent / "deploy"
 
@@ -105,6 +106,13 @@ def test_the_statefulset_nodes_agree_with_the_headless_service() -> None:
         assert member.host == f"{pod_name}.{service['metadata']['name']}"
         assert member.port == container_port
         assert f"node {pod_name}" in check_config(args)
+    # The init container recovers a lost or rolled-back volume with the same identity.
+    (init,) = pod["initContainers"]
+    assert init["command"][:3] == ["ledger", "recover", "--if-needed"]
+    assert flag(init["command"], "--data-dir") == mount["mountPath"]
+    assert init["args"] == container["args"]
+    assert init["volumeMounts"] == container["volumeMounts"]
+    assert container["livenessProbe"]["grpc"]["service"] == LIVENESS_SERVICE
 
 
 @pytest.mark.parametrize("document", ["docker-compose.yml", "k8s/ledger.yaml"])

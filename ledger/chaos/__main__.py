@@ -3,6 +3,8 @@
 Writes history.jsonl, faults.jsonl, logs.json, report.txt and report.json to --out
 and exits 0 only if the checker passed. Partition and loss nemeses need root: the
 run then builds its own network namespaces, runs inside them, and removes them.
+The disk nemesis wipes a node's data directory or rolls it back to an older copy,
+checks that `ledger serve` refuses it, and brings it back with `ledger recover`.
 """
 
 from __future__ import annotations

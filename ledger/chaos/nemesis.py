@@ -1,16 +1,24 @@
-"""Nemeses: kill, pause, partition and packet loss, injected while the workload runs."""
+"""Nemeses: kill, pause, partition, packet loss and disk loss, injected while the workload runs.
+
+One fault at a time: inject, let the workload run, heal everything, rest, again. The
+disk nemesis (see `ledger.chaos.disk`) harms one node's data directory, checks that
+`ledger serve` refuses it, and recovers it with `ledger recover` at the heal.
+"""
 
 from __future__ import annotations
 
+import pathlib
 import random
 import threading
 from collections.abc import Callable
 
+from ledger.chaos.checker import Violation
+from ledger.chaos.disk import HARMS, Disks
 from ledger.chaos.history import FaultEvent
 from ledger.chaos.netns import Topology
 from ledger.tools.localcluster import ProcessCluster
 
-NEMESES = ("kill", "pause", "partition", "loss")
+NEMESES = ("kill", "pause", "partition", "loss", "disk")
 NETWORK_NEMESES = ("partition", "loss")
 
 
@@ -18,7 +26,8 @@ class Nemesis:
     """Injects one fault at a time, heals it, rests, and again, until told to stop."""
 
     def __init__(self, cluster: ProcessCluster, kinds: list[str], seed: int,
-                 now_ms: Callable[[], float], topology: Topology | None = None) -> None:
+                 now_ms: Callable[[], float], topology: Topology | None = None,
+                 copies_dir: pathlib.Path | None = None) -> None:
         unknown = set(kinds) - set(NEMESES)
         assert not unknown, f"unknown nemeses {unknown}"
         assert topology is not None or not set(kinds) & set(NETWORK_NEMESES)
@@ -28,10 +37,15 @@ class Nemesis:
         self.now_ms = now_ms
         self.topology = topology
         self.events: list[FaultEvent] = []
+        # What the nemeses saw go wrong (a harmed directory served, a tool that failed):
+        # the run fails with these beside the checker's violations.
+        self.failures: list[Violation] = []
         self._killed: set[int] = set()
         self._paused: set[int] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
+        self.disks = Disks(cluster, copies_dir or cluster.base_dir / "copies", self._note,
+                           self._fail, now_ms, self._stop)
 
     @property
     def size(self) -> int:
@@ -41,15 +55,27 @@ class Nemesis:
         self._thread.start()
 
     def stop_and_heal(self) -> None:
-        """Stop injecting; heal the network, resume and restart every node."""
+        """Stop injecting; heal the network, resume, recover and restart every node."""
         self._stop.set()
         self._thread.join()
-        self._heal_all()
+        try:
+            self._heal_all()
+        except Exception as error:
+            self._fail("nemesis", f"healing failed: {type(error).__name__}: {error}")
 
     def _note(self, kind: str, detail: str = "") -> None:
         self.events.append(FaultEvent(self.now_ms(), kind, detail))
 
+    def _fail(self, node: str, detail: str) -> None:
+        self.failures.append(Violation("nemesis", node, detail))
+
     def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception as error:  # stop injecting; the run reports it and fails
+            self._fail("nemesis", f"stopped injecting: {type(error).__name__}: {error}")
+
+    def _loop(self) -> None:
         order: list[str] = []
         while not self._stop.wait(self.rng.uniform(0.3, 1.5)):
             if not order:  # every kind once, in a fresh random order, then again
@@ -107,6 +133,25 @@ class Nemesis:
         self.topology.lose(percent)
         self._note("loss", f"{percent}% of packets between nodes")
 
+    def _down(self) -> set[int]:
+        """Nodes some nemesis has down: killed, paused, or waiting for `ledger recover`."""
+        return self._killed | self._paused | self.disks.harmed
+
+    def _inject_disk(self) -> None:
+        # The previous heal starts nodes without waiting; a stopped copy, the check that
+        # `ledger serve` refuses the harmed directory and `ledger recover` all need every
+        # other member answering (a rollback is only detected by a member that answers).
+        down = self._down()
+        for index in range(self.size):
+            if index not in down:
+                self.cluster.wait_ready(index)
+        victim = self.rng.choice([i for i in range(self.size) if i not in down])
+        how = self.rng.choice(HARMS)
+        fresh_copy = self.rng.random() < 0.5
+        assert len(down) + 1 <= (self.size - 1) // 2, (
+            f"disk: {self._names(sorted(down))} already down; one more is not a minority")
+        self.disks.harm(victim, how, self.rng.choice, fresh_copy)
+
     def _heal_all(self) -> None:
         if self.topology is not None:
             self.topology.heal()
@@ -118,4 +163,6 @@ class Nemesis:
             self.cluster.start_node(index, wait=False)
             self._note("restart", self._names([index]))
         self._killed.clear()
+        for index in sorted(self.disks.harmed):  # every other member is up or starting
+            self.disks.recover(index)
         self._note("heal")

@@ -97,18 +97,26 @@ def run(config: ChaosConfig, topology: Topology | None = None) -> Report:
     with cluster:
         addresses = cluster.addresses
         open_hot_accounts(addresses, workload, recorder)
-        nemesis = Nemesis(cluster, list(config.nemeses), config.seed, recorder.now_ms, topology)
+        nemesis = Nemesis(cluster, list(config.nemeses), config.seed, recorder.now_ms, topology,
+                          copies_dir=config.out_dir / "copies")
         stop = threading.Event()
         nemesis.start()
         try:
             run_clients(addresses, workload, recorder, config.seconds, stop)
         finally:
             nemesis.stop_and_heal()
-        for index in range(len(cluster.nodes)):
-            cluster.wait_ready(index)
-        converged = wait_for_convergence(addresses)
+        problems = list(nemesis.failures)  # what the nemeses saw go wrong
+        all_serving = True
+        for index, node in enumerate(cluster.nodes):
+            try:
+                cluster.wait_ready(index)
+            except (RuntimeError, TimeoutError) as error:
+                all_serving = False
+                problems.append(Violation("nemesis", node.node_id,
+                                          f"not serving after the heal: {error}"))
+        converged = all_serving and wait_for_convergence(addresses)
         record = RunRecord(recorder.ops, nemesis.events, read_logs(addresses))
-    violations = check(record)
+    violations = problems + check(record)
     report = summarize(config, record, converged, violations)
     write_jsonl(config.out_dir / "history.jsonl", record.ops)
     write_jsonl(config.out_dir / "faults.jsonl", record.faults)

@@ -10,7 +10,7 @@ import click
 from ledger.bank.state_machine import LedgerStateMachine
 from ledger.cli.serve import build_config
 from ledger.storage.base import StorageError
-from ledger.tools.recover import RecoverError
+from ledger.tools.recover import RecoverError, needs_recovery
 from ledger.tools.recover import recover as run_recover
 
 
@@ -20,7 +20,14 @@ from ledger.tools.recover import recover as run_recover
               help="Its data directory: wiped, restored from a backup, damaged, or missing.")
 @click.option("--cluster", required=True, metavar="ID=HOST:PORT,...",
               help="Every member of the cluster, as `ledger serve` is given it.")
-def recover(node_id: str, data_dir: pathlib.Path, cluster: str) -> None:
+@click.option("--listen", metavar="HOST:PORT",
+              help="Answer other members' recoveries here instead of this node's --cluster "
+                   "address (containers), as `ledger serve --listen`.")
+@click.option("--if-needed", is_flag=True,
+              help="Recover only if `ledger serve` would refuse the directory; else change "
+                   "nothing and exit 0 (for an init container).")
+def recover(node_id: str, data_dir: pathlib.Path, cluster: str, listen: str | None,
+            if_needed: bool) -> None:
     """Make a node whose disk was lost, rolled back or damaged safe to serve again.
 
     Keeps the chosen values of the old directory that verify, registers a new
@@ -28,14 +35,21 @@ def recover(node_id: str, data_dir: pathlib.Path, cluster: str) -> None:
     a lost promise or vote may have touched, then exits 0: start the node with
     `ledger serve` as usual. The old directory is kept beside the new one, renamed.
     """
-    config = build_config(node_id, data_dir, cluster, None, 1024)
+    config = build_config(node_id, data_dir, cluster, listen, 1024)
 
     def say(line: str) -> None:
         click.echo(line, err=True)
 
     try:
+        if if_needed:
+            reason = needs_recovery(config.node_id, str(config.data_dir), config.cluster,
+                                    LedgerStateMachine.TABLES, say)
+            if reason is None:
+                click.echo(f"node {node_id}'s data directory needs no recovery")
+                return
+            say(f"recovering: {reason}")
         done = run_recover(config.node_id, str(config.data_dir), config.cluster,
-                           LedgerStateMachine.TABLES, say)
+                           LedgerStateMachine.TABLES, say, config.bind_address)
     except (RecoverError, StorageError, OSError) as error:
         raise click.ClickException(f"recovery of node {node_id} failed: {error}") from error
     except KeyboardInterrupt:

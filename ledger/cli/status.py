@@ -18,6 +18,8 @@ DEFAULT_SERVERS = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
 TROUBLE = {
     "peer_messages_dropped": "malformed peer messages dropped",
     "alarms": "accounts quarantined on an ALARM (see the node's log)",
+    "unreadable_accounts": "accounts whose records are damaged on disk (quarantined here; "
+                           "run `ledger recover` on this node)",
 }
 
 

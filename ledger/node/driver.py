@@ -199,10 +199,7 @@ class NodeDriver:
         return self._core.quarantine_reason(account)
 
     def forget_peer(self, peer: int) -> None:
-        """Node `peer` rejoined with a new data directory: see PaxosNode.forget_peer.
-
-        Safe between turns (this runs on the driver's loop, and a turn never yields).
-        """
+        """Node `peer` rejoined (PaxosNode.forget_peer); on this loop, so between turns."""
         self._core.forget_peer(peer)
 
     def counter_values(self) -> dict[str, int]:
@@ -349,19 +346,15 @@ class NodeDriver:
             counters.proposals += self._proposals.started - before
             self._reads.start(inbox.reads, core, now_ms, take)
             take(core.tick(now_ms))
-        except Corruption as error:
-            # The turn's remaining work comes again next turn; the account no longer does.
+        except Corruption as error:  # the rest of the work comes again next turn
             self._unreadable(error, now_ms, take)
             self._wake.set()
         return readies
 
     def _unreadable(self, error: Corruption, now_ms: int,
                     take: Callable[[Ready | None], None]) -> None:
-        """A damaged record of one account: quarantine that account, keep the node serving.
-
-        Damage that names no account (a node-wide record) is not this node's to guess
-        about: it stops the node, whose start then says to run `ledger recover`.
-        """
+        """A damaged record of one account quarantines that account; damage naming no
+        account (a node-wide record) stops the node, which then says to run recover."""
         if error.account is None:
             self._fail(error)
             return
@@ -501,19 +494,7 @@ class NodeDriver:
         self._proposals.fail_active(StorageUnavailable(self.storage_error or
                                                        "storage unavailable"))
 
-    # -------------------------------------------------------------------- tracing
-
     def _trace_proposal(self, account: str) -> None:
-        if not self.tracer.active:
-            return
-        slot = self._core.chosen_through(account) + 1
-        leader = self._core.leadership(account)
-        if self.config.fast_path and leader is not None and leader.next_slot == slot:
-            self.tracer.note(account, (
-                f"proposing at slot {slot} on the fast path: a majority promised "
-                f"ballot {leader.ballot} for every slot >= {leader.since_slot}, so "
-                "Prepare/Promise are skipped"))
-        else:
-            self.tracer.note(account, (
-                f"proposing at slot {slot}: this node holds no range promise on the "
-                "account, so Phase 1 (Prepare/Promise) runs first"))
+        if self.tracer.active:
+            leader = self._core.leadership(account) if self.config.fast_path else None
+            self.tracer.note_proposal(account, self._core.chosen_through(account) + 1, leader)

@@ -36,16 +36,22 @@ class PeerBook:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._records = store.peer_records()
+        # The process (boot) of each peer whose commit count was checked: within one
+        # process the count only rises, though a call and an answer may pass each other.
+        self._boots: dict[str, int] = {}
         self._persisted = dict(self._records)
         self._persisted_at_s = time.monotonic()
 
     def record(self, node_id: str) -> PeerRecord | None:
         return self._records.get(node_id)
 
-    def admit(self, node_id: str, incarnation: Incarnation | None, durable_seq: int) -> None:
+    def admit(self, node_id: str, incarnation: Incarnation | None, durable_seq: int,
+              boot: int) -> None:
         """Count messages from `node_id` in this life; PeerRefused says why not.
 
-        A first contact is recorded durably before anything from it counts.
+        A first contact is recorded durably before anything from it counts. A process
+        of the peer not heard from before must not hold fewer commits than were seen
+        from the directory (it would have been restored from an older copy).
         """
         if incarnation is None:
             raise PeerRefused(f"node {node_id} sent no incarnation: every node must run a "
@@ -53,6 +59,7 @@ class PeerBook:
         recorded = self._records.get(node_id)
         if recorded is None:
             self._records[node_id] = PeerRecord(incarnation, durable_seq)
+            self._boots[node_id] = boot
             self._persist()
             log.info("recorded node %s's data directory, incarnation %s", node_id, incarnation)
             return
@@ -62,11 +69,13 @@ class PeerBook:
                 f"this node counts only incarnation {recorded.incarnation} of it (the directory "
                 f"was wiped or replaced, or a second process uses the id): "
                 f"{recover_hint(node_id)}")
-        if durable_seq < recorded.durable_seq:
-            raise PeerRefused(
-                f"node {node_id}'s data directory has made {durable_seq} commits, but this node "
-                f"has seen it at {recorded.durable_seq}: it was restored from an older copy "
-                f"and forgot promises or votes; {recover_hint(node_id)}")
+        if self._boots.get(node_id) != boot:
+            if durable_seq < recorded.durable_seq:
+                raise PeerRefused(
+                    f"node {node_id}'s data directory has made {durable_seq} commits, but this "
+                    f"node has seen it at {recorded.durable_seq}: it was restored from an older "
+                    f"copy and forgot promises or votes; {recover_hint(node_id)}")
+            self._boots[node_id] = boot
         if durable_seq > recorded.durable_seq:
             self._records[node_id] = PeerRecord(incarnation, durable_seq)
             if time.monotonic() - self._persisted_at_s >= SEQ_PERSIST_EVERY_S:
@@ -81,6 +90,7 @@ class PeerBook:
                 f"node {node_id} asks to rejoin as incarnation {incarnation}, not above the "
                 f"recorded {recorded.incarnation}")
         self._records[node_id] = PeerRecord(incarnation, 0)
+        self._boots.pop(node_id, None)
         self._persist()
         log.warning("node %s rejoined with a new data directory, incarnation %s; nothing from "
                     "its former life counts any more", node_id, incarnation)

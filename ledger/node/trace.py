@@ -7,6 +7,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from ledger.paxos import messages as m
+from ledger.paxos.account import Leadership
 
 MAX_EVENTS_PER_ACCOUNT = 2_000
 MAX_TRACED_ACCOUNTS = 16
@@ -83,3 +84,15 @@ class Tracer:
         events = self._events.get(account)
         if events is not None:
             events.append(TraceEvent(time.time_ns() // 1_000_000, "note", None, text))
+
+    def note_proposal(self, account: str, slot: int, leader: Leadership | None) -> None:
+        """Say whether a proposal at `slot` skips Phase 1 (a range promise covers it)."""
+        if leader is not None and leader.next_slot == slot:
+            self.note(account, (
+                f"proposing at slot {slot} on the fast path: a majority promised "
+                f"ballot {leader.ballot} for every slot >= {leader.since_slot}, so "
+                "Prepare/Promise are skipped"))
+        else:
+            self.note(account, (
+                f"proposing at slot {slot}: this node holds no range promise on the "
+                "account, so Phase 1 (Prepare/Promise) runs first"))

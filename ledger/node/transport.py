@@ -90,11 +90,13 @@ class PeerTransport:
         incarnation: Incarnation,
         durable_seq: Callable[[], int],
         book: PeerBook,
+        boot: int,
     ) -> None:
         self._cluster = cluster
         self._incarnation = peer_codec.incarnation_pb(incarnation)
         self._durable_seq = durable_seq
         self._book = book
+        self._boot = boot
         self._limits = PeerLimits(cluster.size)
         self._dropped = dropped
         self._node_index = node_index
@@ -182,6 +184,7 @@ class PeerTransport:
             source_incarnation=self._incarnation,
             # Everything in the batch was durable before it was queued (Ready order).
             source_durable_seq=self._durable_seq(),
+            source_boot=self._boot,
         )
         self.calls_made += 1
         stream.unanswered += 1
@@ -210,7 +213,7 @@ class PeerTransport:
                 try:
                     self._book.admit(self._cluster.members[peer].node_id,
                                      peer_codec.incarnation_from_pb(reply, "source_incarnation"),
-                                     reply.source_durable_seq)
+                                     reply.source_durable_seq, reply.source_boot)
                 except PeerRefused as refused:
                     log.error("refusing answers from peer %s: %s",
                               self._cluster.members[peer].node_id, refused)

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 LEDGER_SERVICE = ledger_pb2.DESCRIPTOR.services_by_name["Ledger"]
 REPLICA_SERVICE = replica_pb2.DESCRIPTOR.services_by_name["Replica"]
 ADMIN_SERVICE = replica_pb2.DESCRIPTOR.services_by_name["Admin"]
+LIVENESS_SERVICE = "liveness"
 
 
 class NodeServer:
@@ -54,10 +55,11 @@ class NodeServer:
             config.node_id, config.cluster.as_pairs(), Incarnation.new(0))
         assert self.identity.incarnation is not None  # check_identity refuses the rest
         self.book = PeerBook(store)
+        boot = random.getrandbits(63)  # this process, among the lives of the directory
         self.admitted = asyncio.Event()
         self.transport = PeerTransport(config.cluster, index, self._on_answers, self.dropped,
                                        self.identity.incarnation, store.durable_seq,
-                                       self.book)
+                                       self.book, boot)
         self.machine = LedgerStateMachine(store)
         self.driver = NodeDriver(
             index,
@@ -82,7 +84,8 @@ class NodeServer:
             maximum_concurrent_rpcs=self.limits.max_concurrent_rpcs)
         limits = self.limits
         add_service(ReplicaServicer(config.cluster, index, self.driver, self.dropped, store,
-                                    self.identity.incarnation, self.book, self.admitted),
+                                    self.identity.incarnation, self.book, self.admitted,
+                                    boot),
                     self.server, REPLICA_SERVICE, replica_pb2, limits.max_message_bytes)
         add_service(AdminServicer(config.node_id, config.cluster, store, self.driver,
                                   self._balance),
@@ -112,6 +115,9 @@ class NodeServer:
         if port == 0:
             raise OSError(f"cannot listen on {self.config.bind_address}")
         await self.server.start()
+        # "liveness" answers SERVING while the process runs (for liveness probes); the
+        # rest only once the node takes part in Paxos (for readiness probes).
+        await self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         for service in ("", "ledger.v1.Ledger"):
             await self.health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
         if self.identity.join_pending or self.store.identity() is not None:

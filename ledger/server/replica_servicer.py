@@ -56,7 +56,7 @@ def replies(answers: list[Envelope], requests_answered: int,
 class ReplicaServicer(pb_grpc.ReplicaServicer):
     def __init__(self, cluster: ClusterConfig, node_index: int, driver: NodeDriver,
                  dropped: DroppedMessages, store: Store, incarnation: Incarnation,
-                 book: PeerBook, admitted: asyncio.Event) -> None:
+                 book: PeerBook, admitted: asyncio.Event, boot: int) -> None:
         self._cluster = cluster
         self._node_index = node_index
         self._node_id = cluster.members[node_index].node_id
@@ -67,12 +67,14 @@ class ReplicaServicer(pb_grpc.ReplicaServicer):
         self._incarnation = peer_codec.incarnation_pb(incarnation)
         self._book = book
         self._admitted = admitted  # set once this node may take part in Paxos
+        self._boot = boot
 
     def _stamp(self) -> pb.StepReply:
         """Who answers: this directory's incarnation and its commit count now (every
         answer was durable before it was handed back)."""
         return pb.StepReply(source_incarnation=self._incarnation,
-                            source_durable_seq=self._store.durable_seq())
+                            source_durable_seq=self._store.durable_seq(),
+                            source_boot=self._boot)
 
     async def Step(
         self, request: pb.StepRequest, context: grpc.aio.ServicerContext
@@ -208,7 +210,7 @@ class ReplicaServicer(pb_grpc.ReplicaServicer):
         try:
             self._book.admit(request.source_node_id,
                              peer_codec.incarnation_from_pb(request, "source_incarnation"),
-                             request.source_durable_seq)
+                             request.source_durable_seq, request.source_boot)
         except PeerRefused as refused:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(refused))
         # A message that breaks a bound is dropped alone: the rest of the batch (other

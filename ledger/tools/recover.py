@@ -34,8 +34,10 @@ from ledger.node import peer_codec
 from ledger.node.cluster import ClusterConfig
 from ledger.node.transport import CHANNEL_OPTIONS
 from ledger.paxos.records import FenceWrite, FloorWrite
+from ledger.server.admission import ADMISSION_WAIT_S, verdict
 from ledger.storage.base import Incarnation, NodeIdentity, StorageError
 from ledger.storage.lmdb import LmdbStore
+from ledger.tools.recovering_server import LockedStore, start_answering
 from ledger.tools.salvage import Salvage, salvage_chosen
 from ledger.v1 import replica_pb2 as pb
 from ledger.v1 import replica_pb2_grpc as pb_grpc
@@ -80,6 +82,20 @@ class Members:
         for channel in self.channels.values():
             channel.close()
 
+    def each_answering_within(self, call: Callable[[str], object], wait_s: float) -> None:
+        """Call `call` for every member that answers within `wait_s`."""
+        waiting = [m.node_id for m in self.others]
+        deadline_s = time.monotonic() + wait_s
+        while waiting and time.monotonic() < deadline_s:
+            for node in list(waiting):
+                try:
+                    call(node)
+                except grpc.RpcError:
+                    continue
+                waiting.remove(node)
+            if waiting:
+                time.sleep(RETRY_EVERY_S)
+
     def each_until_answered(self, call: Callable[[str], object], what: str, say: Say) -> None:
         """Call `call` for every member until each has answered once; report who is waited for."""
         waiting = [m.node_id for m in self.others]
@@ -103,36 +119,97 @@ class Members:
                 time.sleep(RETRY_EVERY_S)
 
 
+def needs_recovery(node_id: str, data_dir: str, cluster: ClusterConfig,
+                   app_tables: tuple[str, ...], say: Say) -> str | None:
+    """Why `ledger serve` would refuse this directory (None: it would not), asking the
+    members as serve does: every one for a new or missing directory, those that answer
+    within a few seconds for a used one. Runs nothing else (`ledger recover --if-needed`)."""
+    identity: NodeIdentity | None = None
+    durable_seq = 0
+    if os.path.exists(os.path.join(data_dir, "data.mdb")):
+        try:
+            store = LmdbStore(data_dir, app_tables=app_tables)
+        except StorageError as error:
+            if "in use" in str(error):
+                raise RecoverError(f"{error}: stop node {node_id} first") from None
+            return f"the data directory cannot be opened ({error})"
+        try:
+            identity = store.identity()
+            durable_seq = store.durable_seq()
+        except StorageError as error:
+            return f"the data directory's identity cannot be read ({error})"
+        finally:
+            store.abandon()
+        if identity is not None and identity.recovery_required is not None:
+            return identity.recovery_required
+    new = identity is None or identity.join_pending
+    members = Members(cluster, node_id)
+    try:
+        reasons: list[str] = []
+
+        def ask(node: str) -> None:
+            reply = members.stub(node).Identify(pb.IdentifyRequest(
+                cluster_fingerprint=cluster.fingerprint, node_id=node_id), timeout=ASK_TIMEOUT_S)
+            if new:
+                if reply.known and (identity is None or peer_codec.incarnation_from_pb(
+                        reply, "recorded") != identity.incarnation):
+                    reasons.append(f"member {node} knows node {node_id}, whose data "
+                                   f"directory is new or missing here")
+                return
+            assert identity is not None
+            reason = verdict(identity, durable_seq, reply)
+            if reason is not None:
+                reasons.append(reason)
+
+        if new:
+            members.each_until_answered(ask, "identify", say)
+        else:
+            members.each_answering_within(ask, ADMISSION_WAIT_S)
+        return reasons[0] if reasons else None
+    finally:
+        members.close()
+
+
 def recover(config_node_id: str, data_dir: str, cluster: ClusterConfig,
-            app_tables: tuple[str, ...], say: Say) -> Recovered:
-    """Run the whole protocol; see the module docstring."""
+            app_tables: tuple[str, ...], say: Say, bind_address: str | None = None) -> Recovered:
+    """Run the whole protocol; see the module docstring. While it runs, the node answers
+    other members' recoveries on `bind_address` (default: its own cluster address)."""
     data_dir = os.path.abspath(data_dir)
     fresh = f"{data_dir}.recovering"
     members = Members(cluster, config_node_id)
+    server: grpc.Server | None = None
     try:
         salvage = Salvage()
         shutil.rmtree(fresh, ignore_errors=True)  # a recovery interrupted earlier
         say(f"recovering node {config_node_id} into {data_dir}")
-        generation = _new_generation(members, config_node_id, data_dir, app_tables, say)
-        incarnation = Incarnation.new(generation)
-        store = LmdbStore(fresh, app_tables=app_tables)
+        identity = NodeIdentity(config_node_id, cluster.as_pairs(),
+                                recovery_required=UNFINISHED)
+        store = LockedStore(LmdbStore(fresh, app_tables=app_tables))
         try:
-            identity = NodeIdentity(config_node_id, cluster.as_pairs(), incarnation,
-                                    recovery_required=UNFINISHED)
+            store.set_identity(identity)
+            member = cluster.members[cluster.index_of(config_node_id)]
+            server = start_answering(cluster, config_node_id, store,
+                                     bind_address or member.address)
+            generation = _new_generation(members, config_node_id, data_dir, app_tables, say)
+            incarnation = Incarnation.new(generation)
+            identity = dataclasses.replace(identity, incarnation=incarnation)
             store.set_identity(identity)
             say("keeping the chosen values of the old directory that verify...")
             for writes in salvage_chosen(data_dir, app_tables, salvage, say):
-                store.stage(writes)
-                store.sync()
+                store.write(writes)
             _check_owner(salvage.identity, config_node_id, cluster)
             say(f"  kept {salvage.values_kept:,} values of {salvage.accounts_kept:,} accounts"
                 + (f"; dropped {len(salvage.accounts_dropped or []):,} that did not verify"
                    if salvage.accounts_dropped else ""))
             floor = _rejoin(members, incarnation, say)
             fences = _fence(members, store, say)
-            store.stage([FloorWrite(floor)])
+            store.write([FloorWrite(floor)])
+            server.stop(grace=1.0).wait()
+            server = None
             store.set_identity(dataclasses.replace(identity, recovery_required=None))
         finally:
+            if server is not None:
+                server.stop(grace=None)
             store.close()
         kept_old_at = _swap(data_dir, fresh)
         return Recovered(incarnation, floor, fences, salvage.values_kept,
@@ -205,7 +282,7 @@ def _rejoin(members: Members, incarnation: Incarnation, say: Say) -> int:
     return floor
 
 
-def _fence(members: Members, store: LmdbStore, say: Say) -> int:
+def _fence(members: Members, store: LockedStore, say: Say) -> int:
     """A fence per account at the highest slot any member holds something at."""
     fences = 0
 
@@ -218,12 +295,11 @@ def _fence(members: Members, store: LmdbStore, say: Say) -> int:
                 after=after, limit=TAILS_PAGE), timeout=ASK_TIMEOUT_S * 5)
             writes = [FenceWrite(tail.account, tail.highest_slot) for tail in reply.tails
                       if tail.highest_slot > store.account_summary(tail.account).chosen_through]
-            store.stage(writes)
+            store.write(writes)
             fences += len(writes)
             if reply.complete or not reply.tails:
                 break
             after = reply.tails[-1].account
-        store.sync()
 
     say("reading how far every account's log reaches on every member...")
     members.each_until_answered(page_through, "recovery tails", say)

@@ -201,30 +201,34 @@ class Incarnation(_message.Message):
     def __init__(self, generation: _Optional[int] = ..., id: _Optional[bytes] = ...) -> None: ...
 
 class StepRequest(_message.Message):
-    __slots__ = ("cluster_fingerprint", "source_node_id", "messages", "source_incarnation", "source_durable_seq")
+    __slots__ = ("cluster_fingerprint", "source_node_id", "messages", "source_incarnation", "source_durable_seq", "source_boot")
     CLUSTER_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     SOURCE_NODE_ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     SOURCE_INCARNATION_FIELD_NUMBER: _ClassVar[int]
     SOURCE_DURABLE_SEQ_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_BOOT_FIELD_NUMBER: _ClassVar[int]
     cluster_fingerprint: str
     source_node_id: str
     messages: _containers.RepeatedCompositeFieldContainer[PeerMessage]
     source_incarnation: Incarnation
     source_durable_seq: int
-    def __init__(self, cluster_fingerprint: _Optional[str] = ..., source_node_id: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[PeerMessage, _Mapping]]] = ..., source_incarnation: _Optional[_Union[Incarnation, _Mapping]] = ..., source_durable_seq: _Optional[int] = ...) -> None: ...
+    source_boot: int
+    def __init__(self, cluster_fingerprint: _Optional[str] = ..., source_node_id: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[PeerMessage, _Mapping]]] = ..., source_incarnation: _Optional[_Union[Incarnation, _Mapping]] = ..., source_durable_seq: _Optional[int] = ..., source_boot: _Optional[int] = ...) -> None: ...
 
 class StepReply(_message.Message):
-    __slots__ = ("messages", "requests_answered", "source_incarnation", "source_durable_seq")
+    __slots__ = ("messages", "requests_answered", "source_incarnation", "source_durable_seq", "source_boot")
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     REQUESTS_ANSWERED_FIELD_NUMBER: _ClassVar[int]
     SOURCE_INCARNATION_FIELD_NUMBER: _ClassVar[int]
     SOURCE_DURABLE_SEQ_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_BOOT_FIELD_NUMBER: _ClassVar[int]
     messages: _containers.RepeatedCompositeFieldContainer[PeerMessage]
     requests_answered: int
     source_incarnation: Incarnation
     source_durable_seq: int
-    def __init__(self, messages: _Optional[_Iterable[_Union[PeerMessage, _Mapping]]] = ..., requests_answered: _Optional[int] = ..., source_incarnation: _Optional[_Union[Incarnation, _Mapping]] = ..., source_durable_seq: _Optional[int] = ...) -> None: ...
+    source_boot: int
+    def __init__(self, messages: _Optional[_Iterable[_Union[PeerMessage, _Mapping]]] = ..., requests_answered: _Optional[int] = ..., source_incarnation: _Optional[_Union[Incarnation, _Mapping]] = ..., source_durable_seq: _Optional[int] = ..., source_boot: _Optional[int] = ...) -> None: ...
 
 class IdentifyRequest(_message.Message):
     __slots__ = ("cluster_fingerprint", "node_id")

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import pathlib
 import shutil
+import subprocess
 from collections.abc import Callable
 
 import pytest
 
 from ledger.tools.localcluster import ProcessCluster
-from tests.support.cli import ledger, node_flags
+from tests.support.cli import LEDGER, ledger, node_flags
 from tests.support.nodes import client, converged
 from tests.support.polling import eventually
 from tests.support.writers import Writer
@@ -59,7 +60,7 @@ def assert_every_acknowledged_write_everywhere(cluster: ProcessCluster, writer: 
 
 
 def lose_and_recover(cluster: ProcessCluster, harm: Callable[[pathlib.Path], None],
-                     refusal: str) -> None:
+                     refusal: str, *recover_flags: str) -> None:
     """Writes flow through n2; n1 is killed, harmed, refused, recovered and restarted."""
     bank = client(cluster.addresses[1], timeout_s=5)
     bank.open_account(ACCOUNT, 0)
@@ -70,7 +71,7 @@ def lose_and_recover(cluster: ProcessCluster, harm: Callable[[pathlib.Path], Non
         harm(cluster.nodes[0].data_dir)
         assert refusal in serve_is_refused(cluster, 0)
         more_writes(writer, 30, "the other two keep taking writes")
-        recovered = ledger("recover", *node_flags(cluster, 0))
+        recovered = ledger("recover", *node_flags(cluster, 0), *recover_flags)
         assert recovered.returncode == 0, recovered.stderr
         assert "now start it: ledger serve" in recovered.stdout
         cluster.start_node(0)
@@ -118,5 +119,58 @@ def test_a_backup_taken_while_running_is_restored_through_recover(
         shutil.rmtree(data_dir)
         shutil.copytree(backup, data_dir)
 
-    lose_and_recover(cluster, restore, refusal="restored from a backup")
+    # As the Kubernetes init container runs it: it recovers because serve would refuse.
+    lose_and_recover(cluster, restore, "restored from a backup", "--if-needed")
     assert client(cluster.addresses[0]).balance("before").balance == 7
+
+
+def test_recover_if_needed_leaves_a_healthy_directory_alone(
+    own_cluster: ProcessCluster,
+) -> None:
+    cluster = own_cluster
+    client(cluster.addresses[0]).open_account("acct", 1)
+    cluster.terminate(0)
+    before = (cluster.nodes[0].data_dir / "data.mdb").read_bytes()
+    result = ledger("recover", *node_flags(cluster, 0), "--if-needed")
+    assert result.returncode == 0, result.stderr
+    assert "needs no recovery" in result.stdout
+    assert (cluster.nodes[0].data_dir / "data.mdb").read_bytes() == before
+    cluster.start_node(0)
+    eventually(lambda: converged(cluster.addresses), what="n1 serves as before")
+
+
+def start_when_recovered(cluster: ProcessCluster,
+                         recoveries: dict[int, subprocess.Popen[str]]) -> bool:
+    """Start each node whose recovery ended (successfully); True once all have."""
+    for index, recovery in recoveries.items():
+        if recovery.poll() is not None and not cluster.nodes[index].running:
+            _, stderr = recovery.communicate()
+            assert recovery.returncode == 0, stderr
+            cluster.start_node(index, wait=False)
+    return all(cluster.nodes[index].running for index in recoveries)
+
+
+def test_two_of_five_nodes_wiped_at_once_recover_together(tmp_path: pathlib.Path) -> None:
+    # Each recovery needs every other member's answer: the two answer each other.
+    with ProcessCluster(tmp_path / "five", 5) as cluster:
+        bank = client(cluster.addresses[4], timeout_s=5)
+        bank.open_account(ACCOUNT, 0)
+        writer = Writer(bank, ACCOUNT, WRITES)
+        try:
+            more_writes(writer, 30, "writes flow")
+            for index in (0, 1):
+                cluster.kill(index)
+                shutil.rmtree(cluster.nodes[index].data_dir)
+            more_writes(writer, 30, "three of five keep taking writes")
+            recoveries = [subprocess.Popen(
+                [*LEDGER, "recover", *node_flags(cluster, index)], stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True) for index in (0, 1)]
+            # Each starts serving as soon as its recovery ends: the other may still need
+            # its answers (a serving node gives them, as a recovering one does).
+            eventually(lambda: start_when_recovered(cluster, dict(zip((0, 1), recoveries,
+                                                                      strict=True))),
+                       what="both recoveries end", timeout_s=120)
+            more_writes(writer, 30, "writes with both back")
+        finally:
+            writer.stop()
+        assert_every_acknowledged_write_everywhere(cluster, writer)
