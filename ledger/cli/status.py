@@ -20,6 +20,9 @@ TROUBLE = {
     "alarms": "accounts quarantined on an ALARM (see the node's log)",
     "unreadable_accounts": "accounts whose records are damaged on disk (quarantined here; "
                            "run `ledger recover` on this node)",
+    "waiting_for_members": "not voting yet: waiting for the other members to confirm its "
+                           "data directory is current",
+    "recovering_accounts": "accounts fenced by `ledger recover`, catching up before they vote",
 }
 
 

@@ -98,14 +98,8 @@ class NodeDriver:
     """
 
     def __init__(
-        self,
-        node_index: int,
-        config: PaxosConfig,
-        store: Store,
-        send: Send,
-        rng: RandomSource,
-        state_machine: StateMachine,
-        clock_ms: Callable[[], int] = monotonic_ms,
+        self, node_index: int, config: PaxosConfig, store: Store, send: Send, rng: RandomSource,
+        state_machine: StateMachine, clock_ms: Callable[[], int] = monotonic_ms,
     ) -> None:
         self.node_index = node_index
         self.config = config
@@ -181,9 +175,8 @@ class NodeDriver:
             async with asyncio.timeout(timeout_s):
                 return await future
         except TimeoutError:
-            raise NoQuorum(
-                f"no majority answered a read of account {account!r} within {timeout_s:.1f}s"
-            ) from None
+            raise NoQuorum(f"no majority answered a read of account {account!r} within "
+                           f"{timeout_s:.1f}s") from None
 
     # ----------------------------------------------------------------- queries
 
@@ -198,8 +191,10 @@ class NodeDriver:
     def quarantine_reason(self, account: str) -> str | None:
         return self._core.quarantine_reason(account)
 
-    def forget_peer(self, peer: int) -> None:
-        """Node `peer` rejoined (PaxosNode.forget_peer); on this loop, so between turns."""
+    def recovering_accounts(self) -> int:
+        return self._core.recovering_accounts()
+
+    def forget_peer(self, peer: int) -> None:  # on this loop, so between turns
         self._core.forget_peer(peer)
 
     def counter_values(self) -> dict[str, int]:

@@ -130,6 +130,12 @@ class PaxosNode:
         state = self._accounts.get(account)
         return None if state is None else state.quarantined
 
+    def recovering_accounts(self) -> int:
+        """Accounts in memory still fenced after a recovery: not voting where they are
+        behind until they have learned what was chosen there."""
+        return sum(1 for state in self._accounts.states.values()
+                   if state.acceptor.fence_slot > state.chosen_through)
+
     def leadership(self, account: str) -> Leadership | None:
         """The range promise this node holds on `account`, if any (read-only use)."""
         state = self._accounts.get(account)

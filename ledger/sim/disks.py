@@ -41,13 +41,29 @@ class DiskFaultEvents:
     def _on_disk_fault(self, fault: DiskFault) -> None:
         """Kill the node, replace its disk, and begin rejoining as `ledger recover` does."""
         node = self.nodes[fault.node]
+        if fault.kind == "rollback":
+            image = self.snapshots.get(fault.node)
+        elif fault.kind == "corrupt":
+            image = self._without_one_account(node)
+        else:
+            image = None
         self._on_crash(fault.node)
-        image = self.snapshots.get(fault.node) if fault.kind == "rollback" else None
         node.kept = image or MemoryTables()
         node.store = MemoryStore()
         node.generation += 1
         node.rejoin = Rejoin(fault.node, self.scenario.nodes)
         self._at(self.now_ms, "rejoin-ask", (fault.node, node.generation))
+
+    def _without_one_account(self, node: SimNode) -> MemoryTables:
+        """The node's disk with one account's records damaged: what `ledger recover` keeps
+        of it (every other chosen value; the damaged account's none)."""
+        image = copy.deepcopy(node.store.synced)
+        if image.chosen:
+            damaged = self.rng.choice(sorted(image.chosen))
+            del image.chosen[damaged]
+            image.digests.pop(damaged, None)
+            image.sorted_accounts.remove(damaged)
+        return image
 
     def _on_rejoin_ask(self, payload: tuple[int, int]) -> None:
         index, generation = payload

@@ -25,13 +25,13 @@ class Partition:
 
 @dataclass(frozen=True, slots=True)
 class DiskFault:
-    """At `at_ms` node `node` is killed and its disk replaced: wiped, or rolled back to the
-    image it held at `snapshot_at_ms` (a restored backup); then it rejoins as
-    `ledger recover` does."""
+    """At `at_ms` node `node` is killed and its disk replaced: wiped, rolled back to the
+    image it held at `snapshot_at_ms` (a restored backup), or found with one account's
+    records damaged; then it rejoins as `ledger recover` does."""
 
     at_ms: int
     node: int
-    kind: str  # "wipe" or "rollback"
+    kind: str  # "wipe", "rollback" or "corrupt"
     snapshot_at_ms: int
 
 
@@ -195,7 +195,7 @@ def _disk_faults(
     faults = []
     for node in rng.sample(range(size), min(count, (size - 1) // 2)):
         at_ms = rng.randrange(100, window_ms)
-        faults.append(DiskFault(at_ms, node, rng.choice(("wipe", "rollback")),
+        faults.append(DiskFault(at_ms, node, rng.choice(("wipe", "rollback", "corrupt")),
                                 rng.randrange(0, at_ms)))
     return tuple(faults)
 

@@ -44,7 +44,7 @@ def test_the_sweep_covers_the_faults_it_claims() -> None:
     assert {s.fast_path for s in scenarios} == {True, False}
     assert any(s.sync_ms > 0 for s in scenarios)  # group commit: crash before sync
     faults = [f for s in scenarios for f in s.disk_faults]
-    assert {f.kind for f in faults} == {"wipe", "rollback"}
+    assert {f.kind for f in faults} == {"wipe", "rollback", "corrupt"}
     assert any(len(s.disk_faults) == 2 and s.nodes == 5 for s in scenarios)
     assert all(len(s.disk_faults) <= (s.nodes - 1) // 2 for s in scenarios)
 
