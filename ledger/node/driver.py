@@ -24,7 +24,6 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from ledger.node.consensus import (
     AccountQuarantined,
@@ -34,6 +33,7 @@ from ledger.node.consensus import (
 )
 from ledger.node.counters import DriverCounters
 from ledger.node.durability import DurabilityGate
+from ledger.node.inbox import Call, Inbox, Turn
 from ledger.node.proposals import Proposal, ProposalQueues
 from ledger.node.reads import Read, ReadBarriers
 from ledger.node.reapply import reapply_unapplied
@@ -60,37 +60,6 @@ def monotonic_ms() -> int:
     return time.monotonic_ns() // 1_000_000
 
 
-@dataclass(slots=True, eq=False)
-class _Call:
-    """A peer's call, waiting for the answers its messages cause."""
-
-    source: int
-    envelopes: list[Envelope]
-    future: asyncio.Future[list[Envelope]]
-
-
-@dataclass(slots=True)
-class _Turn:
-    """What one turn produced: released once the writes it depends on are durable."""
-
-    readies: list[Ready]
-    calls: list[_Call]
-
-
-@dataclass(slots=True)
-class _Inbox:
-    calls: list[_Call] = field(default_factory=list)
-    messages: list[Envelope] = field(default_factory=list)
-    cancels: list[Proposal] = field(default_factory=list)
-    reads: list[Read] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.calls or self.messages or self.cancels or self.reads)
-
-    def __len__(self) -> int:
-        return len(self.calls) + len(self.messages) + len(self.reads)
-
-
 class NodeDriver:
     """Owns the core, the store and the state machine; serialises all access to them.
 
@@ -108,10 +77,10 @@ class NodeDriver:
         self._clock_ms = clock_ms
         self._state_machine = state_machine
         self._core = PaxosNode(node_index, config, store, rng, clock_ms())
-        self._inbox = _Inbox()
+        self._inbox = Inbox()
         self._proposals = ProposalQueues()
         self._reads = ReadBarriers()
-        self._gate: DurabilityGate[_Turn] = DurabilityGate(LAZY_FLUSH_MS)
+        self._gate: DurabilityGate[Turn] = DurabilityGate(LAZY_FLUSH_MS)
         self._wake = asyncio.Event()
         self._stopping = False
         self._fatal: BaseException | None = None  # a failure nothing here can handle
@@ -124,7 +93,7 @@ class NodeDriver:
     def deliver(self, source: int, envelopes: list[Envelope]) -> asyncio.Future[list[Envelope]]:
         """Messages from a peer's call; resolves with our answers to it, once durable."""
         future: asyncio.Future[list[Envelope]] = asyncio.get_running_loop().create_future()
-        self._inbox.calls.append(_Call(source, envelopes, future))
+        self._inbox.calls.append(Call(source, envelopes, future))
         self._wake.set()
         return future
 
@@ -194,7 +163,11 @@ class NodeDriver:
     def recovering_accounts(self) -> int:
         return self._core.recovering_accounts()
 
-    def forget_peer(self, peer: int) -> None:  # on this loop, so between turns
+    def forget_peer(self, peer: int) -> None:
+        """Node `peer` rejoined with a new data directory: what its former life sent and
+        this node has not handled yet is dropped unanswered (its peer book refuses the
+        rest), and the core forgets what it counted. On this loop, so between turns."""
+        self._inbox.drop_from(peer)
         self._core.forget_peer(peer)
 
     def counter_values(self) -> dict[str, int]:
@@ -270,7 +243,7 @@ class NodeDriver:
     def _turn(self) -> None:
         self.counters.turns += 1
         now_ms = self._clock_ms()
-        inbox, self._inbox = self._inbox, _Inbox()
+        inbox, self._inbox = self._inbox, Inbox()
         if self.storage_error is not None and not self._sync():
             # While the disk refuses writes the core is not fed: what it would answer
             # could not be made durable. Peers and proposers retry on their own.
@@ -286,7 +259,7 @@ class NodeDriver:
         # one still held) waits for the flush that covers its writes. The flush runs on
         # the store's writer thread, so this loop keeps serving meanwhile. Chosen values
         # and applied state gate nothing (a majority's votes make a value chosen).
-        turn = _Turn(readies, inbox.calls)
+        turn = Turn(readies, inbox.calls)
         # (Held turns keep order whatever this one staged: no need to look at its writes.)
         gates_sends = self._gate.holding or any(ready.gates_sends for ready in readies)
         if self._gate.admit(turn, gates_sends):
@@ -295,7 +268,7 @@ class NodeDriver:
         if self._inbox:
             self._wake.set()
 
-    def _run_core(self, inbox: _Inbox, now_ms: int) -> list[Ready]:
+    def _run_core(self, inbox: Inbox, now_ms: int) -> list[Ready]:
         """Feed the turn's work to the core, staging each Ready's writes at once.
 
         Staging right away matters: the core reads its durable state back (chosen
@@ -356,7 +329,7 @@ class NodeDriver:
         self.counters.unreadable_accounts += 1
         take(self._core.quarantine_unreadable(error.account, str(error), now_ms))
 
-    def _release(self, turn: _Turn) -> None:
+    def _release(self, turn: Turn) -> None:
         """Send, then apply, what one turn produced (its writes are durable as needed)."""
         outbound: dict[int, list[Envelope]] = defaultdict(list)
         tracing = self.tracer.active
@@ -482,7 +455,7 @@ class NodeDriver:
             self.storage_error = None
         return True
 
-    def _fail_calls(self, calls: list[_Call]) -> None:
+    def _fail_calls(self, calls: list[Call]) -> None:
         for call in calls:
             if not call.future.done():
                 call.future.set_result([])
