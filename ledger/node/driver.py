@@ -37,11 +37,12 @@ from ledger.node.inbox import Call, Inbox, Turn
 from ledger.node.proposals import Proposal, ProposalQueues
 from ledger.node.reads import Read, ReadBarriers
 from ledger.node.reapply import reapply_unapplied
+from ledger.node.repair import FetchChosen, Repairs
 from ledger.node.trace import Tracer
 from ledger.paxos import Alarm, Envelope, Outcome, PaxosConfig, PaxosNode, Ready
 from ledger.paxos.backoff import RandomSource
 from ledger.paxos.records import Write
-from ledger.storage.base import AppWrite, Corruption, StorageError, Store
+from ledger.storage.base import AppWrite, ChosenRepair, Corruption, StorageError, Store
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,9 @@ class NodeDriver:
         self._stopping = False
         self._fatal: BaseException | None = None  # a failure nothing here can handle
         self.tracer = Tracer()
+        # How a damaged chosen value is fetched again from a peer (set by the server).
+        self.fetch_chosen: FetchChosen | None = None
+        self._repairs = Repairs(self)
         self.counters = DriverCounters()
         self.storage_error: str | None = None
 
@@ -159,6 +163,25 @@ class NodeDriver:
 
     def quarantine_reason(self, account: str) -> str | None:
         return self._core.quarantine_reason(account)
+
+    def report_damage(self, error: Corruption) -> None:
+        """A read outside the core (Admin.Log) found a damaged record: as if the core had."""
+        def take(ready: Ready | None) -> None:
+            for alarm in ready.alarms if ready is not None else ():
+                self._raise_alarm(alarm)
+
+        self._unreadable(error, self._clock_ms(), take)
+
+    def put_back(self, repair: ChosenRepair) -> None:
+        """Write a repaired chosen value durably (now: repairs are rare), then act on its
+        account again."""
+        self._store.stage([repair])
+        self._store.sync()
+        self.counters.repaired_values += 1
+        if self._core.quarantine_reason(repair.account) is not None:
+            self.counters.unreadable_accounts -= 1
+        self._core.release_repaired(repair.account)
+        self._wake.set()
 
     def recovering_accounts(self) -> int:
         return self._core.recovering_accounts()
@@ -326,8 +349,11 @@ class NodeDriver:
         if error.account is None:
             self._fail(error)
             return
-        self.counters.unreadable_accounts += 1
+        if self._core.quarantine_reason(error.account) is None:
+            self.counters.unreadable_accounts += 1
         take(self._core.quarantine_unreadable(error.account, str(error), now_ms))
+        if error.slot is not None and self.fetch_chosen is not None:
+            self._repairs.start(error.account, error.slot)
 
     def _release(self, turn: Turn) -> None:
         """Send, then apply, what one turn produced (its writes are durable as needed)."""

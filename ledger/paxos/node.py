@@ -268,6 +268,13 @@ class PaxosNode:
             learner.quarantine(account, state, reason, out)
         return out.build()
 
+    def release_repaired(self, account: str) -> None:
+        """The account's damaged record was put back: act on it again, as after a restart
+        (its state is loaded afresh from the store at the next touch)."""
+        state = self._accounts.get(account)
+        if state is not None and state.quarantined is not None:
+            del self._accounts.states[account]
+
     def tick(self, now_ms: int) -> Ready:
         """Fire due timers: resends, retries after backoff, catch-up, recovery, anti-entropy."""
         out = ReadyBuilder()

@@ -16,7 +16,7 @@ from ledger.errors import InvalidRequest
 from ledger.node.cluster import ClusterConfig
 from ledger.node.driver import NodeDriver
 from ledger.server.status import BalanceOf, node_status
-from ledger.storage.base import StorageError, StorageFull, Store
+from ledger.storage.base import Corruption, StorageError, StorageFull, Store
 from ledger.storage.lmdb.backup import Backup, CopyableStore, copy_live_store
 from ledger.v1 import replica_pb2 as pb
 from ledger.v1 import replica_pb2_grpc as pb_grpc
@@ -61,7 +61,11 @@ class AdminServicer(pb_grpc.AdminServicer):
     async def Log(self, request: pb.LogRequest, context: grpc.aio.ServicerContext) -> pb.LogReply:
         await self._check_account(request.account, "account", context)
         limit = min(request.limit or DEFAULT_LOG_VALUES, MAX_LOG_VALUES)
-        values = self._store.chosen_values(request.account, request.from_slot, limit)
+        try:
+            values = self._store.chosen_values(request.account, request.from_slot, limit)
+        except Corruption as error:
+            self._driver.report_damage(error)  # a chosen value is fetched again from a peer
+            await context.abort(grpc.StatusCode.DATA_LOSS, str(error))
         summary = self._store.account_summary(request.account)
         return pb.LogReply(account=request.account, from_slot=request.from_slot,
                            values=list(values), chosen_through=summary.chosen_through)

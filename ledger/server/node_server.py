@@ -27,6 +27,7 @@ from ledger.server.forwarder import Forwarder
 from ledger.server.front_door import CallGate, add_service
 from ledger.server.ledger_servicer import LedgerServicer
 from ledger.server.limits import ServerLimits
+from ledger.server.peer_copies import PeerCopies
 from ledger.server.replica_servicer import ReplicaServicer
 from ledger.storage.base import Incarnation, NodeIdentity, Store
 from ledger.v1 import ledger_pb2, replica_pb2
@@ -78,6 +79,8 @@ class NodeServer:
             "recovering_accounts": self.driver.recovering_accounts(),
             "waiting_for_members": int(not self.admitted.is_set()),
         }
+        self.peer_copies = PeerCopies(config.cluster, index)
+        self.driver.fetch_chosen = self.peer_copies.fetch
         self.forwarder = Forwarder(config.cluster)
         self.bank = Bank(self.driver, self.machine, forward=self.forwarder)
         self.server = grpc.aio.server(
@@ -174,6 +177,7 @@ class NodeServer:
         await self.server.stop(grace=1.0)
         await self.bank.close()
         await self.forwarder.close()
+        await self.peer_copies.close()
         self.driver.stop()
         failed = False
         if self._driver_task is not None:

@@ -160,12 +160,26 @@ class Corruption(StorageError):
     """A stored record failed its checksum (or is missing where the format says it must be).
 
     `account` names the account whose Paxos record it is, when it is one: that account
-    is quarantined on this node (the rest keep serving) until `ledger recover`.
+    is quarantined on this node (the rest keep serving). `slot` names a damaged chosen
+    value, which is fetched again from a peer (`ChosenRepair`); any other damaged
+    record waits for `ledger recover`.
     """
 
-    def __init__(self, message: str, account: str | None = None) -> None:
+    def __init__(self, message: str, account: str | None = None,
+                 slot: int | None = None) -> None:
         super().__init__(message)
         self.account = account
+        self.slot = slot
+
+
+@dataclass(frozen=True, slots=True)
+class ChosenRepair:
+    """Put back the chosen value at `slot` (inside the chosen prefix) whose record was
+    damaged, as a peer holds it: a chosen value is final, so every replica's is the same."""
+
+    account: str
+    slot: int
+    value: bytes
 
 
 def flush_now(sync: Callable[[], None]) -> concurrent.futures.Future[None]:
@@ -183,7 +197,7 @@ def flush_now(sync: Callable[[], None]) -> concurrent.futures.Future[None]:
 class Store(DurableView, Protocol):
     """A node's durable state. Not thread-safe: one writer (the node's event loop)."""
 
-    def stage(self, writes: Iterable[Write | AppWrite]) -> None:
+    def stage(self, writes: Iterable[Write | AppWrite | ChosenRepair]) -> None:
         """Apply writes so reads see them; durable only after the next `sync`.
 
         May raise StorageError (StorageFull): the writes then stay staged and the

@@ -39,6 +39,7 @@ from ledger.storage.base import (
     AccountSummary,
     AppWrite,
     BrokenInvariant,
+    ChosenRepair,
     NodeIdentity,
     PeerRecord,
     RecoveryTail,
@@ -82,7 +83,7 @@ class GroupCommitStore:
         # Sorted keys of _app[table], built when a range read needs them: staging (the
         # hot path) only drops the list when it adds a key.
         self._app_keys: dict[str, list[bytes]] = {}
-        self._pending: list[Write | AppWrite] = []
+        self._pending: list[Write | AppWrite | ChosenRepair] = []
         self._batch = 1  # the batch now being staged into
         self._writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="writer")
         self._in_flight: concurrent.futures.Future[None] | None = None
@@ -92,14 +93,16 @@ class GroupCommitStore:
 
     # ------------------------------------------------------------------ writes
 
-    def stage(self, writes: Iterable[Write | AppWrite]) -> None:
+    def stage(self, writes: Iterable[Write | AppWrite | ChosenRepair]) -> None:
         with self._lock:
             for write in writes:
                 self._stage_one(write)
                 self._pending.append(write)
 
-    def _stage_one(self, write: Write | AppWrite) -> None:
+    def _stage_one(self, write: Write | AppWrite | ChosenRepair) -> None:
         batch = self._batch
+        if isinstance(write, ChosenRepair):
+            return  # no overlay: reads see it once committed (the caller syncs at once)
         if isinstance(write, AppWrite):
             rows = self._app.get(write.table)
             if rows is None:
@@ -169,7 +172,7 @@ class GroupCommitStore:
                 self._in_flight.result()
         self.flush_async().result()
 
-    def _commit(self, batch: list[Write | AppWrite], number: int) -> None:
+    def _commit(self, batch: list[Write | AppWrite | ChosenRepair], number: int) -> None:
         """On the writer thread: make the batch durable, then let reads find it in the base.
 
         A StorageError (a full disk) leaves the batch staged in the base, and the next

@@ -30,6 +30,7 @@ from ledger.storage.base import (
     AccountSummary,
     AppWrite,
     BrokenInvariant,
+    ChosenRepair,
     NodeIdentity,
     PeerRecord,
     RecoveryTail,
@@ -64,9 +65,14 @@ class MemoryTables:
             raise UnknownTable(f"no application table {name!r} (declared: {sorted(self.app)})")
         return rows
 
-    def apply(self, write: Write | AppWrite) -> None:
+    def apply(self, write: Write | AppWrite | ChosenRepair) -> None:
         """Apply one write; `BrokenInvariant` (before any change) if it breaks an invariant."""
-        if isinstance(write, AppWrite):
+        if isinstance(write, ChosenRepair):
+            log = self.chosen.get(write.account, [])
+            if write.slot >= len(log):
+                raise BrokenInvariant("a repair outside the chosen prefix")
+            log[write.slot] = write.value
+        elif isinstance(write, AppWrite):
             if write.value is None:
                 self.table(write.table).pop(write.key, None)
             else:
@@ -178,7 +184,7 @@ class MemoryStore:
         self._app_tables = tables
         self._visible = MemoryTables(app={table: {} for table in tables})
         self._synced = MemoryTables(app={table: {} for table in tables})
-        self._staged: list[Write | AppWrite] = []
+        self._staged: list[Write | AppWrite | ChosenRepair] = []
 
     @property
     def app_tables(self) -> tuple[str, ...]:
@@ -190,7 +196,7 @@ class MemoryStore:
         """The durable image: what a restart would find."""
         return self._synced
 
-    def stage(self, writes: Iterable[Write | AppWrite]) -> None:
+    def stage(self, writes: Iterable[Write | AppWrite | ChosenRepair]) -> None:
         for write in writes:
             self._visible.apply(write)
             self._staged.append(write)

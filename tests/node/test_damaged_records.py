@@ -1,8 +1,9 @@
 """Bytes flipped inside one stored record, found by its key: never a wrong answer.
 
 The damaged node quarantines the one account whose record fails its checksum and
-keeps serving every other; clients are answered by the other replicas meanwhile;
-`ledger recover` drops what does not verify and the node catches up. Damage to
+keeps serving every other; clients are answered by the other replicas meanwhile.
+A damaged chosen value is put back from a peer's copy, at once; a damaged promise
+or vote waits for `ledger recover`, which drops what does not verify. Damage to
 LMDB's own structure is refused at start, naming `ledger recover`.
 """
 
@@ -12,12 +13,15 @@ import os
 import pathlib
 import re
 
+import grpc
 import lmdb
 import pytest
 
 from ledger.client import LedgerClient
 from ledger.client.admin import node_counters
 from ledger.tools.localcluster import ProcessCluster
+from ledger.v1 import replica_pb2 as pb
+from ledger.v1 import replica_pb2_grpc as pb_grpc
 from tests.support.cli import ledger, node_flags
 from tests.support.nodes import client, converged
 from tests.support.polling import eventually
@@ -74,7 +78,12 @@ def test_a_damaged_promise_quarantines_one_account_until_recovered(
     assert view["damaged"].balance == 104 and view["healthy"].balance == 103
 
 
-def test_a_chosen_value_damaged_while_running_is_never_served(
+def log_of(address: str, account: str) -> pb.LogReply:
+    with grpc.insecure_channel(address) as channel:
+        return pb_grpc.AdminStub(channel).Log(pb.LogRequest(account=account), timeout=5)
+
+
+def test_a_chosen_value_damaged_while_running_is_put_back_from_a_peer(
     own_cluster: ProcessCluster,
 ) -> None:
     cluster = own_cluster
@@ -82,19 +91,26 @@ def test_a_chosen_value_damaged_while_running_is_never_served(
     bank.open_account("acct", 10)
     bank.deposit("acct", 5, memo="a memo that makes slot one unique")
     eventually(lambda: converged(cluster.addresses), what="replicas agree")
+    healthy = list(log_of(cluster.addresses[1], "acct").values)
     flip_a_byte_of(cluster.nodes[0].data_dir, b"chosen", b"acct\x00" + (1).to_bytes(8, "big"))
-    # A replica behind asks n1 for the damaged slot: n1 answers it with nothing wrong.
-    cluster.terminate(2)
-    bank.deposit("acct", 1)
-    cluster.start_node(2)
-    view = eventually(lambda: converged(cluster.addresses), what="n3 caught up")
-    assert view["acct"].balance == 16
-    cluster.terminate(0)
-    recovered = ledger("recover", *node_flags(cluster, 0))
-    assert recovered.returncode == 0, recovered.stderr
-    assert "dropped 1 that did not verify" in recovered.stderr
-    cluster.start_node(0)
-    view = eventually(lambda: converged(cluster.addresses), what="n1 repaired")
+    # Reading it finds the damage: an error, never a wrong value; the repair begins.
+    with pytest.raises(grpc.RpcError) as damaged:
+        log_of(cluster.addresses[0], "acct")
+    assert damaged.value.code() == grpc.StatusCode.DATA_LOSS
+    assert "failed its checksum" in (damaged.value.details() or "")
+
+    def repaired() -> bool:
+        try:
+            return list(log_of(cluster.addresses[0], "acct").values) == healthy
+        except grpc.RpcError:
+            return False
+
+    eventually(repaired, what="n1 put the value back from a peer's copy")
+    counters = node_counters(cluster.addresses[0], 2) or {}
+    assert counters["repaired_values"] == 1 and counters["unreadable_accounts"] == 0
+    # And n1 acts on the account again.
+    assert client(cluster.addresses[0]).deposit("acct", 1).balance == 16
+    view = eventually(lambda: converged(cluster.addresses), what="replicas agree again")
     assert view["acct"].balance == 16
 
 

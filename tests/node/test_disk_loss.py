@@ -14,9 +14,15 @@ import shutil
 import subprocess
 from collections.abc import Callable
 
+import grpc
 import pytest
 
+from ledger.bank.state_machine import LedgerStateMachine
+from ledger.node.cluster import ClusterConfig
+from ledger.storage.lmdb import LmdbStore
 from ledger.tools.localcluster import ProcessCluster
+from ledger.v1 import replica_pb2 as pb
+from ledger.v1 import replica_pb2_grpc as pb_grpc
 from tests.support.cli import LEDGER, ledger, node_flags
 from tests.support.nodes import client, converged
 from tests.support.polling import eventually
@@ -93,10 +99,18 @@ def test_a_directory_restored_from_an_older_copy_is_refused_until_recovered(
 ) -> None:
     cluster = own_cluster
     client(cluster.addresses[0]).open_account("before", 5)
+    client(cluster.addresses[0]).open_account("after", 0)
     cluster.terminate(0)
     copy = tmp_path / "n1-copy"
     shutil.copytree(cluster.nodes[0].data_dir, copy)
+    copy_commits = commits_of(copy)
     cluster.start_node(0)
+    # n1 votes after the copy was taken, and a peer sees it: only then is the copy
+    # behind what the cluster knows (a copy nobody saw past is harmless, and passes).
+    n1 = client(cluster.addresses[0])
+    eventually(lambda: n1.deposit("after", 1).position > 0
+               and seen_by_peer(cluster, 0) > copy_commits,
+               what="a peer sees n1 commit past the copy")
 
     def restore(data_dir: pathlib.Path) -> None:
         shutil.rmtree(data_dir)
@@ -104,6 +118,24 @@ def test_a_directory_restored_from_an_older_copy_is_refused_until_recovered(
 
     lose_and_recover(cluster, restore, refusal="restored from an older copy")
     assert client(cluster.addresses[0]).balance("before").balance == 5
+
+
+def commits_of(data_dir: pathlib.Path) -> int:
+    store = LmdbStore(data_dir, app_tables=LedgerStateMachine.TABLES)
+    try:
+        return store.durable_seq()
+    finally:
+        store.abandon()
+
+
+def seen_by_peer(cluster: ProcessCluster, index: int) -> int:
+    """The highest commit count of node `index` another member has seen."""
+    node = cluster.nodes[index]
+    with grpc.insecure_channel(cluster.addresses[(index + 1) % 3]) as channel:
+        reply = pb_grpc.ReplicaStub(channel).Identify(pb.IdentifyRequest(
+            cluster_fingerprint=ClusterConfig.parse(cluster.cluster_flag).fingerprint,
+            node_id=node.node_id), timeout=5)
+    return reply.durable_seq_seen
 
 
 def test_a_backup_taken_while_running_is_restored_through_recover(

@@ -145,7 +145,7 @@ class LmdbReads:
                         account)
                 values.append(records.checked(
                     key, raw, "the chosen value of account %r at slot %d", account, expected,
-                    account=account))
+                    account=account, slot=expected))
                 expected += 1
                 if len(values) == limit:
                     break

@@ -121,7 +121,7 @@ class Records:
         return raw + b"\x00"
 
     def checked(self, key: bytes, raw: bytes, what: str, *args: object,
-                account: str | None = None) -> bytes:
+                account: str | None = None, slot: int | None = None) -> bytes:
         """The payload of a stored record, after verifying its checksum.
 
         `what % args` names the record; it is only formatted if the check fails,
@@ -140,7 +140,7 @@ class Records:
             f"{what % args} in the store at {self.path} failed its checksum ({detail}): the data "
             f"on disk is damaged; run `ledger recover` on this node (see README, 'Losing a "
             f"disk'), which keeps what verifies and fetches the rest from its peers",
-            account,
+            account, slot,
         )
 
     def decode_promise(self, raw: bytes | None, key: bytes, account: str) -> Ballot:

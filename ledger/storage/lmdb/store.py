@@ -19,6 +19,7 @@ import lmdb
 from ledger.paxos.records import Write
 from ledger.storage.base import (
     AppWrite,
+    ChosenRepair,
     NodeIdentity,
     PeerRecord,
     check_app_tables,
@@ -111,7 +112,7 @@ class LmdbStore(LmdbReads):
 
     # Staging and commit
 
-    def stage(self, writes: Iterable[Write | AppWrite]) -> None:
+    def stage(self, writes: Iterable[Write | AppWrite | ChosenRepair]) -> None:
         """Apply `writes` so reads see them; durable at the next `sync`.
 
         A batch that breaks an invariant (`BrokenInvariant`, as MemoryStore raises),

@@ -17,7 +17,7 @@ from ledger.paxos.records import (
     RoundWrite,
     Write,
 )
-from ledger.storage.base import AppWrite, BrokenInvariant, chain_digest
+from ledger.storage.base import AppWrite, BrokenInvariant, ChosenRepair, chain_digest
 from ledger.storage.lmdb.environment import Tables
 from ledger.storage.lmdb.records import (
     BALLOT,
@@ -40,7 +40,7 @@ class MetaWrite:
     value: bytes
 
 
-AnyWrite = Write | AppWrite | MetaWrite
+AnyWrite = Write | AppWrite | MetaWrite | ChosenRepair
 
 
 def apply_writes(
@@ -129,6 +129,13 @@ def apply_writes(
             )[0]:
                 raise BrokenInvariant("the reserved round may never go down")
             put(META_ROUND, seal(META_ROUND, pack_u64(write.reserved_round)), db=tables.meta)
+        elif kind is ChosenRepair:
+            assert isinstance(write, ChosenRepair)
+            prefix = account_key(write.account)
+            if write.slot > decode_tail(get(prefix, db=tail_db), prefix, write.account)[0]:
+                raise BrokenInvariant("a repair outside the chosen prefix")
+            key = prefix + pack_u64(write.slot)
+            put(key, seal(key, write.value), db=chosen_db)
         elif kind is FenceWrite:
             assert isinstance(write, FenceWrite)
             key = account_key(write.account)
