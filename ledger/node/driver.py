@@ -36,7 +36,7 @@ from ledger.node.durability import DurabilityGate
 from ledger.node.inbox import Call, Inbox, Turn
 from ledger.node.proposals import Proposal, ProposalQueues
 from ledger.node.reads import Read, ReadBarriers
-from ledger.node.reapply import reapply_unapplied
+from ledger.node.reapply import reapply_account, reapply_unapplied
 from ledger.node.repair import FetchChosen, Repairs
 from ledger.node.trace import Tracer
 from ledger.paxos import Alarm, Envelope, Outcome, PaxosConfig, PaxosNode, Ready
@@ -173,10 +173,13 @@ class NodeDriver:
         self._unreadable(error, self._clock_ms(), take)
 
     def put_back(self, repair: ChosenRepair) -> None:
-        """Write a repaired chosen value durably (now: repairs are rare), then act on its
-        account again."""
+        """Write a repaired chosen value durably (at once: repairs are rare); act on it again."""
         self._store.stage([repair])
-        self._store.sync()
+        self._store.sync()  # committed before it is read back, by the applies below
+        reapply_account(self._store, self._state_machine, repair.account,
+                        self._store.account_summary(repair.account).chosen_through)
+        self._store.stage(self._state_machine.flush())
+        self._gate.staged()
         self.counters.repaired_values += 1
         if self._core.quarantine_reason(repair.account) is not None:
             self.counters.unreadable_accounts -= 1
@@ -216,8 +219,11 @@ class NodeDriver:
                 "lost: restart the node from its data directory") from self._fatal
 
     async def _run(self) -> None:
-        if reapply_unapplied(self._store, self._state_machine):
+        reapplied, damaged = reapply_unapplied(self._store, self._state_machine)
+        if reapplied:
             self._gate.staged()
+        for error in damaged:  # no crash loop: the rest of the node serves
+            self.report_damage(error)
         self._sync()
         while not self._stopping:
             await self._wait_for_work()

@@ -16,26 +16,42 @@ ACCOUNTS_PER_PAGE = 1_000
 VALUES_PER_READ = 1_000
 
 
-def reapply_unapplied(store: Store, state_machine: StateMachine) -> int:
-    """Stage the applies of every chosen but unapplied entry; how many there were."""
+def reapply_unapplied(store: Store, state_machine: StateMachine) -> tuple[int, list[Corruption]]:
+    """Stage the applies of every chosen but unapplied entry: how many there were, and the
+    damage found on the way (an account whose chosen values cannot be read is skipped,
+    for the caller to quarantine and repair; the others are applied)."""
     reapplied = 0
+    damaged: list[Corruption] = []
     after = ""
     while True:
         summaries = store.account_summaries(after, ACCOUNTS_PER_PAGE)
         for summary in summaries:
-            slot = state_machine.applied_slot(summary.account) + 1
-            while slot <= summary.chosen_through:
-                values = store.chosen_values(summary.account, slot, VALUES_PER_READ)
-                if not values:
-                    raise Corruption(
-                        f"account {summary.account!r}: the chosen prefix ends at slot "
-                        f"{summary.chosen_through}, but slot {slot} is not stored")
-                store.stage(state_machine.apply([
-                    Committed(summary.account, slot + offset, value)
-                    for offset, value in enumerate(values)]))
-                slot += len(values)
-                reapplied += len(values)
+            try:
+                reapplied += reapply_account(store, state_machine, summary.account,
+                                             summary.chosen_through)
+            except Corruption as error:
+                if error.account is None:
+                    raise
+                damaged.append(error)
         store.stage(state_machine.flush())
         if len(summaries) < ACCOUNTS_PER_PAGE:
-            return reapplied
+            return reapplied, damaged
         after = summaries[-1].account
+
+
+def reapply_account(store: Store, state_machine: StateMachine, account: str,
+                    chosen_through: int) -> int:
+    """Stage the applies of `account`'s chosen but unapplied entries; how many."""
+    reapplied = 0
+    slot = state_machine.applied_slot(account) + 1
+    while slot <= chosen_through:
+        values = store.chosen_values(account, slot, VALUES_PER_READ)
+        if not values:
+            raise Corruption(
+                f"account {account!r}: the chosen prefix ends at slot {chosen_through}, but "
+                f"slot {slot} is not stored", account)
+        store.stage(state_machine.apply([
+            Committed(account, slot + offset, value) for offset, value in enumerate(values)]))
+        slot += len(values)
+        reapplied += len(values)
+    return reapplied
