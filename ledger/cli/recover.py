@@ -1,5 +1,5 @@
 """`ledger recover`: bring a node whose data directory was lost, rolled back or is
-untrusted back into its cluster safely (see ledger.tools.recover)."""
+untrusted back into its cluster safely (see ledger.server.recover)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import click
 
 from ledger.bank.state_machine import LedgerStateMachine
 from ledger.cli.serve import build_config
+from ledger.server.recover import RecoverError, needs_recovery
+from ledger.server.recover import recover as run_recover
 from ledger.storage.base import StorageError
-from ledger.tools.recover import RecoverError, needs_recovery
-from ledger.tools.recover import recover as run_recover
 
 
 @click.command()

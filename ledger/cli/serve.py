@@ -13,6 +13,7 @@ from ledger.node.cluster import ClusterConfig, ConfigError, parse_address
 from ledger.node.driver import NodeFailed
 from ledger.server.admission import RecoveryRequired
 from ledger.server.config import IdentityMismatch, ServeConfig
+from ledger.server.recover import RecoverError
 from ledger.storage.base import StorageError
 
 
@@ -85,7 +86,7 @@ def serve(
                             f"{profile_to}.{node_id}")
         else:
             asyncio.run(run(config))
-    except (IdentityMismatch, RecoveryRequired) as error:
+    except (IdentityMismatch, RecoveryRequired, RecoverError) as error:
         raise click.ClickException(str(error)) from error
     except NodeFailed as error:
         raise click.ClickException(f"node {node_id} stopped: {error}") from error

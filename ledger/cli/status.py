@@ -23,6 +23,7 @@ TROUBLE = {
     "waiting_for_members": "not voting yet: waiting for the other members to confirm its "
                            "data directory is current",
     "recovering_accounts": "accounts fenced by `ledger recover`, catching up before they vote",
+    "marked_for_recovery": "a damaged record: its next start must go through `ledger recover`",
 }
 
 

@@ -88,6 +88,8 @@ class NodeDriver:
         self.tracer = Tracer()
         # How a damaged chosen value is fetched again from a peer (set by the server).
         self.fetch_chosen: FetchChosen | None = None
+        # Marks the data directory for `ledger recover` at its next start (set by the server).
+        self.needs_recovery: Callable[[str], None] = lambda reason: None
         self._repairs = Repairs(self)
         self.counters = DriverCounters()
         self.storage_error: str | None = None
@@ -166,11 +168,8 @@ class NodeDriver:
 
     def report_damage(self, error: Corruption) -> None:
         """A read outside the core (Admin.Log) found a damaged record: as if the core had."""
-        def take(ready: Ready | None) -> None:
-            for alarm in ready.alarms if ready is not None else ():
-                self._raise_alarm(alarm)
-
-        self._unreadable(error, self._clock_ms(), take)
+        self._unreadable(error, self._clock_ms(), lambda ready: ready and [
+            self._raise_alarm(alarm) for alarm in ready.alarms])
 
     def put_back(self, repair: ChosenRepair) -> None:
         """Write a repaired chosen value durably (at once: repairs are rare); act on it again."""
@@ -190,9 +189,8 @@ class NodeDriver:
         return self._core.recovering_accounts()
 
     def forget_peer(self, peer: int) -> None:
-        """Node `peer` rejoined with a new data directory: what its former life sent and
-        this node has not handled yet is dropped unanswered (its peer book refuses the
-        rest), and the core forgets what it counted. On this loop, so between turns."""
+        """Node `peer` rejoined: what its former life sent and was not handled yet is dropped
+        (its peer book refuses the rest); the core forgets what it counted. Between turns."""
         self._inbox.drop_from(peer)
         self._core.forget_peer(peer)
 
@@ -360,6 +358,8 @@ class NodeDriver:
         take(self._core.quarantine_unreadable(error.account, str(error), now_ms))
         if error.slot is not None and self.fetch_chosen is not None:
             self._repairs.start(error.account, error.slot)
+        elif error.slot is None:  # a promise or vote: only a recovery makes its loss safe
+            self.needs_recovery(str(error))
 
     def _release(self, turn: Turn) -> None:
         """Send, then apply, what one turn produced (its writes are durable as needed)."""

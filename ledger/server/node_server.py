@@ -28,6 +28,7 @@ from ledger.server.front_door import CallGate, add_service
 from ledger.server.ledger_servicer import LedgerServicer
 from ledger.server.limits import ServerLimits
 from ledger.server.peer_copies import PeerCopies
+from ledger.server.recover import recover
 from ledger.server.replica_servicer import ReplicaServicer
 from ledger.storage.base import Incarnation, NodeIdentity, Store
 from ledger.v1 import ledger_pb2, replica_pb2
@@ -78,9 +79,11 @@ class NodeServer:
             "client_calls_refused_busy": self.front_door.refused,
             "recovering_accounts": self.driver.recovering_accounts(),
             "waiting_for_members": int(not self.admitted.is_set()),
+            "marked_for_recovery": int(self.identity.recovery_required is not None),
         }
         self.peer_copies = PeerCopies(config.cluster, index)
         self.driver.fetch_chosen = self.peer_copies.fetch
+        self.driver.needs_recovery = self._mark_for_recovery
         self.forwarder = Forwarder(config.cluster)
         self.bank = Bank(self.driver, self.machine, forward=self.forwarder)
         self.server = grpc.aio.server(
@@ -105,6 +108,21 @@ class NodeServer:
         self._driver_task: asyncio.Task[None] | None = None
         self._admission: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
+        self.recovery_requested = False  # a damaged record: stop, recover, serve again
+
+    def _mark_for_recovery(self, reason: str) -> None:
+        """A promise or vote record is damaged: the account is quarantined here, the node
+        serves the rest, and its next start goes through `ledger recover` (the Kubernetes
+        init container runs it; a plain `ledger serve` refuses, naming it)."""
+        if self.identity.recovery_required is not None or self.store.identity() is None:
+            return
+        self.identity = dataclasses.replace(self.identity, recovery_required=(
+            f"a record was found damaged while node {self.config.node_id} ran ({reason})"))
+        self.store.set_identity(self.identity)
+        log.error("node %s must go through `ledger recover` (it does so now when run by "
+                  "`ledger serve`): %s", self.config.node_id, reason)
+        self.recovery_requested = True
+        self._stopped.set()
 
     def _on_answers(self, envelopes: list[Envelope]) -> None:
         self.driver.receive(envelopes)
@@ -200,7 +218,27 @@ class NodeServer:
 
 
 async def serve(config: ServeConfig) -> None:
-    """Run a node until SIGTERM or SIGINT, then shut down cleanly."""
+    """Run a node until SIGTERM or SIGINT, then shut down cleanly.
+
+    A node that finds one of its promise or vote records damaged stops, goes through
+    `ledger recover` itself (every other member must answer), and serves again.
+    """
+    stop_requested = asyncio.Event()
+    while True:
+        node = await _serve_once(config, stop_requested)
+        if not node.recovery_requested or stop_requested.is_set():
+            return
+        log.warning("node %s recovers itself from a damaged record (every other member "
+                    "must answer)", config.node_id)
+        done = await asyncio.to_thread(
+            recover, config.node_id, str(config.data_dir), config.cluster,
+            LedgerStateMachine.TABLES, log.warning, config.bind_address,
+            stop_requested.is_set)
+        log.warning("node %s recovered as incarnation %s; serving again", config.node_id,
+                    done.incarnation)
+
+
+async def _serve_once(config: ServeConfig, stop_requested: asyncio.Event) -> NodeServer:
     store = open_store(config)
     try:
         check_identity(store, config.node_id, config.cluster)
@@ -208,9 +246,14 @@ async def serve(config: ServeConfig) -> None:
         store.close()
         raise
     node = NodeServer(config, store)
+
+    def request_stop() -> None:
+        stop_requested.set()
+        node.request_stop()
+
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, node.request_stop)
+        loop.add_signal_handler(signum, request_stop)
     await node.start()
     try:
         await node.wait()
@@ -219,3 +262,4 @@ async def serve(config: ServeConfig) -> None:
         raise
     finally:
         await node.stop()
+    return node

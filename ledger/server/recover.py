@@ -35,10 +35,10 @@ from ledger.node.cluster import ClusterConfig
 from ledger.node.transport import CHANNEL_OPTIONS
 from ledger.paxos.records import FenceWrite, FloorWrite
 from ledger.server.admission import ADMISSION_WAIT_S, verdict
+from ledger.server.recovering_server import LockedStore, start_answering
+from ledger.server.salvage import Salvage, salvage_chosen
 from ledger.storage.base import Incarnation, NodeIdentity, StorageError
 from ledger.storage.lmdb import LmdbStore
-from ledger.tools.recovering_server import LockedStore, start_answering
-from ledger.tools.salvage import Salvage, salvage_chosen
 from ledger.v1 import replica_pb2 as pb
 from ledger.v1 import replica_pb2_grpc as pb_grpc
 
@@ -68,8 +68,10 @@ class Recovered:
 class Members:
     """Channels to every other member, and the rejoin calls made over them."""
 
-    def __init__(self, cluster: ClusterConfig, node_id: str) -> None:
+    def __init__(self, cluster: ClusterConfig, node_id: str,
+                 stopped: Callable[[], bool] = lambda: False) -> None:
         self.cluster = cluster
+        self.stopped = stopped
         self.node_id = node_id
         self.others = [m for m in cluster.members if m.node_id != node_id]
         self.channels = {m.node_id: grpc.insecure_channel(m.address, options=CHANNEL_OPTIONS)
@@ -101,6 +103,9 @@ class Members:
         waiting = [m.node_id for m in self.others]
         reported_s = 0.0
         while waiting:
+            if self.stopped():
+                raise RecoverError("stopped before every member answered; nothing was "
+                                   "replaced (run `ledger recover` again)")
             for node in list(waiting):
                 try:
                     call(node)
@@ -136,8 +141,13 @@ def needs_recovery(node_id: str, data_dir: str, cluster: ClusterConfig,
         try:
             identity = store.identity()
             durable_seq = store.durable_seq()
+            # The node-wide records: a damaged one stops the node, every time it starts.
+            store.reserved_round()
+            store.round_floor()
+            store.max_promised_round()
+            store.peer_records()
         except StorageError as error:
-            return f"the data directory's identity cannot be read ({error})"
+            return f"a node-wide record of the data directory cannot be read ({error})"
         finally:
             store.abandon()
         if identity is not None and identity.recovery_required is not None:
@@ -171,12 +181,13 @@ def needs_recovery(node_id: str, data_dir: str, cluster: ClusterConfig,
 
 
 def recover(config_node_id: str, data_dir: str, cluster: ClusterConfig,
-            app_tables: tuple[str, ...], say: Say, bind_address: str | None = None) -> Recovered:
+            app_tables: tuple[str, ...], say: Say, bind_address: str | None = None,
+            stopped: Callable[[], bool] = lambda: False) -> Recovered:
     """Run the whole protocol; see the module docstring. While it runs, the node answers
     other members' recoveries on `bind_address` (default: its own cluster address)."""
     data_dir = os.path.abspath(data_dir)
     fresh = f"{data_dir}.recovering"
-    members = Members(cluster, config_node_id)
+    members = Members(cluster, config_node_id, stopped)
     server: grpc.Server | None = None
     try:
         salvage = Salvage()
