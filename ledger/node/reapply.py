@@ -24,7 +24,13 @@ def reapply_unapplied(store: Store, state_machine: StateMachine) -> tuple[int, l
     damaged: list[Corruption] = []
     after = ""
     while True:
-        summaries = store.account_summaries(after, ACCOUNTS_PER_PAGE)
+        try:
+            summaries = store.account_summaries(after, ACCOUNTS_PER_PAGE)
+        except Corruption as error:  # a damaged tail: the node must recover anyway
+            if error.account is None:
+                raise
+            damaged.append(error)
+            return reapplied, damaged
         for summary in summaries:
             try:
                 reapplied += reapply_account(store, state_machine, summary.account,

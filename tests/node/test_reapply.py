@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from ledger.node.reapply import reapply_unapplied
 from ledger.paxos import ChosenWrite
-from ledger.storage.base import Corruption
+from ledger.storage.base import AccountSummary, Corruption
 from ledger.storage.memory import MemoryStore
 from tests.support.state_machines import AppliedSlots
 
@@ -36,3 +36,14 @@ def test_a_damaged_account_is_skipped_and_reported_and_the_rest_applied() -> Non
     assert reapplied == 3 and machine.applied_slot("good") == 2
     assert [(error.account, error.slot) for error in damaged] == [("bad", 1)]
     assert machine.applied_slot("bad") == -1
+
+
+class DamagedTail(MemoryStore):
+    def account_summaries(self, after: str, limit: int) -> Sequence[AccountSummary]:
+        raise Corruption("the chosen tail of account 'bad' is damaged", "bad")
+
+
+def test_a_damaged_tail_is_reported_not_raised() -> None:
+    store = DamagedTail(AppliedSlots.TABLES)
+    reapplied, damaged = reapply_unapplied(store, AppliedSlots(store))
+    assert reapplied == 0 and [(e.account, e.slot) for e in damaged] == [("bad", None)]
