@@ -86,9 +86,9 @@ class NodeDriver:
         self._stopping = False
         self._fatal: BaseException | None = None  # a failure nothing here can handle
         self.tracer = Tracer()
-        # How a damaged chosen value is fetched again from a peer (set by the server).
+        # Set by the server: how a damaged chosen value is fetched from a peer, and how
+        # the node is sent through `ledger recover` (a damaged promise or vote).
         self.fetch_chosen: FetchChosen | None = None
-        # Marks the data directory for `ledger recover` at its next start (set by the server).
         self.needs_recovery: Callable[[str], None] = lambda reason: None
         self._repairs = Repairs(self)
         self.counters = DriverCounters()
@@ -175,18 +175,18 @@ class NodeDriver:
         """Write a repaired chosen value durably (at once: repairs are rare); act on it again."""
         self._store.stage([repair])
         self._store.sync()  # committed before it is read back, by the applies below
-        reapply_account(self._store, self._state_machine, repair.account,
-                        self._store.account_summary(repair.account).chosen_through)
+        self.counters.repaired_values += 1
+        try:
+            reapply_account(self._store, self._state_machine, repair.account,
+                            self._store.account_summary(repair.account).chosen_through)
+        except Corruption as error:  # another damaged record: its own repair, or recovery
+            self.report_damage(error)
+            return
         self._store.stage(self._state_machine.flush())
         self._gate.staged()
-        self.counters.repaired_values += 1
-        if self._core.quarantine_reason(repair.account) is not None:
-            self.counters.unreadable_accounts -= 1
         self._core.release_repaired(repair.account)
+        self.counters.unreadable_accounts = self._core.unreadable_count()
         self._wake.set()
-
-    def recovering_accounts(self) -> int:
-        return self._core.recovering_accounts()
 
     def forget_peer(self, peer: int) -> None:
         """Node `peer` rejoined: what its former life sent and was not handled yet is dropped
@@ -195,7 +195,7 @@ class NodeDriver:
         self._core.forget_peer(peer)
 
     def counter_values(self) -> dict[str, int]:
-        return self.counters.as_dict()
+        return {**self.counters.as_dict(), "recovering_accounts": self._core.recovering_accounts()}
 
     # -------------------------------------------------------------------- loop
 
@@ -234,6 +234,7 @@ class NodeDriver:
         self._sync()
 
     def stop(self) -> None:
+        self._repairs.cancel_all()
         self._stopping = True
         self._wake.set()
 
@@ -348,14 +349,12 @@ class NodeDriver:
 
     def _unreadable(self, error: Corruption, now_ms: int,
                     take: Callable[[Ready | None], None]) -> None:
-        """A damaged record of one account quarantines that account; damage naming no
-        account (a node-wide record) stops the node, which then says to run recover."""
+        """Damage quarantines its account (a node-wide record stops the node instead)."""
         if error.account is None:
             self._fail(error)
             return
-        if self._core.quarantine_reason(error.account) is None:
-            self.counters.unreadable_accounts += 1
         take(self._core.quarantine_unreadable(error.account, str(error), now_ms))
+        self.counters.unreadable_accounts = self._core.unreadable_count()
         if error.slot is not None and self.fetch_chosen is not None:
             self._repairs.start(error.account, error.slot)
         elif error.slot is None:  # a promise or vote: only a recovery makes its loss safe

@@ -79,7 +79,7 @@ class PeerBook:
         if durable_seq > recorded.durable_seq:
             self._records[node_id] = PeerRecord(incarnation, durable_seq)
             if time.monotonic() - self._persisted_at_s >= SEQ_PERSIST_EVERY_S:
-                self._persist()
+                self._persist(wait=False)  # a count seen: worth keeping, not worth a stall
 
     def rejoin(self, node_id: str, incarnation: Incarnation) -> None:
         """`ledger recover` made a new incarnation of `node_id`: count only it from now on."""
@@ -100,7 +100,7 @@ class PeerBook:
         if self._records != self._persisted:
             self._persist()
 
-    def _persist(self) -> None:
-        self._store.set_peer_records(dict(self._records))
+    def _persist(self, wait: bool = True) -> None:
+        self._store.set_peer_records(dict(self._records), wait)
         self._persisted = dict(self._records)
         self._persisted_at_s = time.monotonic()

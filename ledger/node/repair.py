@@ -35,6 +35,11 @@ class Repairs:
         self._driver = driver
         self._tasks: dict[tuple[str, int], asyncio.Task[None]] = {}
 
+    def cancel_all(self) -> None:
+        """The driver stops: no repair outlives it (a restart finds the damage again)."""
+        for task in self._tasks.values():
+            task.cancel()
+
     def start(self, account: str, slot: int) -> None:
         if (account, slot) not in self._tasks:
             task = asyncio.get_running_loop().create_task(self._repair(account, slot))

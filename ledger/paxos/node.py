@@ -74,6 +74,7 @@ class PaxosNode:
         self._rounds = Rounds(node_index, self._restored_round(), config.round_reservation)
         self._accounts = AccountTable(store, config, now_ms)
         self._anti_entropy = AntiEntropy(now_ms)
+        self._unreadable: set[str] = set()  # quarantined because their records are damaged
         # When each peer was last heard from: a follower does not take over an account
         # whose proposer is still talking to it (a busy leader's Learns come late).
         self._heard_ms = [-(1 << 62)] * config.cluster_size
@@ -124,6 +125,10 @@ class PaxosNode:
             return self.node_index
         promised = state.acceptor.promised
         return None if promised.node_index < 0 else promised.node_index
+
+    def unreadable_count(self) -> int:
+        """Accounts quarantined because their records are damaged."""
+        return len(self._unreadable)
 
     def quarantine_reason(self, account: str) -> str | None:
         """Why this node stopped acting on `account` (None: it did not)."""
@@ -266,14 +271,15 @@ class PaxosNode:
             self._accounts.states[account] = state
         if state.quarantined is None:
             learner.quarantine(account, state, reason, out)
+            self._unreadable.add(account)
         return out.build()
 
     def release_repaired(self, account: str) -> None:
         """The account's damaged record was put back: act on it again, as after a restart
         (its state is loaded afresh from the store at the next touch)."""
-        state = self._accounts.get(account)
-        if state is not None and state.quarantined is not None:
-            del self._accounts.states[account]
+        if account in self._unreadable:  # never a quarantine raised for another reason
+            self._unreadable.discard(account)
+            self._accounts.states.pop(account, None)
 
     def tick(self, now_ms: int) -> Ready:
         """Fire due timers: resends, retries after backoff, catch-up, recovery, anti-entropy."""

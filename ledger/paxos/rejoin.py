@@ -8,10 +8,12 @@ everything it had counted from it (`PaxosNode.forget_peer`). Only then does it
 report (a) the highest round it promised or accepted and (b) per account the
 highest slot where it holds a vote or a chosen value. From all of those reports:
 
-- floor F = the highest round reported. The node never promises, accepts or
-  proposes at a round <= F. A ballot that counted a promise of the former life
-  completed its Phase 1 before the member that counted it forgot it, so a
-  majority had promised that ballot before reporting, and F covers it.
+- floor F = the highest round reported, where each member reports the highest
+  round it promised, accepted or used as a proposer (its reserved round). The node
+  never promises, accepts or proposes at a round <= F. A ballot that counted a
+  promise of the former life is the proposer's own, and its Phase 1 finished before
+  that proposer forgot the promise, so before it reported: its reserved round, and
+  so F, covers the ballot.
 - fence H(account) = the highest slot reported. The node votes (or promises for
   a range reaching it) at an undecided slot <= H only after it has learned the
   value chosen there. A value chosen with a vote of the former life was chosen

@@ -77,7 +77,6 @@ class NodeServer:
             "forwarded_batches": self.bank.forwarded_batches,
             "peer_messages_dropped": self.dropped.count,
             "client_calls_refused_busy": self.front_door.refused,
-            "recovering_accounts": self.driver.recovering_accounts(),
             "waiting_for_members": int(not self.admitted.is_set()),
             "marked_for_recovery": int(self.identity.recovery_required is not None),
         }

@@ -171,10 +171,11 @@ def needs_recovery(node_id: str, data_dir: str, cluster: ClusterConfig,
             if reason is not None:
                 reasons.append(reason)
 
-        if new:
-            members.each_until_answered(ask, "identify", say)
-        else:
-            members.each_answering_within(ask, ADMISSION_WAIT_S)
+        # Only the members that answer soon: on a cluster's first start every node runs
+        # this at once and none answers yet. A new directory that a member knows, and
+        # that member is not up yet, is refused by serve later (which waits for it), and
+        # the next start recovers it.
+        members.each_answering_within(ask, ADMISSION_WAIT_S)
         return reasons[0] if reasons else None
     finally:
         members.close()
@@ -276,8 +277,15 @@ def _check_owner(identity: NodeIdentity | None, node_id: str, cluster: ClusterCo
 
 
 def _rejoin(members: Members, incarnation: Incarnation, say: Say) -> int:
-    """Register the new incarnation with every member; the highest round they promised."""
+    """Register the new incarnation with every member; the highest round they promised.
+
+    Members recovering at the same time report nothing of their former lives, so the
+    others' reports must cover every quorum on their own: at least n - q + 1 of them
+    (all others of 3; three of the four others of 5). Fewer means a majority lost its
+    state, and no recovery can tell what was chosen: refused.
+    """
     floor = 0
+    recovering: list[str] = []
 
     def rejoin(node: str) -> None:
         nonlocal floor
@@ -285,11 +293,20 @@ def _rejoin(members: Members, incarnation: Incarnation, say: Say) -> int:
             cluster_fingerprint=members.cluster.fingerprint, node_id=members.node_id,
             incarnation=peer_codec.incarnation_pb(incarnation)), timeout=ASK_TIMEOUT_S)
         floor = max(floor, reply.max_round)
+        if reply.recovering:
+            recovering.append(node)
         say(f"  {node} recorded incarnation {incarnation} and forgot the former one "
             f"(highest round it promised: {reply.max_round})")
 
     say(f"registering incarnation {incarnation} with every member...")
     members.each_until_answered(rejoin, "rejoin", say)
+    size = members.cluster.size
+    holding = len(members.others) - len(recovering)
+    if holding < size - (size // 2 + 1) + 1:
+        raise RecoverError(
+            f"members {', '.join(recovering)} are recovering too: only {holding} other "
+            f"members hold their state, and {size - size // 2} are needed to know what was "
+            f"chosen. A majority of the cluster lost its state; no recovery can be safe")
     return floor
 
 

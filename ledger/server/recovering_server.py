@@ -100,7 +100,7 @@ class RecoveringServicer(pb_grpc.ReplicaServicer):
         if incarnation is None:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no valid incarnation")
         self._store.record_peer(request.node_id, PeerRecord(incarnation, 0))
-        return pb.RejoinReply(node_id=self._node_id, max_round=0)  # it promised nothing yet
+        return pb.RejoinReply(node_id=self._node_id, max_round=0, recovering=True)
 
     def RecoveryTails(self, request: pb.RecoveryTailsRequest,
                       context: grpc.ServicerContext) -> pb.RecoveryTailsReply:

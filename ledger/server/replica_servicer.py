@@ -111,8 +111,12 @@ class ReplicaServicer(pb_grpc.ReplicaServicer):
         # Recorded first, so nothing more of the former life is counted; then forget
         # what was; then report (see ledger.paxos.rejoin for why in this order).
         self._driver.forget_peer(source)
-        return pb.RejoinReply(node_id=self._node_id,
-                              max_round=self._store.max_promised_round())
+        # Its own rounds count too (a Phase 1 it finished with the former life's promise
+        # used one), and a node that recovered earlier answers for its former life with
+        # its floor (see ledger.paxos.rejoin).
+        return pb.RejoinReply(node_id=self._node_id, max_round=max(
+            self._store.max_promised_round(), self._store.round_floor(),
+            self._store.reserved_round()))
 
     async def RecoveryTails(
         self, request: pb.RecoveryTailsRequest, context: grpc.aio.ServicerContext

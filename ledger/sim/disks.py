@@ -86,7 +86,10 @@ class DiskFaultEvents:
         if member.core is not None:
             member.core.forget_peer(index)
         tails = member.store.recovery_tails("", 1 << 30)
-        report = RejoinReport(other, member.store.max_promised_round(),
+        # A member that recovered earlier answers for its former life with its floor too.
+        report = RejoinReport(other, max(member.store.max_promised_round(),
+                                         member.store.round_floor(),
+                                         member.store.reserved_round()),
                               {tail.account: tail.highest_slot for tail in tails})
         if self._link_up(other, index):
             self._at(self.now_ms + 1 + self.rng.randrange(self.scenario.delay_ms),

@@ -101,7 +101,7 @@ class RecoveryTail:
 
     account: str
     chosen_through: int
-    highest_slot: int  # highest slot holding a vote or a chosen value (-1: none)
+    highest_slot: int  # highest slot holding a vote, a chosen value or a fence (-1: none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,8 +241,9 @@ class Store(DurableView, Protocol):
         """What this node recorded about each other member, by node id."""
         ...
 
-    def set_peer_records(self, records: dict[str, PeerRecord]) -> None:
-        """Replace the peer records durably (at once, with anything staged)."""
+    def set_peer_records(self, records: dict[str, PeerRecord], wait: bool = True) -> None:
+        """Replace the peer records durably (at once, with anything staged); without
+        `wait` the store may commit them in the background."""
         ...
 
     def durable_seq(self) -> int:

@@ -364,14 +364,19 @@ class GroupCommitStore:
 
     def set_identity(self, identity: NodeIdentity) -> None:
         self.sync()
-        self._base.set_identity(identity)
+        # On the writer thread: LMDB's write transaction belongs to one thread.
+        self._writer.submit(self._base.set_identity, identity).result()
 
     def peer_records(self) -> dict[str, PeerRecord]:
         return self._base.peer_records()
 
-    def set_peer_records(self, records: dict[str, PeerRecord]) -> None:
-        self.sync()
-        self._base.set_peer_records(records)
+    def set_peer_records(self, records: dict[str, PeerRecord], wait: bool = True) -> None:
+        """Commit the peer records on the writer thread, after what is staged; without
+        `wait`, in the background (a backup may hold the writer for a while)."""
+        done = self._writer.submit(self._base.set_peer_records, dict(records))
+        if wait:
+            self.sync()
+            done.result()
 
     # ------------------------------------------------- recovery (durable state only)
 

@@ -126,11 +126,13 @@ class MemoryTables:
         return self.floor
 
     def recovery_tails(self, after: str, limit: int) -> Sequence[RecoveryTail]:
-        accounts = sorted(a for a in {*self.promised, *self.chosen, *self.votes} if a > after)
+        accounts = sorted(a for a in {*self.promised, *self.chosen, *self.votes, *self.fences}
+                          if a > after)
         tails = []
         for account in accounts[:limit]:
             through = len(self.chosen.get(account, ())) - 1
-            highest = max(through, max(self.votes.get(account, {}), default=-1))
+            highest = max(through, max(self.votes.get(account, {}), default=-1),
+                          self.fences.get(account, -1))
             tails.append(RecoveryTail(account, through, highest))
         return tails
 
@@ -273,7 +275,7 @@ class MemoryStore:
     def peer_records(self) -> dict[str, PeerRecord]:
         return dict(self._synced.peers)
 
-    def set_peer_records(self, records: dict[str, PeerRecord]) -> None:
+    def set_peer_records(self, records: dict[str, PeerRecord], wait: bool = True) -> None:
         self.sync()
         self._synced.peers = dict(records)
         self._visible.peers = dict(records)

@@ -261,12 +261,14 @@ class RejoinRequest(_message.Message):
     def __init__(self, cluster_fingerprint: _Optional[str] = ..., node_id: _Optional[str] = ..., incarnation: _Optional[_Union[Incarnation, _Mapping]] = ...) -> None: ...
 
 class RejoinReply(_message.Message):
-    __slots__ = ("node_id", "max_round")
+    __slots__ = ("node_id", "max_round", "recovering")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     MAX_ROUND_FIELD_NUMBER: _ClassVar[int]
+    RECOVERING_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     max_round: int
-    def __init__(self, node_id: _Optional[str] = ..., max_round: _Optional[int] = ...) -> None: ...
+    recovering: bool
+    def __init__(self, node_id: _Optional[str] = ..., max_round: _Optional[int] = ..., recovering: _Optional[bool] = ...) -> None: ...
 
 class RecoveryTailsRequest(_message.Message):
     __slots__ = ("cluster_fingerprint", "node_id", "after", "limit")

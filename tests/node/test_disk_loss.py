@@ -206,3 +206,30 @@ def test_two_of_five_nodes_wiped_at_once_recover_together(tmp_path: pathlib.Path
         finally:
             writer.stop()
         assert_every_acknowledged_write_everywhere(cluster, writer)
+
+
+def test_recovery_is_refused_when_a_majority_lost_its_state(
+    own_cluster: ProcessCluster,
+) -> None:
+    cluster = own_cluster
+    client(cluster.addresses[2]).open_account(ACCOUNT, 1)
+    for index in (0, 1):
+        cluster.kill(index)
+        shutil.rmtree(cluster.nodes[index].data_dir)
+    recoveries = [subprocess.Popen([*LEDGER, "recover", *node_flags(cluster, index)],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                  for index in (0, 1)]
+    try:
+        # Each counts the other as recovering: with only n3 holding its state, no
+        # recovery can know what was chosen. At least one says so and gives up.
+        refused = eventually(lambda: next((r for r in recoveries if r.poll() is not None),
+                                          None), what="a recovery gives up", timeout_s=60)
+        _, stderr = refused.communicate()
+        assert refused.returncode != 0
+        assert "majority of the cluster lost its state" in stderr
+    finally:
+        for recovery in recoveries:
+            recovery.kill()
+            recovery.communicate()
+    for index in (0, 1):
+        assert not (cluster.nodes[index].data_dir / "data.mdb").exists()  # nothing replaced

@@ -68,7 +68,8 @@ class LmdbReads:
 
     def recovery_tails(self, after: str, limit: int) -> Sequence[RecoveryTail]:
         # Every account with a vote has a promise (a vote raises it); one with only
-        # chosen values (learned) has a tail. So the accounts are the union of both.
+        # chosen values (learned) has a tail; a recovered node's fence counts as a vote
+        # it may have lost. So the accounts are the union of the three.
         tails: list[RecoveryTail] = []
         if limit <= 0:
             return tails
@@ -77,7 +78,7 @@ class LmdbReads:
         txn = self._writes.begin_read()
         try:
             accounts: set[bytes] = set()
-            for db in (tables.promise, tables.tail):
+            for db in (tables.promise, tables.tail, tables.fence):
                 cursor = txn.cursor(db=db)
                 if cursor.set_range(seek):
                     # The first `limit` of the union are among the first `limit` of each.
@@ -90,7 +91,7 @@ class LmdbReads:
         for key in sorted(accounts)[:limit]:
             account = key[:-1].decode()
             record = self.account_record(account)
-            highest = max(record.chosen_through,
+            highest = max(record.chosen_through, record.fence_slot,
                           max((v.slot for v in record.accepted), default=-1))
             tails.append(RecoveryTail(account, record.chosen_through, highest))
         return tails

@@ -197,7 +197,7 @@ class LmdbStore(LmdbReads):
         payload = self._meta_payload(META_PEERS, "the peer records")
         return {} if payload is None else decode_peers(payload)
 
-    def set_peer_records(self, records: dict[str, PeerRecord]) -> None:
+    def set_peer_records(self, records: dict[str, PeerRecord], wait: bool = True) -> None:
         """Record what this node holds about its peers; commit at once."""
         self._writes.stage([MetaWrite(META_PEERS, encode_peers(records))])
         self.sync()
