@@ -58,9 +58,8 @@ class PeerBook:
                               f"version that does")
         recorded = self._records.get(node_id)
         if recorded is None:
-            self._records[node_id] = PeerRecord(incarnation, durable_seq)
+            self._persist_with(node_id, PeerRecord(incarnation, durable_seq))
             self._boots[node_id] = boot
-            self._persist()
             log.info("recorded node %s's data directory, incarnation %s", node_id, incarnation)
             return
         if incarnation != recorded.incarnation:
@@ -89,9 +88,8 @@ class PeerBook:
             raise PeerRefused(
                 f"node {node_id} asks to rejoin as incarnation {incarnation}, not above the "
                 f"recorded {recorded.incarnation}")
-        self._records[node_id] = PeerRecord(incarnation, 0)
+        self._persist_with(node_id, PeerRecord(incarnation, 0))
         self._boots.pop(node_id, None)
-        self._persist()
         log.warning("node %s rejoined with a new data directory, incarnation %s; nothing from "
                     "its former life counts any more", node_id, incarnation)
 
@@ -99,6 +97,14 @@ class PeerBook:
         """Make the commit counts seen so far durable (at shutdown)."""
         if self._records != self._persisted:
             self._persist()
+
+    def _persist_with(self, node_id: str, record: PeerRecord) -> None:
+        """Record `record` durably, and only then count it (a failed write counts nothing)."""
+        records = {**self._records, node_id: record}
+        self._store.set_peer_records(records)
+        self._records = records
+        self._persisted = dict(records)
+        self._persisted_at_s = time.monotonic()
 
     def _persist(self, wait: bool = True) -> None:
         self._store.set_peer_records(dict(self._records), wait)

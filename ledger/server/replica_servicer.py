@@ -14,7 +14,7 @@ from ledger.node.dropped import DroppedMessages
 from ledger.node.peer_book import PeerBook, PeerRefused
 from ledger.node.peer_limits import PeerLimits
 from ledger.paxos import Envelope
-from ledger.storage.base import Incarnation, Store
+from ledger.storage.base import Incarnation, StorageError, Store
 from ledger.v1 import replica_pb2 as pb
 from ledger.v1 import replica_pb2_grpc as pb_grpc
 
@@ -217,6 +217,8 @@ class ReplicaServicer(pb_grpc.ReplicaServicer):
                              request.source_durable_seq, request.source_boot)
         except PeerRefused as refused:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(refused))
+        except StorageError as error:  # a first contact is recorded durably, or not counted
+            await context.abort(grpc.StatusCode.UNAVAILABLE, f"cannot record the peer: {error}")
         # A message that breaks a bound is dropped alone: the rest of the batch (other
         # accounts' messages, usually) carries on.
         envelopes = []

@@ -48,6 +48,10 @@ def salvage_chosen(path: str, app_tables: tuple[str, ...], salvage: Salvage,
             salvage.identity = store.identity()
         except StorageError as error:
             salvage.unreadable = str(error)
+        if salvage.identity is None:
+            # Whose values are these? Another cluster's would be wrong here: keep nothing.
+            say("the old directory's identity cannot be read: keeping nothing from it")
+            return
         after = ""
         while True:
             try:
