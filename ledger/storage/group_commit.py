@@ -373,10 +373,17 @@ class GroupCommitStore:
     def set_peer_records(self, records: dict[str, PeerRecord], wait: bool = True) -> None:
         """Commit the peer records on the writer thread, after what is staged; without
         `wait`, in the background (a backup may hold the writer for a while)."""
-        done = self._writer.submit(self._base.set_peer_records, dict(records))
+        if self._failure is not None:
+            raise self._failure
+        done = self._writer.submit(self._commit_peer_records, dict(records))
         if wait:
             self.sync()
             done.result()
+
+    def _commit_peer_records(self, records: dict[str, PeerRecord]) -> None:
+        """On the writer thread; nothing more once a commit failed unforeseen."""
+        if self._failure is None:
+            self._base.set_peer_records(records)
 
     # ------------------------------------------------- recovery (durable state only)
 
