@@ -180,7 +180,11 @@ class ProcessCluster:
                 self.kill(index)
 
     def __enter__(self) -> ProcessCluster:
-        return self.start()
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()  # a node that did not come up must not leave the others running
+            raise
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
