@@ -19,12 +19,11 @@ import grpc
 from ledger.node import peer_codec
 from ledger.node.cluster import ClusterConfig
 from ledger.paxos.records import Write
+from ledger.server.rejoin_answers import identify_reply, member_refusal, recovery_tails_reply
 from ledger.storage.base import AccountSummary, NodeIdentity, PeerRecord, RecoveryTail
 from ledger.storage.lmdb import LmdbStore
 from ledger.v1 import replica_pb2 as pb
 from ledger.v1 import replica_pb2_grpc as pb_grpc
-
-MAX_TAILS = 10_000
 
 
 class LockedStore:
@@ -77,22 +76,15 @@ class RecoveringServicer(pb_grpc.ReplicaServicer):
         self._store = store
 
     def _check(self, fingerprint: str, node_id: str, context: grpc.ServicerContext) -> None:
-        if fingerprint != self._cluster.fingerprint:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                          f"cluster configuration mismatch: this node runs "
-                          f"{self._cluster.canonical()}")
-        if node_id not in self._cluster.node_ids or node_id == self._node_id:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{node_id!r} is not another member")
+        refusal = member_refusal(self._cluster, self._cluster.index_of(self._node_id),
+                                 fingerprint, node_id)
+        if refusal is not None:
+            context.abort(*refusal)
 
     def Identify(self, request: pb.IdentifyRequest,
                  context: grpc.ServicerContext) -> pb.IdentifyReply:
         self._check(request.cluster_fingerprint, request.node_id, context)
-        record = self._store.peer_record(request.node_id)
-        if record is None:
-            return pb.IdentifyReply(node_id=self._node_id, known=False)
-        return pb.IdentifyReply(node_id=self._node_id, known=True,
-                                recorded=peer_codec.incarnation_pb(record.incarnation),
-                                durable_seq_seen=record.durable_seq)
+        return identify_reply(self._node_id, self._store.peer_record(request.node_id))
 
     def Rejoin(self, request: pb.RejoinRequest, context: grpc.ServicerContext) -> pb.RejoinReply:
         self._check(request.cluster_fingerprint, request.node_id, context)
@@ -105,12 +97,7 @@ class RecoveringServicer(pb_grpc.ReplicaServicer):
     def RecoveryTails(self, request: pb.RecoveryTailsRequest,
                       context: grpc.ServicerContext) -> pb.RecoveryTailsReply:
         self._check(request.cluster_fingerprint, request.node_id, context)
-        limit = min(request.limit or 1_000, MAX_TAILS)
-        tails = self._store.recovery_tails(request.after, limit)
-        return pb.RecoveryTailsReply(
-            tails=[pb.RecoveryTail(account=t.account, chosen_through=t.chosen_through,
-                                   highest_slot=t.highest_slot) for t in tails],
-            complete=len(tails) < limit)
+        return recovery_tails_reply(self._store.recovery_tails, request)
 
     def Step(self, request: pb.StepRequest, context: grpc.ServicerContext) -> pb.StepReply:
         context.abort(grpc.StatusCode.UNAVAILABLE,

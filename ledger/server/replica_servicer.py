@@ -8,12 +8,13 @@ from collections.abc import AsyncIterator
 import grpc
 
 from ledger.node import peer_codec
-from ledger.node.cluster import ClusterConfig, ConfigError
+from ledger.node.cluster import ClusterConfig
 from ledger.node.driver import NodeDriver
 from ledger.node.dropped import DroppedMessages
 from ledger.node.peer_book import PeerBook, PeerRefused
 from ledger.node.peer_limits import PeerLimits
 from ledger.paxos import Envelope
+from ledger.server.rejoin_answers import identify_reply, member_refusal, recovery_tails_reply
 from ledger.storage.base import Incarnation, StorageError, Store
 from ledger.v1 import replica_pb2 as pb
 from ledger.v1 import replica_pb2_grpc as pb_grpc
@@ -27,7 +28,6 @@ MAX_INBOUND_REQUESTS_IN_FLIGHT = 16
 #: peer's many requests must not add up past what its channel accepts.
 MAX_REPLY_BYTES = 16 << 20
 
-MAX_RECOVERY_TAILS = 10_000  # accounts per RecoveryTails page
 
 
 def replies(answers: list[Envelope], requests_answered: int,
@@ -90,12 +90,7 @@ class ReplicaServicer(pb_grpc.ReplicaServicer):
         self, request: pb.IdentifyRequest, context: grpc.aio.ServicerContext
     ) -> pb.IdentifyReply:
         await self._check_member(request.cluster_fingerprint, request.node_id, context)
-        record = self._book.record(request.node_id)
-        if record is None:
-            return pb.IdentifyReply(node_id=self._node_id, known=False)
-        return pb.IdentifyReply(node_id=self._node_id, known=True,
-                                recorded=peer_codec.incarnation_pb(record.incarnation),
-                                durable_seq_seen=record.durable_seq)
+        return identify_reply(self._node_id, self._book.record(request.node_id))
 
     async def Rejoin(
         self, request: pb.RejoinRequest, context: grpc.aio.ServicerContext
@@ -122,12 +117,7 @@ class ReplicaServicer(pb_grpc.ReplicaServicer):
         self, request: pb.RecoveryTailsRequest, context: grpc.aio.ServicerContext
     ) -> pb.RecoveryTailsReply:
         await self._check_member(request.cluster_fingerprint, request.node_id, context)
-        limit = min(request.limit or 1_000, MAX_RECOVERY_TAILS)
-        tails = self._store.recovery_tails(request.after, limit)
-        return pb.RecoveryTailsReply(
-            tails=[pb.RecoveryTail(account=t.account, chosen_through=t.chosen_through,
-                                   highest_slot=t.highest_slot) for t in tails],
-            complete=len(tails) < limit)
+        return recovery_tails_reply(self._store.recovery_tails, request)
 
     async def Stream(
         self, requests: AsyncIterator[pb.StepRequest], context: grpc.aio.ServicerContext
@@ -186,20 +176,10 @@ class ReplicaServicer(pb_grpc.ReplicaServicer):
     async def _check_member(self, fingerprint: str, node_id: str,
                             context: grpc.aio.ServicerContext) -> int:
         """The caller's index, if it is another member of this cluster; else abort."""
-        if fingerprint != self._cluster.fingerprint:
-            await context.abort(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                f"cluster configuration mismatch: this node runs {self._cluster.canonical()} "
-                f"(fingerprint {self._cluster.fingerprint}), the caller's fingerprint is "
-                f"{fingerprint}",
-            )
-        try:
-            source = self._cluster.index_of(node_id)
-        except ConfigError as error:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
-        if source == self._node_index:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"a peer call must not claim this node's own id {node_id!r}")
+        refusal = member_refusal(self._cluster, self._node_index, fingerprint, node_id)
+        if refusal is not None:
+            await context.abort(*refusal)
+        source = self._cluster.index_of(node_id)
         return source
 
     async def _decode(
