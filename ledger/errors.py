@@ -69,6 +69,20 @@ class Unavailable(LedgerError):
     status = "UNAVAILABLE"
 
 
+class Unauthenticated(LedgerError):
+    """The caller has no usable identity: its certificate names no principal, or is
+    revoked. Nothing was written."""
+
+    status = "UNAUTHENTICATED"
+
+
+class PermissionDenied(LedgerError):
+    """The caller's roles do not allow this call (an auditor depositing, an operator
+    withdrawing). Nothing was written."""
+
+    status = "PERMISSION_DENIED"
+
+
 class AccountQuarantined(Unavailable):
     """This node stopped serving the account: a peer contradicted a value it knows to be
     chosen (an alarm in the node's log names both values). A write already proposed may
@@ -94,7 +108,8 @@ def from_status(status: str, message: str, reason: str = "", **numbers: int) -> 
     kinds: dict[str, type[LedgerError]] = {
         "INVALID_ARGUMENT": InvalidRequest, "NOT_FOUND": AccountNotFound,
         "ALREADY_EXISTS": AccountExists, "UNAVAILABLE": Unavailable,
-        "DEADLINE_EXCEEDED": Unavailable,
+        "DEADLINE_EXCEEDED": Unavailable, "UNAUTHENTICATED": Unauthenticated,
+        "PERMISSION_DENIED": PermissionDenied,
     }
     kind = kinds.get(status)
     return kind(message) if kind is not None else LedgerError(f"{status}: {message}")

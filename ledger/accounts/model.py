@@ -38,6 +38,7 @@ class Operation:
     request_id: str
     memo: str = ""
     recorded_at_ms: int = 0  # the proposing node's wall clock; informational only
+    principal: str = ""  # who asked (a certificate's name); "" if written before principals
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,7 @@ class WriteRequest:
     amount: int  # the opening balance for OPEN
     request_id: str  # the idempotency key: a retry with the same id never applies twice
     memo: str = ""
+    principal: str = ""  # who asked: the authenticated caller's name, never a client's field
 
 
 @dataclass(frozen=True, slots=True)

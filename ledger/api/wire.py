@@ -35,6 +35,8 @@ STATUS_CODES: Mapping[str, grpc.StatusCode] = {
     "ALREADY_EXISTS": grpc.StatusCode.ALREADY_EXISTS,
     "FAILED_PRECONDITION": grpc.StatusCode.FAILED_PRECONDITION,
     "UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
+    "UNAUTHENTICATED": grpc.StatusCode.UNAUTHENTICATED,
+    "PERMISSION_DENIED": grpc.StatusCode.PERMISSION_DENIED,
 }
 _CODES_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
 _REFUSAL_NUMBERS = ("balance", "amount", "position")
@@ -52,17 +54,20 @@ def batch_operation(write: WriteRequest) -> pb.BatchOperation:
     return pb.BatchOperation(**{_BATCH_FIELDS[write.kind]: body})
 
 
-def write_request(operation: pb.BatchOperation) -> WriteRequest:
-    """The write a batch operation asks for; InvalidRequest if it names none."""
+def write_request(operation: pb.BatchOperation, principal: str) -> WriteRequest:
+    """The write a batch operation asks for, on behalf of `principal` (the authenticated
+    name the servicer hands in; never a field of the operation); InvalidRequest if it
+    names none."""
     kind = _BATCH_KINDS.get(operation.WhichOneof("operation") or "")
     if kind is None:
         raise errors.InvalidRequest(
             "a batch operation must be an open, a deposit or a withdrawal")
     if kind is Kind.OPEN:
         o = operation.open_account
-        return WriteRequest(Kind.OPEN, o.account_id, o.opening_balance, o.request_id)
+        return WriteRequest(Kind.OPEN, o.account_id, o.opening_balance, o.request_id,
+                            principal=principal)
     t = operation.deposit if kind is Kind.DEPOSIT else operation.withdraw
-    return WriteRequest(kind, t.account_id, t.amount, t.request_id, t.memo)
+    return WriteRequest(kind, t.account_id, t.amount, t.request_id, t.memo, principal)
 
 
 def status_code(error: errors.LedgerError) -> grpc.StatusCode:

@@ -13,6 +13,7 @@ from google.protobuf.message import DecodeError
 from ledger.accounts import MAX_AMOUNT, AccountState, Kind, Operation
 from ledger.accounts.validation import MAX_MEMO_CHARS, REQUEST_ID
 from ledger.bank.model import HistoryEntry
+from ledger.security.principal import check_name
 from ledger.v1 import records_pb2
 
 #: How each kind is stored (the records' own enum, not the public API's).
@@ -29,7 +30,7 @@ def encode_entry(operations: Sequence[Operation], nonce: int = 0) -> bytes:
     return records_pb2.LogEntry(operations=[
         records_pb2.LogOperation(kind=KIND_TO_RECORD[op.kind], amount=op.amount,
                                  request_id=op.request_id, memo=op.memo,
-                                 recorded_at_ms=op.recorded_at_ms)
+                                 recorded_at_ms=op.recorded_at_ms, principal=op.principal)
         for op in operations
     ], nonce=nonce).SerializeToString()
 
@@ -47,7 +48,7 @@ def decode_entry(value: bytes) -> list[Operation]:
     try:
         entry = records_pb2.LogEntry.FromString(value)
         operations = [Operation(RECORD_TO_KIND[op.kind], op.amount, op.request_id, op.memo,
-                                op.recorded_at_ms)
+                                op.recorded_at_ms, op.principal)
                       for op in entry.operations]
     except (DecodeError, KeyError) as error:
         raise MalformedEntry(f"not a ledger entry: {error!r}") from error
@@ -62,7 +63,19 @@ def decode_entry(value: bytes) -> list[Operation]:
         if len(operation.memo) > MAX_MEMO_CHARS:
             raise MalformedEntry(f"not a ledger entry: a memo of {len(operation.memo)} "
                                  "characters")
+        if operation.principal and not is_principal_name(operation.principal):
+            raise MalformedEntry(f"not a ledger entry: principal {operation.principal[:80]!r}")
     return operations
+
+
+def is_principal_name(name: str) -> bool:
+    """Can `name` be a recorded principal? (Empty is allowed where the caller says so:
+    entries written before principals were recorded, and writes made inside the node.)"""
+    try:
+        check_name(name)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +137,7 @@ def encode_history(decision: Decision) -> bytes:
         position=decision.position, kind=KIND_TO_RECORD[op.kind], amount=op.amount,
         balance_after=decision.balance_after, request_id=op.request_id, memo=op.memo,
         rejected=decision.rejected, reject_reason=decision.reject_reason,
-        recorded_at_ms=op.recorded_at_ms,
+        recorded_at_ms=op.recorded_at_ms, principal=op.principal,
     ).SerializeToString()
 
 
@@ -132,7 +145,7 @@ def decode_history(raw: bytes) -> HistoryEntry:
     record = records_pb2.HistoryRecord.FromString(raw)
     return HistoryEntry(record.position, RECORD_TO_KIND[record.kind], record.amount,
                         record.balance_after, record.request_id, record.memo, record.rejected,
-                        record.reject_reason, record.recorded_at_ms)
+                        record.reject_reason, record.recorded_at_ms, record.principal)
 
 
 # Keys: the account, a NUL (account ids never contain one), then the rest.

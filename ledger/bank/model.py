@@ -39,3 +39,4 @@ class HistoryEntry:
     rejected: bool  # refused when applied: the balance did not change
     reject_reason: str
     recorded_at_ms: int  # the proposing node's wall clock; informational only
+    principal: str = ""  # who asked for it ("" for operations recorded before principals)

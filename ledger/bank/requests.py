@@ -15,6 +15,7 @@ from ledger.accounts.validation import (
     check_request_id,
 )
 from ledger.bank.model import TransactionResult
+from ledger.security.principal import check_name
 
 
 @dataclass(slots=True, eq=False)
@@ -40,19 +41,33 @@ def operation_for(write: WriteRequest, now_ms: int) -> Operation:
     """The operation a write asks for, validated; InvalidRequest names what is wrong."""
     check_account_id(write.account_id)
     check_request_id(write.request_id)
+    _check_principal(write.principal)
     if write.kind is Kind.OPEN:
         check_opening_balance(write.amount)
-        return Operation(Kind.OPEN, write.amount, write.request_id, "", now_ms)
+        return Operation(Kind.OPEN, write.amount, write.request_id, "", now_ms,
+                         write.principal)
     check_amount(write.amount)
     check_memo(write.memo)
-    return Operation(write.kind, write.amount, write.request_id, write.memo, now_ms)
+    return Operation(write.kind, write.amount, write.request_id, write.memo, now_ms,
+                     write.principal)
+
+
+def _check_principal(principal: str) -> None:
+    """The servicers pass authenticated names; anything else would make the log entry
+    malformed on every replica, so it is refused here, before anything is written."""
+    if not principal:
+        return  # a write made inside the node
+    try:
+        check_name(principal)
+    except ValueError as error:
+        raise errors.InvalidRequest(str(error)) from None
 
 
 def as_write(pending: PendingWrite) -> WriteRequest:
     """The write a pending request stands for (to forward it to another node)."""
     operation = pending.operation
     return WriteRequest(operation.kind, pending.account, operation.amount,
-                        operation.request_id, operation.memo)
+                        operation.request_id, operation.memo, operation.principal)
 
 
 def fail_all(requests: list[PendingWrite], error: Exception) -> None:

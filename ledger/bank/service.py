@@ -52,23 +52,29 @@ class Bank:
 
     # ----------------------------------------------------------------- writes
 
+    # `principal`: who asked (the authenticated caller's name; "" for a write made inside
+    # the node). It is recorded with the operation in the log and the history.
+
     async def open_account(
-        self, account_id: str, opening_balance: int, request_id: str, timeout_s: float
+        self, account_id: str, opening_balance: int, request_id: str, timeout_s: float,
+        principal: str = "",
     ) -> TransactionResult:
         return await self._write(WriteRequest(Kind.OPEN, account_id, opening_balance,
-                                              request_id), timeout_s)
+                                              request_id, principal=principal), timeout_s)
 
     async def deposit(
-        self, account_id: str, amount: int, request_id: str, memo: str, timeout_s: float
+        self, account_id: str, amount: int, request_id: str, memo: str, timeout_s: float,
+        principal: str = "",
     ) -> TransactionResult:
         return await self._write(WriteRequest(Kind.DEPOSIT, account_id, amount, request_id,
-                                              memo), timeout_s)
+                                              memo, principal), timeout_s)
 
     async def withdraw(
-        self, account_id: str, amount: int, request_id: str, memo: str, timeout_s: float
+        self, account_id: str, amount: int, request_id: str, memo: str, timeout_s: float,
+        principal: str = "",
     ) -> TransactionResult:
         return await self._write(WriteRequest(Kind.WITHDRAWAL, account_id, amount, request_id,
-                                              memo), timeout_s)
+                                              memo, principal), timeout_s)
 
     async def submit(
         self, requests: Sequence[WriteRequest], timeout_s: float, forwarded: bool = False

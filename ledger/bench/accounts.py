@@ -29,6 +29,7 @@ import grpc
 
 from ledger.bench.memory import deposit_all, resident_kib
 from ledger.client.admin import node_counters
+from ledger.security.tls import Security
 from ledger.tools.localcluster import ProcessCluster
 from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc as pb_grpc
@@ -47,9 +48,10 @@ def anonymous_mib(pid: int) -> float:
     return resident_kib(pid).get("RssAnon", 0) / 1024
 
 
-async def open_accounts(address: str, first: int, last: int, say: Say) -> None:
+async def open_accounts(address: str, security: Security, first: int, last: int,
+                        say: Say) -> None:
     """Open acct-first .. acct-(last-1) through Submit, a batch at a time."""
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with security.aio_channel(address) as channel:
         stub = pb_grpc.LedgerStub(channel)
         slots = asyncio.Semaphore(SUBMITS_IN_FLIGHT)
         done = 0
@@ -78,16 +80,18 @@ async def open_accounts(address: str, first: int, last: int, say: Say) -> None:
         await asyncio.gather(*(submit(start) for start in range(first, last, OPENS_PER_SUBMIT)))
 
 
-async def touch(address: str, accounts: int, writes: int, seed: int) -> None:
+async def touch(address: str, security: Security, accounts: int, writes: int,
+                seed: int) -> None:
     """Deposits to accounts drawn at random among the first `accounts`."""
     rng = random.Random(seed)
-    await deposit_all(address, ((f"acct-{rng.randrange(accounts)}", f"touch-{seed}-{i}")
-                                for i in range(writes)), WRITES_IN_FLIGHT)
+    await deposit_all(address, security,
+                      ((f"acct-{rng.randrange(accounts)}", f"touch-{seed}-{i}")
+                       for i in range(writes)), WRITES_IN_FLIGHT)
 
 
-async def ghost_reads(address: str, reads: int) -> int:
+async def ghost_reads(address: str, security: Security, reads: int) -> int:
     """STRONG reads of ids never opened; how many answered NOT_FOUND."""
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with security.aio_channel(address) as channel:
         stub = pb_grpc.LedgerStub(channel)
         slots = asyncio.Semaphore(WRITES_IN_FLIGHT)
         not_found = 0
@@ -109,8 +113,9 @@ def settled(cluster: ProcessCluster, say: Say) -> list[float]:
     """Each node's anonymous memory once the writes are applied everywhere and idle
     account state has had time to leave memory."""
     deadline = time.monotonic() + 300
+    security = cluster.security
     while time.monotonic() < deadline:
-        applied = [node_counters(address, 5) for address in cluster.addresses]
+        applied = [node_counters(address, 5, security) for address in cluster.addresses]
         if all(a is not None for a in applied) and len({a["applied"] for a in applied  # type: ignore[index]
                                                       }) == 1:
             break
@@ -124,17 +129,17 @@ def settled(cluster: ProcessCluster, say: Say) -> list[float]:
 def run(accounts: int, touches: int, ghosts: int, say: Say) -> list[tuple[str, list[float]]]:
     rows: list[tuple[str, list[float]]] = []
     with tempfile.TemporaryDirectory() as base, ProcessCluster(pathlib.Path(base), 3) as cluster:
-        leader = cluster.addresses[0]
+        leader, security = cluster.addresses[0], cluster.security
         say(f"opening {BASELINE_ACCOUNTS:,} accounts and touching them...")
-        asyncio.run(open_accounts(leader, 0, BASELINE_ACCOUNTS, say))
-        asyncio.run(touch(leader, BASELINE_ACCOUNTS, touches, seed=1))
+        asyncio.run(open_accounts(leader, security, 0, BASELINE_ACCOUNTS, say))
+        asyncio.run(touch(leader, security, BASELINE_ACCOUNTS, touches, seed=1))
         rows.append((f"{BASELINE_ACCOUNTS:,} accounts", settled(cluster, say)))
         say(f"opening accounts up to {accounts:,}...")
-        asyncio.run(open_accounts(leader, BASELINE_ACCOUNTS, accounts, say))
-        asyncio.run(touch(leader, accounts, touches, seed=2))
+        asyncio.run(open_accounts(leader, security, BASELINE_ACCOUNTS, accounts, say))
+        asyncio.run(touch(leader, security, accounts, touches, seed=2))
         rows.append((f"{accounts:,} accounts", settled(cluster, say)))
         say(f"{ghosts:,} STRONG reads of ids never opened...")
-        missing = asyncio.run(ghost_reads(leader, ghosts))
+        missing = asyncio.run(ghost_reads(leader, security, ghosts))
         rows.append((f"+ {missing:,} reads of unknown ids", settled(cluster, say)))
     return rows
 

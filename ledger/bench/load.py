@@ -1,6 +1,9 @@
 """The load generator, the same for the ledger and for etcd; run as its own process.
 
-    python -m ledger.bench.load --system ledger --servers H:P --mode spread --seconds 10
+    python -m ledger.bench.load --system ledger --server H:P --mode spread --seconds 10
+
+The ledger is dialled as any client dials it: mutual TLS with --ca/--cert/--key (or
+LEDGER_CA, LEDGER_CERT, LEDGER_KEY), plaintext only with --insecure (LEDGER_INSECURE=1).
 
 Modes: `spread` (deposits over --accounts accounts), `hot` (one account), `batch`
 (ledger Submit calls of --batch deposits). etcd does what a bank app on etcd would:
@@ -21,6 +24,7 @@ from dataclasses import dataclass, field
 
 import grpc
 
+from ledger.security.tls import INSECURE, Security, SecurityConfigError, client_security
 from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc as pb_grpc
 
@@ -49,8 +53,8 @@ def account_name(index: int) -> str:
 
 
 class LedgerTarget:
-    def __init__(self, address: str) -> None:
-        self.channel = grpc.aio.insecure_channel(address)
+    def __init__(self, address: str, security: Security) -> None:
+        self.channel = security.aio_channel(address)
         self.stub = pb_grpc.LedgerStub(self.channel)
         self.counter = 0
 
@@ -163,6 +167,17 @@ async def drive(target: LedgerTarget | EtcdTarget, mode: str, accounts: int, in_
     return summary
 
 
+def ledger_security(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Security:
+    """How to dial the ledger (etcd is dialled in plaintext: this machine's own test
+    cluster); exits with the usage error naming what to set when nothing is."""
+    if args.system != "ledger":
+        return INSECURE
+    try:
+        return client_security(args.ca, args.cert, args.key, args.insecure)
+    except SecurityConfigError as error:
+        parser.error(str(error))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--system", choices=("ledger", "etcd"), required=True)
@@ -173,14 +188,20 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--batch", type=int, default=2_000)
     parser.add_argument("--etcd-protos", type=pathlib.Path)
+    parser.add_argument("--ca", help="the ledger cluster CA's certificate (env LEDGER_CA)")
+    parser.add_argument("--cert", help="this client's certificate (env LEDGER_CERT)")
+    parser.add_argument("--key", help="its private key (env LEDGER_KEY)")
+    parser.add_argument("--insecure", action="store_true",
+                        help="plaintext, for nodes started with --insecure")
     args = parser.parse_args()
     if args.system == "etcd" and args.etcd_protos is None:
         parser.error("--etcd-protos is required for etcd")
+    security = ledger_security(parser, args)
 
     async def run() -> dict[str, float]:
         # Channels belong to the loop they are made on: make them inside it.
         target: LedgerTarget | EtcdTarget = (
-            LedgerTarget(args.server) if args.system == "ledger"
+            LedgerTarget(args.server, security) if args.system == "ledger"
             else EtcdTarget(args.server, args.etcd_protos))
         return await drive(target, args.mode, args.accounts, args.in_flight, args.seconds,
                            args.batch)

@@ -15,8 +15,7 @@ import tempfile
 import time
 from collections.abc import Iterable
 
-import grpc
-
+from ledger.security.tls import Security
 from ledger.tools.localcluster import ProcessCluster
 from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc as pb_grpc
@@ -37,10 +36,10 @@ def memory_mib(pid: int) -> dict[str, int]:
     return {key: kib // 1024 for key, kib in resident_kib(pid).items()}
 
 
-async def deposit_all(address: str, deposits: Iterable[tuple[str, str]], in_flight: int,
-                      memo: str = "") -> None:
+async def deposit_all(address: str, security: Security, deposits: Iterable[tuple[str, str]],
+                      in_flight: int, memo: str = "") -> None:
     """Deposit 1 to each (account, request id), `in_flight` at a time."""
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with security.aio_channel(address) as channel:
         stub = pb_grpc.LedgerStub(channel)
         slots = asyncio.Semaphore(in_flight)
 
@@ -54,14 +53,15 @@ async def deposit_all(address: str, deposits: Iterable[tuple[str, str]], in_flig
                                for account, request_id in deposits))
 
 
-async def write(address: str, first: int, count: int, accounts: int, in_flight: int) -> None:
-    await deposit_all(address, ((f"acct-{i % accounts}", f"r{i}")
-                                for i in range(first, first + count)),
+async def write(address: str, security: Security, first: int, count: int, accounts: int,
+                in_flight: int) -> None:
+    await deposit_all(address, security, ((f"acct-{i % accounts}", f"r{i}")
+                                          for i in range(first, first + count)),
                       in_flight, memo="memory benchmark")
 
 
-async def open_accounts(address: str, accounts: int) -> None:
-    async with grpc.aio.insecure_channel(address) as channel:
+async def open_accounts(address: str, security: Security, accounts: int) -> None:
+    async with security.aio_channel(address) as channel:
         stub = pb_grpc.LedgerStub(channel)
         await asyncio.gather(*(stub.OpenAccount(pb.OpenAccountRequest(
             account_id=f"acct-{i}", request_id="open"), timeout=60) for i in range(accounts)))
@@ -76,7 +76,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as base, ProcessCluster(pathlib.Path(base), 3) as cluster:
         pids = [node.process.pid for node in cluster.nodes if node.process is not None]
-        asyncio.run(open_accounts(cluster.addresses[0], args.accounts))
+        security = cluster.security
+        asyncio.run(open_accounts(cluster.addresses[0], security, args.accounts))
         print(f"{'entries':>8}  {'writes/s':>8}  " + "  ".join(
             f"{n.node_id} anon/file MiB" for n in cluster.nodes))
         def report(entries: int, rate: str) -> None:
@@ -87,7 +88,7 @@ def main() -> None:
         report(0, "")
         for step in range(1, args.steps + 1):
             started = time.monotonic()
-            asyncio.run(write(cluster.addresses[0], (step - 1) * args.entries_per_step,
+            asyncio.run(write(cluster.addresses[0], security, (step - 1) * args.entries_per_step,
                               args.entries_per_step, args.accounts, args.in_flight))
             rate = args.entries_per_step / (time.monotonic() - started)
             report(step * args.entries_per_step, f"{rate:.0f}")

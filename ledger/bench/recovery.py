@@ -19,6 +19,7 @@ from ledger.bench.memory import resident_kib
 from ledger.client.admin import node_counters, node_serving
 from ledger.node.cluster import ClusterConfig
 from ledger.paxos import ChosenWrite, Committed
+from ledger.security.tls import Security
 from ledger.storage.base import Incarnation, NodeIdentity
 from ledger.storage.group_commit import GroupCommitStore
 from ledger.storage.lmdb import LmdbStore
@@ -83,11 +84,12 @@ def memory_mib(pid: int) -> int:
 
 def restart_seconds(cluster: ProcessCluster, index: int) -> tuple[float, int]:
     """SIGKILL a node, start it again; seconds until it serves, and its anonymous RSS."""
+    security = cluster.security  # read before the clock starts: it loads the PEM files
     cluster.kill(index)
     started = time.monotonic()
     cluster.start_node(index, wait=False)
     node = cluster.nodes[index]
-    while not node_serving(node.address, timeout_s=0.5):
+    while not node_serving(node.address, security, timeout_s=0.5):
         assert node.running, cluster.log_tail(index)
         time.sleep(0.01)
     elapsed = time.monotonic() - started
@@ -113,9 +115,9 @@ def measure_restart(base: pathlib.Path, entries: int, accounts: int, say: Say) -
     return results
 
 
-def applied_entries(address: str) -> int:
+def applied_entries(address: str, security: Security) -> int:
     """How many log entries the node at `address` applied since it started (0 if down)."""
-    return (node_counters(address, timeout_s=5) or {}).get("applied", 0)
+    return (node_counters(address, 5, security) or {}).get("applied", 0)
 
 
 def measure_catch_up(base: pathlib.Path, entries: int, accounts: int, say: Say
@@ -133,7 +135,8 @@ def measure_catch_up(base: pathlib.Path, entries: int, accounts: int, say: Say
     try:
         cluster.start_node(0)
         cluster.start_node(1)
-        target = node_view(cluster.addresses[0], STATUS_TIMEOUT_S) or {}
+        security = cluster.security
+        target = node_view(cluster.addresses[0], STATUS_TIMEOUT_S, security) or {}
         assert sum(v.chosen_through + 1 for v in target.values()) == entries
         lagging = cluster.nodes[2]
         cluster.start_node(2)  # serving: from here on it only has to catch up
@@ -141,9 +144,9 @@ def measure_catch_up(base: pathlib.Path, entries: int, accounts: int, say: Say
         while True:
             # Polled through a counter: listing every account's status this often would
             # take a good share of the CPU of the node being measured.
-            if applied_entries(lagging.address) >= entries:
+            if applied_entries(lagging.address, security) >= entries:
                 seconds = time.monotonic() - started
-                if node_view(lagging.address, STATUS_TIMEOUT_S) == target:
+                if node_view(lagging.address, STATUS_TIMEOUT_S, security) == target:
                     break
             time.sleep(0.05)
     finally:

@@ -3,6 +3,10 @@
 Each figure runs the load generator (its own process) against the ledger, then
 against etcd, alternating for --rounds rounds; the table shows medians and the
 ledger/etcd ratio, plus CPU seconds per 1,000 writes on each side's servers.
+
+The ledger serves mutual TLS, as it does unless started --insecure; with
+--vs-insecure a second, plaintext cluster takes the same load in the same rounds, and
+a second table shows what TLS costs (TLS / insecure).
 """
 
 from __future__ import annotations
@@ -51,18 +55,37 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def run_load(system: str, server: str, scenario: Scenario, seconds: float, pids: list[int],
-             etcd_protos: pathlib.Path | None) -> dict[str, float]:
-    command = [sys.executable, "-m", "ledger.bench.load", "--system", system,
-               "--server", server, "--mode", scenario.mode, "--accounts",
+@dataclass(frozen=True)
+class System:
+    """One side of a comparison: where the load goes, how the load generator dials it
+    and whose CPU it costs."""
+
+    name: str  # its key in the report: ledger (TLS) | insecure | etcd | floor
+    kind: str  # the load generator's --system: ledger | etcd
+    address: str
+    pids: tuple[int, ...]
+    flags: tuple[str, ...]  # for the load generator: TLS settings, or etcd's protos
+    every_scenario: bool = True  # False: only scenarios with an etcd twin
+
+    def runs(self, scenario: Scenario) -> bool:
+        return self.every_scenario or scenario.etcd
+
+
+def ledger_system(name: str, cluster: ProcessCluster) -> System:
+    pids = tuple(n.process.pid for n in cluster.nodes if n.process is not None)
+    return System(name, "ledger", cluster.addresses[0], pids, tuple(cluster.client_flags()))
+
+
+def run_load(system: System, scenario: Scenario, seconds: float) -> dict[str, float]:
+    command = [sys.executable, "-m", "ledger.bench.load", "--system", system.kind,
+               "--server", system.address, "--mode", scenario.mode, "--accounts",
                str(scenario.accounts), "--in-flight", str(scenario.in_flight),
-               "--seconds", str(seconds)]
-    if etcd_protos is not None:
-        command += ["--etcd-protos", str(etcd_protos)]
+               "--seconds", str(seconds), *system.flags]
+    pids = list(system.pids)
     before = cpu_seconds(pids)
     result = subprocess.run(command, capture_output=True, text=True, timeout=seconds * 10 + 300)
     if result.returncode != 0:
-        raise RuntimeError(f"the {system} load generator failed: {result.stderr[-2000:]}")
+        raise RuntimeError(f"the {system.name} load generator failed: {result.stderr[-2000:]}")
     summary: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
     used = cpu_seconds(pids) - before  # includes the load's setup: an upper bound
     summary["cpu_s_per_1000"] = used / max(summary["operations"], 1) * 1000
@@ -73,44 +96,74 @@ def median(runs: list[dict[str, float]], key: str) -> float:
     return statistics.median(run[key] for run in runs)
 
 
-def run_bench(say: Say, seconds: float, rounds: int, names: list[str], vs_etcd: bool,
-              floor: bool = False) -> dict:  # type: ignore[type-arg]
-    """Run every scenario; returns {scenario: {"ledger": summary, "etcd": ..., "floor": ...}}.
+def start_etcd(stack: contextlib.ExitStack, base: pathlib.Path, say: Say) -> System:
+    from ledger.bench import etcd as etcd_module
 
-    With `floor`, a do-nothing Python gRPC server (ledger.bench.floor) takes the same
-    load too: what the gRPC server alone costs, without consensus or disk.
+    say("installing/compiling etcd (Debian's etcd-server, golang-etcd-server-dev)...")
+    etcd_module.ensure_installed()
+    protos = etcd_module.compile_protos(base / "etcd-protos")
+    etcd = etcd_module.EtcdCluster(base / "etcd")
+    stack.callback(etcd.stop)  # before start: a member that did not come up is stopped too
+    etcd.start(protos)
+    say(f"etcd 3.4 cluster on {','.join(etcd.addresses)}")
+    return System("etcd", "etcd", etcd.addresses[0], tuple(etcd.pids()),
+                  ("--etcd-protos", str(protos)), every_scenario=False)
+
+
+def start_systems(stack: contextlib.ExitStack, base: pathlib.Path, say: Say, vs_etcd: bool,
+                  floor: bool, vs_insecure: bool) -> list[System]:
+    """Everything the load will be sent to, started; the TLS ledger first."""
+    systems = []
+    ledger = stack.enter_context(ProcessCluster(base / "ledger", 3))
+    say(f"ledger cluster (mutual TLS) on {ledger.cluster_flag}")
+    systems.append(ledger_system("ledger", ledger))
+    if vs_insecure:
+        plain = stack.enter_context(ProcessCluster(base / "insecure", 3, tls=False))
+        say(f"ledger cluster (--insecure, plaintext) on {plain.cluster_flag}")
+        systems.append(ledger_system("insecure", plain))
+    if vs_etcd:
+        systems.append(start_etcd(stack, base, say))
+    if floor:
+        server = stack.enter_context(FloorServer())
+        systems.append(System("floor", "ledger", server.address, (server.pid,),
+                              ("--insecure",)))  # the floor serves plaintext only
+    return systems
+
+
+def round_order(systems: list[System], round_: int) -> list[System]:
+    """The systems in the order a round runs them: the TLS and the plaintext ledger swap
+    places every other round, so neither always runs right after the other."""
+    order = list(systems)
+    names = [s.name for s in order]
+    if round_ % 2 == 1 and "insecure" in names:
+        first, second = names.index("ledger"), names.index("insecure")
+        order[first], order[second] = order[second], order[first]
+    return order
+
+
+def run_bench(say: Say, seconds: float, rounds: int, names: list[str], vs_etcd: bool,
+              floor: bool = False, vs_insecure: bool = False) -> dict:  # type: ignore[type-arg]
+    """Run every scenario; returns {scenario: {"ledger": summary, "etcd": ..., "floor": ...,
+    "insecure": ...}}, each the medians over the rounds.
+
+    "ledger" is a cluster serving mutual TLS, as every ledger does unless told otherwise.
+    With `vs_insecure`, a second cluster started --insecure (plaintext) takes the same
+    load, alternating with it round by round: what TLS costs. With `floor`, a do-nothing
+    Python gRPC server (ledger.bench.floor) takes the same load too: what the gRPC server
+    alone costs, without consensus or disk.
     """
     report: dict[str, dict[str, dict[str, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="ledger-bench-") as base_text, \
             contextlib.ExitStack() as stack:
-        base = pathlib.Path(base_text)
-        etcd = protos = None
-        if vs_etcd:
-            from ledger.bench import etcd as etcd_module
-
-            say("installing/compiling etcd (Debian's etcd-server, golang-etcd-server-dev)...")
-            etcd_module.ensure_installed()
-            protos = etcd_module.compile_protos(base / "etcd-protos")
-            etcd = etcd_module.EtcdCluster(base / "etcd")
-            etcd.start(protos)
-            stack.callback(etcd.stop)
-            say(f"etcd 3.4 cluster on {','.join(etcd.addresses)}")
-        floor_server = stack.enter_context(FloorServer()) if floor else None
-        ledger = stack.enter_context(ProcessCluster(base / "ledger", 3))
-        say(f"ledger cluster on {ledger.cluster_flag}")
-        ledger_pids = [n.process.pid for n in ledger.nodes if n.process is not None]
+        systems = start_systems(stack, pathlib.Path(base_text), say, vs_etcd, floor,
+                                vs_insecure)
         for name in names:
             scenario = SCENARIOS[name]
-            runs: dict[str, list[dict[str, float]]] = {"ledger": [], "etcd": [], "floor": []}
+            runs: dict[str, list[dict[str, float]]] = {s.name: [] for s in systems}
             for round_ in range(rounds):
-                runs["ledger"].append(run_load("ledger", ledger.addresses[0], scenario,
-                                               seconds, ledger_pids, None))
-                if etcd is not None and scenario.etcd:
-                    runs["etcd"].append(run_load("etcd", etcd.addresses[0], scenario,
-                                                 seconds, etcd.pids(), protos))
-                if floor_server is not None:
-                    runs["floor"].append(run_load("ledger", floor_server.address, scenario,
-                                                  seconds, [floor_server.pid], None))
+                for system in round_order(systems, round_):
+                    if system.runs(scenario):
+                        runs[system.name].append(run_load(system, scenario, seconds))
                 say(f"  {scenario.name}: round {round_ + 1}/{rounds} done")
             report[name] = {
                 system: {key: median(done, key) for key in done[0]}
@@ -134,7 +187,7 @@ class FloorServer:
     def __enter__(self) -> FloorServer:
         self._process = subprocess.Popen(
             [sys.executable, "-m", "ledger.bench.floor", "--listen", self.address])
-        with grpc.insecure_channel(self.address) as channel:
+        with grpc.insecure_channel(self.address) as channel:  # the floor serves plaintext
             grpc.channel_ready_future(channel).result(timeout=READY_TIMEOUT_S)
         return self
 
@@ -174,4 +227,39 @@ def table(report: dict) -> str:  # type: ignore[type-arg]
             lines.append(f"  {label}: {floor['throughput']:.0f} calls/s, p50 "
                          f"{floor['p50_ms']:.2f} ms, CPU s / 1,000 calls "
                          f"{floor['cpu_s_per_1000']:.2f}")
+    lines.extend(tls_table(report))
     return "\n".join(lines)
+
+
+#: The figures of the TLS comparison: (summary key, label).
+TLS_FIGURES = (("throughput", "writes/s"), ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"),
+               ("cpu_s_per_1000", "CPU s / 1,000 writes"))
+
+
+def tls_ratios(report: dict) -> dict[str, dict[str, float]]:  # type: ignore[type-arg]
+    """TLS / insecure for each of TLS_FIGURES, per scenario both ran (none is left out
+    unless the plaintext figure is 0)."""
+    ratios: dict[str, dict[str, float]] = {}
+    for name, systems in report.items():
+        tls, plain = systems.get("ledger"), systems.get("insecure")
+        if tls is not None and plain is not None:
+            ratios[name] = {key: tls[key] / plain[key] for key, _ in TLS_FIGURES if plain[key]}
+    return ratios
+
+
+def tls_table(report: dict) -> list[str]:  # type: ignore[type-arg]
+    """The TLS cluster's figures beside the plaintext one's, and their ratio."""
+    ratios = tls_ratios(report)
+    if not ratios:
+        return []
+    lines = ["TLS against plaintext: the same load on a cluster started --insecure",
+             f"{'figure':<46}{'TLS':>12}{'insecure':>12}{'ratio':>9}"]
+    for name, by_key in ratios.items():
+        tls, plain = report[name]["ledger"], report[name]["insecure"]
+        for key, label in TLS_FIGURES:
+            ratio = f"{by_key[key]:.2f}x" if key in by_key else ""
+            lines.append(f"{SCENARIOS[name].name + ': ' + label:<46}{tls[key]:>12.2f}"
+                         f"{plain[key]:>12.2f}{ratio:>9}")
+    lines.append("ratio: TLS / insecure (writes/s under 1x, latency and CPU over 1x: what "
+                 "TLS costs)")
+    return lines

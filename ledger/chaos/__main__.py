@@ -5,6 +5,8 @@ and exits 0 only if the checker passed. Partition and loss nemeses need root: th
 run then builds its own network namespaces, runs inside them, and removes them.
 The disk nemesis wipes a node's data directory or rolls it back to an older copy,
 checks that `ledger serve` refuses it, and brings it back with `ledger recover`.
+The nodes serve mutual TLS, with certificates made for the run in OUT/nodes/tls (in
+namespaces, each for its node's own address); every run starts on fresh directories.
 """
 
 from __future__ import annotations

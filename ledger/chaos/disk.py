@@ -29,6 +29,7 @@ import grpc
 from ledger.bank.state_machine import LedgerStateMachine
 from ledger.client.admin import node_serving
 from ledger.node.cluster import ClusterConfig
+from ledger.security.tls import INSECURE, Security, load_member
 from ledger.storage.lmdb import LmdbStore
 from ledger.tools.localcluster import ProcessCluster
 from ledger.v1 import replica_pb2 as pb
@@ -102,7 +103,8 @@ class Disks:
             self.note("copy", f"{node.node_id}: its directory copied while stopped "
                               f"({commits} commits)")
         else:
-            run_tool(["backup", "--server", node.address, "--out", str(path)],
+            run_tool(["backup", "--server", node.address, "--out", str(path),
+                      *self.cluster.client_flags()],
                      BACKUP_TIMEOUT_S, f"`ledger backup --server` of {node.node_id}")
             self.note("copy", f"{node.node_id}: backed up while running (`ledger backup "
                               f"--server`)")
@@ -113,11 +115,12 @@ class Disks:
     def seen_commits(self, index: int) -> int:
         """The highest commit count of the node's current directory any other member
         recorded (0 if none answers or knows it)."""
+        security = self.member_security(index)
         highest = 0
         for other, member in enumerate(self.cluster.nodes):
             if other == index:
                 continue
-            with grpc.insecure_channel(member.address) as channel:
+            with security.channel(member.address) as channel:
                 try:
                     reply = pb_grpc.ReplicaStub(channel).Identify(pb.IdentifyRequest(
                         cluster_fingerprint=self._fingerprint, node_id=self.node_id(index)),
@@ -140,6 +143,13 @@ class Disks:
             if self.stop.wait(0.25):
                 return None
         return None
+
+    def member_security(self, index: int) -> Security:
+        """The node's own member certificate: only a member may ask the peer service
+        (Identify) what the others recorded of it, and only about itself."""
+        if self.cluster.certs is None:
+            return INSECURE
+        return Security(load_member(self.cluster.tls_dir, self.node_id(index)))
 
     # ------------------------------------------------------------------- harm
 
@@ -190,6 +200,7 @@ class Disks:
                                    stderr=subprocess.PIPE, text=True, start_new_session=True)
         stderr = ""
         outcome = "exited"
+        security = self.cluster.security
         try:
             while True:
                 try:
@@ -197,7 +208,7 @@ class Disks:
                     break
                 except subprocess.TimeoutExpired:
                     pass
-                if node_serving(node.address, 0.5):
+                if node_serving(node.address, security, 0.5):
                     outcome = "took the harmed directory and said SERVING"
                     break
                 if time.monotonic() - started > REFUSAL_TIMEOUT_S:
@@ -228,7 +239,8 @@ class Disks:
         node = self.cluster.nodes[index]
         started = time.monotonic()
         command = [sys.executable, "-m", "ledger", "recover", "--node-id", node.node_id,
-                   "--data-dir", str(node.data_dir), "--cluster", self.cluster.cluster_flag]
+                   "--data-dir", str(node.data_dir), "--cluster", self.cluster.cluster_flag,
+                   *self.cluster.security_flags()]
         if self.cluster.wrap is not None:  # from the node's own place in the network
             command = self.cluster.wrap(index, command)
         done = run_tool(command, RECOVER_TIMEOUT_S,

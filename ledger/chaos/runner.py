@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import shutil
 import threading
 import time
 from collections import Counter
@@ -23,6 +24,7 @@ from ledger.chaos.nemesis import NETWORK_NEMESES, Nemesis
 from ledger.chaos.netns import Topology
 from ledger.chaos.workload import Recorder, WorkloadConfig, open_hot_accounts, run_clients
 from ledger.client import AccountNotFound, LedgerClient
+from ledger.security.tls import Security
 from ledger.tools.localcluster import ProcessCluster
 from ledger.tools.replicas import converged, node_view, node_views
 
@@ -84,25 +86,19 @@ def run(config: ChaosConfig, topology: Topology | None = None) -> Report:
     """Run the scenario (inside `topology`'s hub namespace if it has network nemeses)."""
     assert topology is not None or not config.needs_network
     config.out_dir.mkdir(parents=True, exist_ok=True)
-    if topology is not None:
-        cluster = ProcessCluster(
-            config.out_dir / "nodes", config.nodes,
-            hosts=[topology.address(i) for i in range(config.nodes)], ports=[PORT] * config.nodes,
-            wrap=lambda index, command: [*topology.exec_prefix(topology.node_namespace(index)),
-                                         *command])
-    else:
-        cluster = ProcessCluster(config.out_dir / "nodes", config.nodes)
+    cluster = make_cluster(config, topology)
     recorder = Recorder()
     workload = WorkloadConfig(clients=config.clients, seed=config.seed)
     with cluster:
         addresses = cluster.addresses
-        open_hot_accounts(addresses, workload, recorder)
+        security = cluster.security  # its local client certificate: every client role
+        open_hot_accounts(addresses, security, workload, recorder)
         nemesis = Nemesis(cluster, list(config.nemeses), config.seed, recorder.now_ms, topology,
                           copies_dir=config.out_dir / "copies")
         stop = threading.Event()
         nemesis.start()
         try:
-            run_clients(addresses, workload, recorder, config.seconds, stop)
+            run_clients(addresses, security, workload, recorder, config.seconds, stop)
         finally:
             nemesis.stop_and_heal()
         problems = list(nemesis.failures)  # what the nemeses saw go wrong
@@ -114,8 +110,8 @@ def run(config: ChaosConfig, topology: Topology | None = None) -> Report:
                 all_serving = False
                 problems.append(Violation("nemesis", node.node_id,
                                           f"not serving after the heal: {error}"))
-        converged = all_serving and wait_for_convergence(addresses)
-        record = RunRecord(recorder.ops, nemesis.events, read_logs(addresses))
+        converged = all_serving and wait_for_convergence(addresses, security)
+        record = RunRecord(recorder.ops, nemesis.events, read_logs(addresses, security))
     violations = problems + check(record)
     report = summarize(config, record, converged, violations)
     write_jsonl(config.out_dir / "history.jsonl", record.ops)
@@ -127,6 +123,22 @@ def run(config: ChaosConfig, topology: Topology | None = None) -> Report:
     (config.out_dir / "report.json").write_text(json.dumps({**asdict(report),
                                                             "passed": report.passed}))
     return report
+
+
+def make_cluster(config: ChaosConfig, topology: Topology | None) -> ProcessCluster:
+    """The run's cluster, on fresh directories, with mutual TLS (certificates for each
+    member's own address: in namespaces, every node has its own host)."""
+    # A previous run's nodes would bring their accounts into this run's history, and
+    # their certificates name that run's addresses (another subnet): start afresh.
+    for stale in (config.out_dir / "nodes", config.out_dir / "copies"):
+        shutil.rmtree(stale, ignore_errors=True)
+    if topology is not None:
+        return ProcessCluster(
+            config.out_dir / "nodes", config.nodes,
+            hosts=[topology.address(i) for i in range(config.nodes)], ports=[PORT] * config.nodes,
+            wrap=lambda index, command: [*topology.exec_prefix(topology.node_namespace(index)),
+                                         *command], tls=True)
+    return ProcessCluster(config.out_dir / "nodes", config.nodes, tls=True)
 
 
 def summarize(config: ChaosConfig, record: RunRecord, converged: bool,
@@ -149,23 +161,25 @@ def summarize(config: ChaosConfig, record: RunRecord, converged: bool,
     )
 
 
-def wait_for_convergence(addresses: list[str], timeout_s: float = CONVERGENCE_TIMEOUT_S) -> bool:
+def wait_for_convergence(addresses: list[str], security: Security,
+                         timeout_s: float = CONVERGENCE_TIMEOUT_S) -> bool:
     """Poll until every replica holds and has applied the same log for every account."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if converged(node_views(addresses, STATUS_TIMEOUT_S)) is not None:
+        if converged(node_views(addresses, STATUS_TIMEOUT_S, security)) is not None:
             return True
         time.sleep(0.25)
     return False
 
 
-def read_logs(addresses: list[str]) -> dict[str, dict[str, list[LogEntry]]]:
+def read_logs(addresses: list[str], security: Security
+              ) -> dict[str, dict[str, list[LogEntry]]]:
     """Every replica's history of every account it knows, read LOCAL (no consensus)."""
     logs: dict[str, dict[str, list[LogEntry]]] = {}
     for address in addresses:
-        views = node_view(address, STATUS_TIMEOUT_S) or {}
+        views = node_view(address, STATUS_TIMEOUT_S, security) or {}
         per_account: dict[str, list[LogEntry]] = {}
-        with LedgerClient([address], timeout_s=10) as bank:
+        with LedgerClient([address], timeout_s=10, security=security) as bank:
             for account in sorted(views):
                 entries: list[LogEntry] = []
                 while True:

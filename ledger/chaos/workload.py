@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from ledger import errors
 from ledger.chaos.history import FAILED, INDETERMINATE, OK, REFUSED, Op
 from ledger.client import LedgerClient, new_request_id
+from ledger.security.tls import Security
 
 
 @dataclass(frozen=True)
@@ -63,15 +64,16 @@ def cold(index: int) -> str:
 class Client:
     """One client thread's behaviour (deterministic given its seed and the replies)."""
 
-    def __init__(self, number: int, addresses: list[str], config: WorkloadConfig,
-                 recorder: Recorder) -> None:
+    def __init__(self, number: int, addresses: list[str], security: Security,
+                 config: WorkloadConfig, recorder: Recorder) -> None:
         self.number = number
         self.addresses = addresses
         self.config = config
         self.recorder = recorder
         self.rng = random.Random(f"{config.seed}/{number}")
         self.node = number % len(addresses)
-        self.banks = {a: LedgerClient([a], timeout_s=config.op_timeout_s) for a in addresses}
+        self.banks = {a: LedgerClient([a], timeout_s=config.op_timeout_s, security=security)
+                      for a in addresses}
         self.unknown: list[tuple[str, str, int, str]] = []  # writes to retry: kind, account, ...
 
     def close(self) -> None:
@@ -144,10 +146,10 @@ class Client:
             self.recorder.end(op, OK, position=balance.position, balance=balance.balance)
 
 
-def open_hot_accounts(addresses: list[str], config: WorkloadConfig, recorder: Recorder,
-                      give_up_s: float = 60.0) -> None:
+def open_hot_accounts(addresses: list[str], security: Security, config: WorkloadConfig,
+                      recorder: Recorder, give_up_s: float = 60.0) -> None:
     """Open the hot accounts before the clients start (retrying until definite)."""
-    client = Client(-1, addresses, config, recorder)
+    client = Client(-1, addresses, security, config, recorder)
     try:
         deadline = time.monotonic() + give_up_s
         for index in range(config.hot_accounts):
@@ -160,11 +162,11 @@ def open_hot_accounts(addresses: list[str], config: WorkloadConfig, recorder: Re
         client.close()
 
 
-def run_clients(addresses: list[str], config: WorkloadConfig, recorder: Recorder,
-                seconds: float, stop: threading.Event) -> None:
+def run_clients(addresses: list[str], security: Security, config: WorkloadConfig,
+                recorder: Recorder, seconds: float, stop: threading.Event) -> None:
     """Run the clients concurrently for `seconds` (or until `stop`)."""
     deadline = time.monotonic() + seconds
-    clients = [Client(n, addresses, config, recorder) for n in range(config.clients)]
+    clients = [Client(n, addresses, security, config, recorder) for n in range(config.clients)]
     threads = [threading.Thread(target=c.run, args=(deadline, stop), daemon=True)
                for c in clients]
     for thread in threads:

@@ -7,8 +7,10 @@ import pathlib
 import click
 import grpc
 
+from ledger.cli.security_options import ClientTls, client_options
 from ledger.client.admin import BackupIncomplete, fetch_backup
 from ledger.node.cluster import ConfigError, parse_address
+from ledger.security.tls import Security, handshake_hint
 from ledger.storage.base import StorageError
 from ledger.storage.lmdb.backup import Backup, backup_stopped_node, receive_backup
 
@@ -25,8 +27,9 @@ PROGRESS_STEPS = 10  # lines of progress for a whole backup, at most
               help="The backup's directory: new, or empty.")
 @click.option("--timeout", default=3600.0, show_default=True, type=click.FloatRange(min=1),
               help="Seconds the whole backup may take (with --server).")
+@client_options
 def backup(server: str | None, data_dir: pathlib.Path | None, out: pathlib.Path,
-           timeout: float) -> None:
+           timeout: float, tls: ClientTls) -> None:
     """Copy one node's state, consistent at one moment, into OUT, laid out as a data
     directory. Give exactly one of --server (a running node) or --data-dir (a stopped one).
 
@@ -38,7 +41,7 @@ def backup(server: str | None, data_dir: pathlib.Path | None, out: pathlib.Path,
                                "--data-dir DIR (a stopped node)")
     try:
         if server is not None:
-            made = _from_server(server, str(out), timeout)
+            made = _from_server(server, str(out), timeout, tls.security())
         else:
             assert data_dir is not None
             click.echo(f"copying the data directory {data_dir} ...")
@@ -50,17 +53,19 @@ def backup(server: str | None, data_dir: pathlib.Path | None, out: pathlib.Path,
     _report(made, data_dir)
 
 
-def _from_server(server: str, out: str, timeout_s: float) -> Backup:
+def _from_server(server: str, out: str, timeout_s: float, security: Security) -> Backup:
     try:
         parse_address(server)
     except ConfigError as error:
         raise click.BadParameter(str(error), param_hint="--server") from error
     shown = _Progress()
     try:
-        return receive_backup(out, lambda path: fetch_backup(server, path, timeout_s, shown))
+        return receive_backup(out, lambda path: fetch_backup(server, path, security, timeout_s,
+                                                                 shown))
     except grpc.RpcError as error:
+        hint = handshake_hint(error.details() or "")
         raise click.ClickException(f"{server}: {error.code().name}: {error.details()}"
-                                   ) from error
+                                   + (f" ({hint})" if hint else "")) from error
     except BackupIncomplete as error:
         raise click.ClickException(f"{error}; nothing was kept") from error
 

@@ -7,6 +7,7 @@ import time
 
 import click
 
+from ledger.security.certs import CertificateError
 from ledger.tools.localcluster import ProcessCluster
 
 
@@ -21,15 +22,30 @@ def cluster() -> None:
 @click.option("--data-dir", default="ledger-data", show_default=True,
               type=click.Path(path_type=pathlib.Path),
               help="One subdirectory (and log file) per node; reused across runs.")
-def up(nodes: int, base_port: int, data_dir: pathlib.Path) -> None:
-    """Start NODES servers on 127.0.0.1:BASE-PORT... and keep them running until Ctrl-C."""
-    local = ProcessCluster(data_dir, nodes, ports=range(base_port, base_port + nodes))
+@click.option("--insecure", is_flag=True,
+              help="Plaintext, every caller anonymous with every role (development only).")
+def up(nodes: int, base_port: int, data_dir: pathlib.Path, insecure: bool) -> None:
+    """Start NODES servers on 127.0.0.1:BASE-PORT... and keep them running until Ctrl-C.
+
+    With mutual TLS: the certificates are made in DATA-DIR/tls on first start (a CA,
+    one per node, and one local client certificate with every client role) and reused
+    later; the `export LEDGER_...` lines for clients are printed."""
+    local = ProcessCluster(data_dir, nodes, ports=range(base_port, base_port + nodes),
+                           tls=not insecure)
     try:
         local.start()
-    except (RuntimeError, TimeoutError) as error:
+    except (RuntimeError, TimeoutError, CertificateError) as error:
         local.stop()
         raise click.ClickException(f"the cluster did not come up: {error}") from error
     click.echo(f"cluster {local.cluster_flag} is up; data and logs in {data_dir}/", err=True)
+    if local.certs is None:
+        click.echo("PLAINTEXT (--insecure): clients need LEDGER_INSECURE=1", err=True)
+        click.echo("export LEDGER_INSECURE=1")
+    else:
+        click.echo(f"mutual TLS, certificates in {local.tls_dir}/; for teller, ledger status "
+                   "and other clients, in another shell:", err=True)
+        for line in local.certs.export_lines():
+            click.echo(line)
     click.echo("Ctrl-C stops every node", err=True)
     reported: set[str] = set()
     try:

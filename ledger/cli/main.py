@@ -6,6 +6,7 @@ import click
 
 from ledger.cli.backup import backup
 from ledger.cli.bench import bench
+from ledger.cli.certs import certs
 from ledger.cli.cluster import cluster
 from ledger.cli.demo import demo
 from ledger.cli.health import health
@@ -28,3 +29,4 @@ main.add_command(health)
 main.add_command(bench)
 main.add_command(backup)
 main.add_command(recover)
+main.add_command(certs)

@@ -8,6 +8,7 @@ import pathlib
 import click
 
 from ledger.bank.state_machine import LedgerStateMachine
+from ledger.cli.security_options import node_tls_options
 from ledger.cli.serve import build_config
 from ledger.server.recover import RecoverError, needs_recovery
 from ledger.server.recover import recover as run_recover
@@ -23,11 +24,12 @@ from ledger.storage.base import StorageError
 @click.option("--listen", metavar="HOST:PORT",
               help="Answer other members' recoveries here instead of this node's --cluster "
                    "address (containers), as `ledger serve --listen`.")
+@node_tls_options
 @click.option("--if-needed", is_flag=True,
               help="Recover only if `ledger serve` would refuse the directory; else change "
                    "nothing and exit 0 (for an init container).")
 def recover(node_id: str, data_dir: pathlib.Path, cluster: str, listen: str | None,
-            if_needed: bool) -> None:
+            if_needed: bool, tls_dir: pathlib.Path | None, insecure_node: bool) -> None:
     """Make a node whose disk was lost, rolled back or damaged safe to serve again.
 
     Keeps the chosen values of the old directory that verify, registers a new
@@ -35,7 +37,7 @@ def recover(node_id: str, data_dir: pathlib.Path, cluster: str, listen: str | No
     a lost promise or vote may have touched, then exits 0: start the node with
     `ledger serve` as usual. The old directory is kept beside the new one, renamed.
     """
-    config = build_config(node_id, data_dir, cluster, listen, 1024)
+    config = build_config(node_id, data_dir, cluster, listen, 1024, tls_dir, insecure_node)
 
     def say(line: str) -> None:
         click.echo(line, err=True)
@@ -43,13 +45,14 @@ def recover(node_id: str, data_dir: pathlib.Path, cluster: str, listen: str | No
     try:
         if if_needed:
             reason = needs_recovery(config.node_id, str(config.data_dir), config.cluster,
-                                    LedgerStateMachine.TABLES, say)
+                                    LedgerStateMachine.TABLES, say, tls=config.tls)
             if reason is None:
                 click.echo(f"node {node_id}'s data directory needs no recovery")
                 return
             say(f"recovering: {reason}")
         done = run_recover(config.node_id, str(config.data_dir), config.cluster,
-                           LedgerStateMachine.TABLES, say, config.bind_address)
+                           LedgerStateMachine.TABLES, say, tls=config.tls,
+                           bind_address=config.bind_address)
     except (RecoverError, StorageError, OSError) as error:
         raise click.ClickException(f"recovery of node {node_id} failed: {error}") from error
     except KeyboardInterrupt:
@@ -62,5 +65,6 @@ def recover(node_id: str, data_dir: pathlib.Path, cluster: str, listen: str | No
     if done.kept_old_at is not None:
         click.echo(f"the old directory is at {done.kept_old_at} (delete it once the node "
                    f"has caught up)")
+    security = "--insecure" if tls_dir is None else f"--tls-dir {tls_dir}"
     click.echo(f"now start it: ledger serve --node-id {node_id} --data-dir {data_dir} "
-               f"--cluster {cluster}")
+               f"--cluster {cluster} {security}")

@@ -9,8 +9,15 @@ import pathlib
 
 import click
 
+from ledger.cli.security_options import (
+    node_tls,
+    node_tls_options,
+    revocation_list,
+    revocation_option,
+)
 from ledger.node.cluster import ClusterConfig, ConfigError, parse_address
 from ledger.node.driver import NodeFailed
+from ledger.security.revocation import RevocationListError
 from ledger.server.admission import RecoveryRequired
 from ledger.server.config import IdentityMismatch, ServeConfig
 from ledger.server.recover import RecoverError
@@ -18,7 +25,9 @@ from ledger.storage.base import StorageError
 
 
 def build_config(
-    node_id: str, data_dir: pathlib.Path, cluster: str, listen: str | None, map_size_mb: int
+    node_id: str, data_dir: pathlib.Path, cluster: str, listen: str | None, map_size_mb: int,
+    tls_dir: pathlib.Path | None, insecure: bool, revoked: pathlib.Path | None = None,
+    health_listen: str | None = None,
 ) -> ServeConfig:
     """Validate the flags together; raise click.BadParameter naming the bad one."""
     try:
@@ -29,14 +38,18 @@ def build_config(
         parsed.index_of(node_id)
     except ConfigError as error:
         raise click.BadParameter(str(error), param_hint="--node-id") from error
-    if listen is not None:
-        try:
-            parse_address(listen)
-        except ConfigError as error:
-            raise click.BadParameter(str(error), param_hint="--listen") from error
+    for address, hint in ((listen, "--listen"), (health_listen, "--health-listen")):
+        if address is not None:
+            try:
+                parse_address(address)
+            except ConfigError as error:
+                raise click.BadParameter(str(error), param_hint=hint) from error
     if map_size_mb < 1:
         raise click.BadParameter("must be at least 1", param_hint="--map-size-mb")
-    return ServeConfig(node_id, data_dir, parsed, listen, map_size_mb)
+    tls = node_tls(tls_dir, insecure, node_id)
+    return ServeConfig(node_id, data_dir, parsed, listen, map_size_mb, tls=tls,
+                       revocation_list=revocation_list(tls_dir, revoked),
+                       health_listen=health_listen)
 
 
 @click.command()
@@ -47,6 +60,11 @@ def build_config(
               help="Every member of the cluster, this node included, in any order.")
 @click.option("--listen", metavar="HOST:PORT",
               help="Bind here instead of this node's --cluster address (for containers).")
+@node_tls_options
+@revocation_option
+@click.option("--health-listen", metavar="HOST:PORT",
+              help="Also answer gRPC health checks, and nothing else, in plaintext here "
+                   "(Kubernetes' probes cannot present a certificate).")
 @click.option("--map-size-mb", default=1024, show_default=True,
               help="Initial LMDB map size; it grows on its own when full.")
 @click.option("--check-config", is_flag=True,
@@ -55,7 +73,8 @@ def build_config(
               type=click.Choice(["debug", "info", "warning", "error"]))
 def serve(
     node_id: str, data_dir: pathlib.Path, cluster: str, listen: str | None, map_size_mb: int,
-    check_config: bool, log_level: str,
+    check_config: bool, log_level: str, tls_dir: pathlib.Path | None, insecure_node: bool,
+    revocation_list: pathlib.Path | None, health_listen: str | None,
 ) -> None:
     """Run a storage server: a Paxos node for every account, until SIGTERM or Ctrl-C.
 
@@ -65,11 +84,15 @@ def serve(
     cluster knows to be wiped or restored from an older copy is refused, naming
     `ledger recover` (see README, "Losing a disk").
     """
-    config = build_config(node_id, data_dir, cluster, listen, map_size_mb)
+    config = build_config(node_id, data_dir, cluster, listen, map_size_mb, tls_dir,
+                          insecure_node, revocation_list, health_listen)
     if check_config:
         click.echo(f"node {config.node_id} (ballot index {config.node_index} of "
                    f"{config.cluster.size}) listens on {config.bind_address}")
         click.echo(f"cluster {config.cluster.canonical()} fingerprint {config.cluster.fingerprint}")
+        click.echo("plaintext (--insecure)" if config.tls is None else
+                   f"mutual TLS with {config.tls.certificate_path}; revocation list "
+                   f"{config.revocation_list}")
         return
     logging.basicConfig(
         level=log_level.upper(),
@@ -86,7 +109,7 @@ def serve(
                             f"{profile_to}.{node_id}")
         else:
             asyncio.run(run(config))
-    except (IdentityMismatch, RecoveryRequired, RecoverError) as error:
+    except (IdentityMismatch, RecoveryRequired, RecoverError, RevocationListError) as error:
         raise click.ClickException(str(error)) from error
     except NodeFailed as error:
         raise click.ClickException(f"node {node_id} stopped: {error}") from error

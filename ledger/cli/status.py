@@ -7,8 +7,10 @@ import json
 import click
 import grpc
 
+from ledger.cli.security_options import ClientTls, client_options
 from ledger.client.admin import status_pages
 from ledger.client.money import format_amount
+from ledger.security.tls import Security, handshake_hint
 from ledger.tools.replicas import AccountView, NodeView, agreement
 from ledger.v1 import replica_pb2 as pb
 
@@ -27,12 +29,17 @@ TROUBLE = {
 }
 
 
-def fetch_status(address: str, timeout_s: float) -> list[pb.StatusReply] | str:
+def fetch_status(address: str, timeout_s: float, security: Security
+                 ) -> list[pb.StatusReply] | str:
     """Every page of a node's status, or why it could not be had."""
     try:
-        return status_pages(address, timeout_s)
+        return status_pages(address, timeout_s, security)
     except grpc.RpcError as error:
-        return f"unreachable ({error.code().name})"
+        if error.code() in (grpc.StatusCode.PERMISSION_DENIED,
+                            grpc.StatusCode.UNAUTHENTICATED):
+            return f"refused ({error.code().name}: {error.details()})"
+        hint = handshake_hint(error.details() or "")
+        return f"unreachable ({error.code().name})" + (f": {hint}" if hint else "")
 
 
 @click.command()
@@ -41,7 +48,8 @@ def fetch_status(address: str, timeout_s: float) -> list[pb.StatusReply] | str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.option("--timeout", default=3.0, show_default=True, type=click.FloatRange(min=0.1),
               help="Seconds per node.")
-def status(servers: str, as_json: bool, timeout: float) -> None:
+@client_options
+def status(servers: str, as_json: bool, timeout: float, tls: ClientTls) -> None:
     """Each node, whether it answers, how many accounts it knows, and per account the
     last log slot it applied ("pos"), its balance and log digest: equal rows mean the
     replicas agree.
@@ -50,7 +58,8 @@ def status(servers: str, as_json: bool, timeout: float) -> None:
     addresses = list(dict.fromkeys(s.strip() for s in servers.split(",") if s.strip()))
     if not addresses:
         raise click.BadParameter("no servers given", param_hint="--servers")
-    pages = {address: fetch_status(address, timeout) for address in addresses}
+    security = tls.security()
+    pages = {address: fetch_status(address, timeout, security) for address in addresses}
     nodes: dict[str, dict[str, object]] = {}
     views: list[NodeView | None] = []
     accounts: dict[str, dict[str, dict[str, object]]] = {}

@@ -1,6 +1,8 @@
 """`teller`: a bank teller's command line over the Python client.
 
-Options --servers, --json and --timeout go before or after the verb.
+Options --servers, --json and --timeout go before or after the verb; the TLS options
+(--ca, --cert, --key, --insecure, or LEDGER_CA, LEDGER_CERT, LEDGER_KEY and
+LEDGER_INSECURE=1) before it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, BinaryIO, TypeVar
 import click
 
 from ledger.accounts.model import MAX_BALANCE
+from ledger.cli.security_options import ClientTls, client_options
 from ledger.client import (
     AccountExists,
     AccountNotFound,
@@ -25,8 +28,10 @@ from ledger.client import (
     InvalidRequest,
     LedgerClient,
     LedgerError,
+    PermissionDenied,
     Refused,
     Transaction,
+    Unauthenticated,
     Unavailable,
     importer,
     new_request_id,
@@ -41,7 +46,8 @@ EXIT_REFUSED, EXIT_BAD_INPUT, EXIT_UNKNOWN, EXIT_MISSING = 1, 2, 3, 4
 EXIT_CODES = """\b
 Exit codes:
   0  done (also a retry that found the transaction already done: it says so)
-  1  refused by the ledger (insufficient funds, balance limit)
+  1  refused by the ledger (insufficient funds, balance limit), or not allowed
+     (a certificate without the role, or revoked)
   2  bad input (amount, account id, request id, ...)
   3  outcome unknown (no majority in time): it may or may not have happened;
      the message shows the exact command to retry it safely
@@ -55,11 +61,15 @@ class TellerError(click.ClickException):
         self.exit_code = exit_code
 
 
+NO_TLS_FLAGS = ClientTls()  # the environment decides
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     servers: str
     as_json: bool
     timeout_s: float
+    tls: ClientTls = NO_TLS_FLAGS
 
 
 def common_options(group: bool) -> Callable[[Callable[..., T]], Callable[..., T]]:
@@ -87,18 +97,21 @@ def settings_for(ctx: click.Context, servers: str | None, as_json: bool | None,
     """A verb's own options win over the ones given before it."""
     base: Settings = ctx.find_object(Settings) or Settings(DEFAULT_SERVERS, False, 10.0)
     return Settings(servers or base.servers, bool(as_json) or base.as_json,
-                    timeout_s if timeout_s is not None else base.timeout_s)
+                    timeout_s if timeout_s is not None else base.timeout_s, base.tls)
 
 
 @click.group(epilog=EXIT_CODES, context_settings={"help_option_names": ["-h", "--help"]})
 @common_options(group=True)
+@client_options
 @click.pass_context
-def teller(ctx: click.Context, servers: str, as_json: bool | None, timeout_s: float) -> None:
+def teller(ctx: click.Context, servers: str, as_json: bool | None, timeout_s: float,
+           tls: ClientTls) -> None:
     """Open accounts, deposit, withdraw, and look at balances and history.
 
-    Amounts are written as money: 12.34, 100, 0.05.
+    Amounts are written as money: 12.34, 100, 0.05. Every call is made over mutual
+    TLS with the certificate in LEDGER_CERT (see --ca, --cert, --key).
     """
-    ctx.obj = Settings(servers, bool(as_json), timeout_s)
+    ctx.obj = Settings(servers, bool(as_json), timeout_s, tls)
 
 
 def amount_argument(allow_zero: bool) -> Callable[[click.Context, click.Parameter, str], int]:
@@ -118,10 +131,13 @@ def call(settings: Settings, action: Callable[[LedgerClient], T],
          retry_command: list[str] | None = None) -> T:
     """Run `action` with a client; turn ledger errors into messages and exit codes."""
     try:
-        with LedgerClient(settings.servers, timeout_s=settings.timeout_s) as bank:
+        with LedgerClient(settings.servers, timeout_s=settings.timeout_s,
+                          security=settings.tls.security()) as bank:
             return action(bank)
     except ValueError as error:  # e.g. an empty --servers
         raise TellerError(str(error), EXIT_BAD_INPUT) from error
+    except (Unauthenticated, PermissionDenied) as error:  # nothing was written
+        raise TellerError(f"not allowed: {error}", EXIT_REFUSED) from error
     except Refused as error:
         raise TellerError(f"refused: {refusal_text(error)}", EXIT_REFUSED) from error
     except InvalidRequest as error:
@@ -140,7 +156,8 @@ def call(settings: Settings, action: Callable[[LedgerClient], T],
 
 
 def unknown_outcome(reason: str, retry_command: list[str]) -> str:
-    what = {"open": "opening", "withdraw": "withdrawal"}.get(retry_command[3], retry_command[3])
+    verb = next(word for word in retry_command if word in ("open", "deposit", "withdraw"))
+    what = {"open": "opening", "withdraw": "withdrawal"}.get(verb, verb)
     return (f"outcome unknown: {reason}; the {what} may or may not have "
             "happened.\nTo retry it safely (it cannot apply twice), run:\n  "
             + shlex.join(retry_command))
@@ -179,7 +196,7 @@ def request_id_or_new(request_id: str | None) -> str:
 
 
 def retry_line(settings: Settings, *words: str) -> list[str]:
-    return ["teller", "--servers", settings.servers, *words]
+    return ["teller", *settings.tls.flags(), "--servers", settings.servers, *words]
 
 
 @teller.command("open")
@@ -262,12 +279,14 @@ def history(ctx: click.Context, account: str, from_position: int, limit: int,
     if settings.as_json:
         click.echo(json.dumps([asdict(e) for e in entries]))
         return
-    click.echo(f"{'#':>5}  {'when (UTC)':<19}  {'kind':<10} {'amount':>14} {'balance':>14}  note")
+    click.echo(f"{'#':>5}  {'when (UTC)':<19}  {'kind':<10} {'amount':>14} {'balance':>14}  "
+               f"{'by':<16}  note")
     for e in entries:
         when = datetime.fromtimestamp(e.recorded_at_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
         note = f"REFUSED: {e.reject_reason}" if e.rejected else e.memo
+        by = e.principal or "-"  # "-": recorded before principals were
         click.echo(f"{e.position:>5}  {when:<19}  {e.kind:<10} {format_amount(e.amount):>14} "
-                   f"{format_amount(e.balance_after):>14}  {note}")
+                   f"{format_amount(e.balance_after):>14}  {by:<16}  {note}")
 
 
 @teller.command("import")
@@ -362,7 +381,8 @@ def shell(ctx: click.Context, servers: str | None, as_json: bool | None,
             click.echo("already in the shell", err=True)
             continue
         try:
-            teller.main(["--servers", settings.servers, "--timeout", str(settings.timeout_s),
+            teller.main([*settings.tls.flags(), "--servers", settings.servers,
+                         "--timeout", str(settings.timeout_s),
                          *(["--json"] if settings.as_json else []), *words],
                         prog_name="teller", standalone_mode=False)
         except click.ClickException as error:

@@ -24,11 +24,15 @@ from ledger.errors import (
     InsufficientFunds,
     InvalidRequest,
     LedgerError,
+    PermissionDenied,
     Refused,
+    Unauthenticated,
     Unavailable,
 )
+from ledger.security.tls import INSECURE, Security, SecurityConfigError, client_security
 
 __all__ = [
+    "INSECURE",
     "AccountExists",
     "AccountNotFound",
     "Balance",
@@ -39,9 +43,14 @@ __all__ = [
     "InvalidRequest",
     "LedgerClient",
     "LedgerError",
+    "PermissionDenied",
     "Refused",
+    "Security",
+    "SecurityConfigError",
     "Transaction",
+    "Unauthenticated",
     "Unavailable",
+    "client_security",
     "new_request_id",
     "with_request_ids",
 ]

@@ -9,15 +9,16 @@ from collections.abc import Callable
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from ledger.security.tls import Security
 from ledger.v1 import replica_pb2 as pb
 from ledger.v1 import replica_pb2_grpc as pb_grpc
 
 
-def status_pages(address: str, timeout_s: float) -> list[pb.StatusReply]:
+def status_pages(address: str, timeout_s: float, security: Security) -> list[pb.StatusReply]:
     """Every page of the node's status, in account order; raises grpc.RpcError."""
     pages = []
     after = ""
-    with grpc.insecure_channel(address) as channel:
+    with security.channel(address) as channel:
         stub = pb_grpc.AdminStub(channel)
         while True:
             page = stub.Status(pb.StatusRequest(after=after), timeout=timeout_s)
@@ -27,15 +28,15 @@ def status_pages(address: str, timeout_s: float) -> list[pb.StatusReply]:
             after = page.accounts[-1].account
 
 
-def node_answers(address: str, timeout_s: float = 1.0) -> bool:
+def node_answers(address: str, security: Security, timeout_s: float = 1.0) -> bool:
     """Does a node serve its Admin API at `address`?"""
-    return node_counters(address, timeout_s) is not None
+    return node_counters(address, timeout_s, security) is not None
 
 
-def node_serving(address: str, timeout_s: float = 1.0) -> bool:
+def node_serving(address: str, security: Security, timeout_s: float = 1.0) -> bool:
     """Does the node at `address` say SERVING on the standard health service (it answers
     its Admin API earlier, while it checks with the other members that it may vote)?"""
-    with grpc.insecure_channel(address) as channel:
+    with security.channel(address) as channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=timeout_s)
@@ -44,9 +45,9 @@ def node_serving(address: str, timeout_s: float = 1.0) -> bool:
     return reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
-def node_counters(address: str, timeout_s: float) -> dict[str, int] | None:
+def node_counters(address: str, timeout_s: float, security: Security) -> dict[str, int] | None:
     """The node's work counters (one small Status page), or None if it does not answer."""
-    with grpc.insecure_channel(address) as channel:
+    with security.channel(address) as channel:
         try:
             page = pb_grpc.AdminStub(channel).Status(pb.StatusRequest(limit=1), timeout=timeout_s)
         except grpc.RpcError:
@@ -54,10 +55,11 @@ def node_counters(address: str, timeout_s: float) -> dict[str, int] | None:
     return dict(page.counters)
 
 
-def account_statuses(address: str, timeout_s: float) -> list[pb.AccountStatus] | None:
+def account_statuses(address: str, timeout_s: float, security: Security
+                     ) -> list[pb.AccountStatus] | None:
     """Every account as the node holds it, or None if it does not answer."""
     try:
-        return [a for page in status_pages(address, timeout_s) for a in page.accounts]
+        return [a for page in status_pages(address, timeout_s, security) for a in page.accounts]
     except grpc.RpcError:
         return None
 
@@ -66,7 +68,7 @@ class BackupIncomplete(Exception):
     """A node's backup stream ended short of (or past) the size it announced."""
 
 
-def fetch_backup(address: str, path: str, timeout_s: float | None = None,
+def fetch_backup(address: str, path: str, security: Security, timeout_s: float | None = None,
                  progress: Callable[[int, int], None] = lambda done, total: None) -> str:
     """Write the node's backup (Admin.Backup: a consistent copy of its data file) at `path`,
     which must not exist; returns the node id the node gave.
@@ -74,7 +76,7 @@ def fetch_backup(address: str, path: str, timeout_s: float | None = None,
     Calls `progress(bytes_done, bytes_total)` after every chunk. Raises grpc.RpcError,
     BackupIncomplete if the bytes received are not the total announced, or OSError.
     """
-    with grpc.insecure_channel(address) as channel, open(path, "xb") as out:
+    with security.channel(address) as channel, open(path, "xb") as out:
         node_id, total_bytes, done_bytes = "", -1, 0
         for chunk in pb_grpc.AdminStub(channel).Backup(pb.BackupRequest(), timeout=timeout_s):
             if total_bytes < 0:  # the first chunk announces the node and the size

@@ -5,6 +5,10 @@ gets a share of what is left, so a server that hangs cannot use it all up. A cal
 that finds a server unreachable, hung or without a majority tries the next server
 with the same request id, so a retried write can never apply twice; when the deadline
 runs out it raises Unavailable, whose request_id lets the caller retry later.
+
+Every call goes over mutual TLS with the caller's certificate (`security`, by default
+from LEDGER_CA, LEDGER_CERT and LEDGER_KEY), or in plaintext only when asked for by
+name (LEDGER_INSECURE=1, for a node started with --insecure).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import grpc
 from ledger import errors
 from ledger.accounts import Kind, WriteRequest
 from ledger.api import wire
+from ledger.security.tls import Security, client_security, handshake_hint
 from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc as pb_grpc
 
@@ -73,6 +78,7 @@ class HistoryEntry:
     rejected: bool
     reject_reason: str
     recorded_at_ms: int
+    principal: str = ""  # who asked ("anonymous" under --insecure; "" if recorded before)
 
 
 def with_request_ids(writes: Sequence[BatchWrite], request_ids: Sequence[str]
@@ -97,10 +103,13 @@ class LedgerClient:
     """Talks to any of the given servers; prefers the first that answers."""
 
     def __init__(self, servers: str | Sequence[str], timeout_s: float = DEFAULT_TIMEOUT_S,
-                 ) -> None:
+                 security: Security | None = None) -> None:
+        """`security` None: from the environment (`client_security`), which raises
+        SecurityConfigError, saying what to set, when it names no certificate."""
         self.servers = parse_servers(servers)
         self.timeout_s = timeout_s
-        self._channels = [grpc.insecure_channel(address) for address in self.servers]
+        self.security = security if security is not None else client_security()
+        self._channels = [self.security.channel(address) for address in self.servers]
         self._stubs = [pb_grpc.LedgerStub(channel) for channel in self._channels]
         self._preferred = 0
 
@@ -184,7 +193,8 @@ class LedgerClient:
         reply = self._call(lambda stub: stub.GetHistory, request, timeout_s)
         return [HistoryEntry(e.position, _kind_name(e.kind), e.amount,
                              e.balance_after, e.request_id, e.memo, e.rejected,
-                             e.reject_reason, e.recorded_at_ms) for e in reply.entries]
+                             e.reject_reason, e.recorded_at_ms, e.principal)
+                for e in reply.entries]
 
     def list_accounts(self, after: str = "", limit: int = 0,
                       timeout_s: float | None = None) -> list[str]:
@@ -220,6 +230,9 @@ class LedgerClient:
             self._preferred = index
             return reply
         detail = f" (last error: {last.details()})" if last is not None else ""
+        hint = handshake_hint(last.details() or "") if last is not None else None
+        if hint is not None:
+            detail += f"; {hint}"
         error = errors.Unavailable(
             f"no server answered in time{detail}"
             + (f"; it may or may not have been applied: retrying with request id {request_id!r}"

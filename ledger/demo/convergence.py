@@ -16,7 +16,7 @@ STATUS_TIMEOUT_S = 2.0
 def convergence_table(cluster: ProcessCluster, tally: Tally) -> tuple[list[str], bool]:
     """Rows of the side-by-side view, and whether every replica matches the expectation:
     the same log everywhere, applied, at the balance the tellers' answers imply."""
-    views = node_views(cluster.addresses, STATUS_TIMEOUT_S)
+    views = node_views(cluster.addresses, STATUS_TIMEOUT_S, cluster.security)
     header = f"  {'account':<8}{'expected':>12}  " + "".join(
         f"{node.node_id + ': length/balance/digest':<36}" for node in cluster.nodes) + "agree"
     rows = [header]

@@ -6,8 +6,6 @@ from __future__ import annotations
 import contextlib
 import time
 
-import grpc
-
 from ledger.client import LedgerClient, LedgerError
 from ledger.demo.tellers import Say
 from ledger.tools.localcluster import ProcessCluster
@@ -19,7 +17,8 @@ def explain_transactions(cluster: ProcessCluster, say: Say) -> None:
     """Trace one account on every node and print the Paxos messages that decide it."""
     account = "explained"
     stubs = []
-    channels = [grpc.insecure_channel(a) for a in cluster.addresses]
+    security = cluster.security
+    channels = [security.channel(a) for a in cluster.addresses]
     try:
         for channel in channels:
             stub = pb_grpc.AdminStub(channel)
@@ -36,9 +35,8 @@ def explain_transactions(cluster: ProcessCluster, say: Say) -> None:
         windows = []
         for title, node, action in steps:
             started = time.time_ns() // 1_000_000
-            with LedgerClient([cluster.addresses[node]]) as bank, contextlib.suppress(
-                LedgerError
-            ):
+            with LedgerClient([cluster.addresses[node]], security=security) as bank, \
+                    contextlib.suppress(LedgerError):
                 action(bank)
             time.sleep(0.2)  # let the Learn messages land before the next window
             windows.append((title, started, time.time_ns() // 1_000_000))

@@ -35,7 +35,8 @@ def run_demo(say: Say, explain: bool = False, seed: int = 7) -> bool:
     try:
         say(f"Starting a 3-node ledger cluster on 127.0.0.1 (data in {base})...")
         with ProcessCluster(base / "cluster", 3) as cluster:
-            say(f"  nodes: {cluster.cluster_flag}")
+            say(f"  nodes: {cluster.cluster_flag}; mutual TLS, certificates in "
+                f"{cluster.tls_dir}")
             return _run(cluster, say, explain, seed)
     finally:
         shutil.rmtree(base, ignore_errors=True)
@@ -44,8 +45,9 @@ def run_demo(say: Say, explain: bool = False, seed: int = 7) -> bool:
 
 def _run(cluster: ProcessCluster, say: Say, explain: bool, seed: int) -> bool:
     servers = cluster.addresses
+    security = cluster.security  # the cluster's local client certificate: every role
     for index, (account, opening) in enumerate(sorted(OPENINGS.items())):
-        with LedgerClient(servers[index % 3:] + servers[:index % 3]) as bank:
+        with LedgerClient(servers[index % 3:] + servers[:index % 3], security=security) as bank:
             bank.open_account(account, opening)
     say("Opened " + ", ".join(f"{a} with {format_amount(b)}"
                               for a, b in sorted(OPENINGS.items())))
@@ -56,8 +58,8 @@ def _run(cluster: ProcessCluster, say: Say, explain: bool, seed: int) -> bool:
         "(the ledger must refuse them), and every 7th operation sent twice with the same "
         "request id, as a teller would after a timeout.")
     # Daemon threads, stopped in `finally`: a Ctrl-C must not wait for them to give up.
-    tellers = [threading.Thread(target=teller_work, args=(i, servers, tally, seed + i, stop),
-                                daemon=True)
+    tellers = [threading.Thread(target=teller_work,
+                                args=(i, servers, security, tally, seed + i, stop), daemon=True)
                for i in range(3)]
     try:
         for thread in tellers:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ledger.client import LedgerClient, Refused, Unavailable, new_request_id
+from ledger.security.tls import Security
 
 OPENINGS = {"alice": 1_000_00, "bob": 500_00, "carol": 0, "dave": 250_00}
 OPERATIONS_PER_TELLER = 40
@@ -31,12 +32,12 @@ class Tally:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def teller_work(index: int, servers: list[str], tally: Tally, seed: int,
+def teller_work(index: int, servers: list[str], security: Security, tally: Tally, seed: int,
                 stop: threading.Event) -> None:
     """One teller: random deposits and withdrawals, some retried, through its own node first."""
     rng = random.Random(seed)
     preferred = servers[index:] + servers[:index]
-    with LedgerClient(preferred, timeout_s=5) as bank:
+    with LedgerClient(preferred, timeout_s=5, security=security) as bank:
         for step in range(OPERATIONS_PER_TELLER):
             if stop.is_set():
                 return

@@ -24,6 +24,7 @@ from ledger.node.dropped import DroppedMessages
 from ledger.node.peer_book import PeerBook, PeerRefused
 from ledger.node.peer_limits import PeerLimits
 from ledger.paxos import Envelope, Learn
+from ledger.security.tls import Security
 from ledger.storage.base import Incarnation
 from ledger.v1 import replica_pb2 as pb
 from ledger.v1 import replica_pb2_grpc as pb_grpc
@@ -49,8 +50,9 @@ CHANNEL_OPTIONS = [
 ]
 
 
-def open_channel(address: str) -> grpc.aio.Channel:
-    return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+def open_channel(address: str, security: Security) -> grpc.aio.Channel:
+    """A channel to a peer, presenting this node's member certificate (unless --insecure)."""
+    return security.aio_channel(address, CHANNEL_OPTIONS)
 
 
 class _Stream:
@@ -91,8 +93,10 @@ class PeerTransport:
         durable_seq: Callable[[], int],
         book: PeerBook,
         boot: int,
+        security: Security,
     ) -> None:
         self._cluster = cluster
+        self._security = security
         self._incarnation = peer_codec.incarnation_pb(incarnation)
         self._durable_seq = durable_seq
         self._book = book
@@ -118,7 +122,7 @@ class PeerTransport:
                 continue
             self._outboxes[index] = []
             self._ready[index] = asyncio.Event()
-            self._channels[index] = open_channel(member.address)
+            self._channels[index] = open_channel(member.address, self._security)
             self._stubs[index] = pb_grpc.ReplicaStub(self._channels[index])
             self._tasks.append(asyncio.create_task(self._sender(index)))
 

@@ -20,6 +20,7 @@ from ledger.node import peer_codec
 from ledger.node.cluster import ClusterConfig
 from ledger.node.peer_book import recover_hint
 from ledger.node.transport import open_channel
+from ledger.security.tls import Security
 from ledger.storage.base import NodeIdentity
 from ledger.v1 import replica_pb2 as pb
 from ledger.v1 import replica_pb2_grpc as pb_grpc
@@ -53,11 +54,12 @@ def verdict(identity: NodeIdentity, durable_seq: int, reply: pb.IdentifyReply) -
     return None
 
 
-async def admit(cluster: ClusterConfig, identity: NodeIdentity, durable_seq: int) -> None:
+async def admit(cluster: ClusterConfig, identity: NodeIdentity, durable_seq: int,
+                security: Security) -> None:
     """Return once this node may take part in Paxos; raise RecoveryRequired if it may not."""
     me = identity.node_id
     others = {m.node_id: m.address for m in cluster.members if m.node_id != me}
-    channels = {node: open_channel(address) for node, address in others.items()}
+    channels = {node: open_channel(address, security) for node, address in others.items()}
     answered: set[str] = set()
     started_s = reported_s = time.monotonic()
     try:

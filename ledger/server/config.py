@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from ledger.bank.state_machine import LedgerStateMachine
 from ledger.node.cluster import ClusterConfig, parse_address
 from ledger.node.peer_book import recover_hint
+from ledger.security.tls import Security, TlsMaterial
 from ledger.server.admission import RecoveryRequired
 from ledger.storage.base import Incarnation, NodeIdentity, Store
 
@@ -27,6 +28,16 @@ class ServeConfig:
     cluster: ClusterConfig
     listen: str | None = None  # bind address; defaults to this node's cluster address
     map_size_mb: int = 1024
+    #: This node's member certificate and the CA (None: plaintext, and every caller is an
+    #: anonymous principal with every role: `ledger serve --insecure`, development only).
+    tls: TlsMaterial | None = None
+    revocation_list: pathlib.Path | None = None  # names and serials refused (TLS only)
+    health_listen: str | None = None  # a plaintext listener answering health checks only
+
+    @property
+    def security(self) -> Security:
+        """How this node dials its peers: with its member certificate, or in plaintext."""
+        return Security(self.tls)
 
     @property
     def node_index(self) -> int:

@@ -22,7 +22,8 @@ def history_entry(entry: HistoryEntry) -> pb.Entry:
     return pb.Entry(position=entry.position, kind=KIND_TO_ENTRY_KIND[entry.kind],
                     amount=entry.amount, balance_after=entry.balance_after,
                     request_id=entry.request_id, memo=entry.memo, rejected=entry.rejected,
-                    reject_reason=entry.reject_reason, recorded_at_ms=entry.recorded_at_ms)
+                    reject_reason=entry.reject_reason, recorded_at_ms=entry.recorded_at_ms,
+                    principal=entry.principal)
 
 
 def strong(consistency: int) -> bool:

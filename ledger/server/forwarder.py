@@ -10,6 +10,7 @@ from ledger.api import wire
 from ledger.bank.model import TransactionResult
 from ledger.node.cluster import ClusterConfig
 from ledger.node.transport import open_channel
+from ledger.security.tls import Security
 from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc as pb_grpc
 
@@ -20,22 +21,28 @@ FORWARDED = ("ledger-forwarded", "1")
 class Forwarder:
     """Calls other nodes' Submit; a node that does not answer becomes Unavailable."""
 
-    def __init__(self, cluster: ClusterConfig) -> None:
+    def __init__(self, cluster: ClusterConfig, security: Security) -> None:
         self._cluster = cluster
+        self._security = security
         self._channels: dict[int, grpc.aio.Channel] = {}
         self._stubs: dict[int, pb_grpc.LedgerStub] = {}
 
     def _stub(self, node: int) -> pb_grpc.LedgerStub:
         stub = self._stubs.get(node)
         if stub is None:
-            channel = open_channel(self._cluster.members[node].address)
+            channel = open_channel(self._cluster.members[node].address,
+                                   self._security)
             self._channels[node] = channel
             stub = self._stubs[node] = pb_grpc.LedgerStub(channel)
         return stub
 
     async def __call__(self, node: int, writes: list[WriteRequest], timeout_s: float
                        ) -> list[TransactionResult | errors.LedgerError]:
-        request = pb.SubmitRequest(operations=[wire.batch_operation(w) for w in writes])
+        # Each write keeps the principal that asked for it (the leader honours this from
+        # members only). A write made inside this node has none: it goes as this node's.
+        principals = [w.principal for w in writes]
+        request = pb.SubmitRequest(operations=[wire.batch_operation(w) for w in writes],
+                                   on_behalf_of=principals if all(principals) else [])
         try:
             reply = await self._stub(node).Submit(request, timeout=timeout_s,
                                                   metadata=(FORWARDED,))

@@ -1,12 +1,16 @@
-"""Every service's front door: a request is measured before it is decoded, and the
-public API works on only so many calls at once.
+"""Every service's front door: the caller is authenticated and authorised before any
+method runs, a request is measured before it is decoded, and the public API works on
+only so many calls at once.
 
 The generated registration would decode any message up to the server's limit (which
 the peer API needs large) and hand a decoding failure to gRPC as an internal error.
 Here each method gets a decoder that refuses an oversized or undecodable request
 with a clear status (RESOURCE_EXHAUSTED, INVALID_ARGUMENT), and the public Ledger
 service a gate that refuses calls past its limit at once (RESOURCE_EXHAUSTED)
-rather than letting them queue without bound.
+rather than letting them queue without bound. Every call's principal comes from its
+TLS session (ledger.security.authn) and must hold a role the method's row of
+ledger.security.policy names: UNAUTHENTICATED or PERMISSION_DENIED otherwise, before
+the method sees the request, so a refused call changes nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +23,13 @@ from typing import Any
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.message import DecodeError, Message
+from grpc_health.v1 import health, health_pb2
+
+from ledger.security import policy
+from ledger.security.authn import Authenticator, Unauthenticated
+from ledger.security.principal import Principal, set_current_principal
+
+MAX_HEALTH_REQUEST_BYTES = 1024  # a health check names one service
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +77,36 @@ def bounded_decoder(request_type: type[Message], max_bytes: int
     return decode
 
 
+class Guard:
+    """Authenticates and authorises each call, and counts what it refused."""
+
+    def __init__(self, authenticator: Authenticator) -> None:
+        self.authenticator = authenticator
+        self.unauthenticated = 0
+        self.denied = 0
+
+    async def admit(self, method: str, context: grpc.aio.ServicerContext) -> Principal:
+        """The caller, made current for the servicer; aborts the call if it may not."""
+        try:
+            principal = self.authenticator.principal(context.auth_context())
+        except Unauthenticated as error:
+            self.unauthenticated += 1
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(error))
+        reason = policy.refusal(method, principal)
+        if reason is not None:
+            self.denied += 1
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, reason)
+        set_current_principal(principal)
+        return principal
+
+
 Unary = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 Streaming = Callable[[AsyncIterator[Any], grpc.aio.ServicerContext], Awaitable[Any]]
 
 
-def guarded(method: Unary, gate: CallGate | None) -> Unary:
+def guarded(method: Unary, gate: CallGate | None, guard: Guard, name: str) -> Unary:
     async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await guard.admit(name, context)
         if isinstance(request, Refused):
             await context.abort(request.code, request.message)
         if gate is None:
@@ -88,10 +123,11 @@ def guarded(method: Unary, gate: CallGate | None) -> Unary:
     return handle
 
 
-def guarded_stream(method: Streaming) -> Streaming:
+def guarded_stream(method: Streaming, guard: Guard, name: str) -> Streaming:
     """A stream's requests reach the method only once decoded; a refused one ends it."""
 
     async def handle(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
+        await guard.admit(name, context)
         async def checked() -> AsyncIterator[Any]:
             async for request in requests:
                 if isinstance(request, Refused):
@@ -106,10 +142,11 @@ def guarded_stream(method: Streaming) -> Streaming:
 Replying = Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]
 
 
-def guarded_replies(method: Replying) -> Replying:
+def guarded_replies(method: Replying, guard: Guard, name: str) -> Replying:
     """A server-streaming method (an async generator) runs only on a decoded request."""
 
     async def handle(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        await guard.admit(name, context)
         if isinstance(request, Refused):
             await context.abort(request.code, request.message)
         async for reply in method(request, context):
@@ -119,8 +156,8 @@ def guarded_replies(method: Replying) -> Replying:
 
 
 def add_service(servicer: object, server: grpc.aio.Server, service: ServiceDescriptor,
-                messages: ModuleType, max_request_bytes: int, gate: CallGate | None = None,
-                ) -> None:
+                messages: ModuleType, max_request_bytes: int, guard: Guard,
+                gate: CallGate | None = None) -> None:
     """Register every method of `service` behind the front door (unary, server-streaming
     and bidirectional streaming methods: the only kinds this program's services have)."""
     handlers = {}
@@ -129,20 +166,69 @@ def add_service(servicer: object, server: grpc.aio.Server, service: ServiceDescr
         reply_type = getattr(messages, method.output_type.name)
         implementation = getattr(servicer, method.name)
         decoder = bounded_decoder(request_type, max_request_bytes)
+        name = f"/{service.full_name}/{method.name}"
         if method.client_streaming and method.server_streaming:
             handlers[method.name] = grpc.stream_stream_rpc_method_handler(
-                guarded_stream(implementation), request_deserializer=decoder,
+                guarded_stream(implementation, guard, name), request_deserializer=decoder,
                 response_serializer=reply_type.SerializeToString)
         elif method.server_streaming:
             assert not method.client_streaming, method.name
             handlers[method.name] = grpc.unary_stream_rpc_method_handler(
-                guarded_replies(implementation), request_deserializer=decoder,
+                guarded_replies(implementation, guard, name), request_deserializer=decoder,
                 response_serializer=reply_type.SerializeToString)
         else:
             assert not method.client_streaming, method.name
             handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-                guarded(implementation, gate), request_deserializer=decoder,
+                guarded(implementation, gate, guard, name), request_deserializer=decoder,
                 response_serializer=reply_type.SerializeToString)
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler(service.full_name, handlers),))
     server.add_registered_method_handlers(service.full_name, handlers)
+
+
+def add_health(servicer: health.aio.HealthServicer, server: grpc.aio.Server,
+               guard: Guard | None) -> None:
+    """The standard health service, behind the guard (None: unguarded, for the plaintext
+    listener that answers health checks and nothing else)."""
+    service = health_pb2.DESCRIPTOR.services_by_name["Health"]
+
+    def admitted(method: Unary, name: str) -> Unary:
+        if guard is None:
+            return method
+
+        async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            await guard.admit(name, context)
+            return await method(request, context)
+
+        return handle
+
+    def decoder(method_name: str) -> Callable[[bytes], Message | Refused]:
+        request_type = getattr(health_pb2, service.methods_by_name[method_name].input_type.name)
+        return bounded_decoder(request_type, MAX_HEALTH_REQUEST_BYTES)
+
+    def checked(method: Unary) -> Unary:
+        async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            if isinstance(request, Refused):
+                await context.abort(request.code, request.message)
+            return await method(request, context)
+
+        return handle
+
+    prefix = f"/{service.full_name}/"
+    handlers = {
+        "Check": grpc.unary_unary_rpc_method_handler(
+            admitted(checked(servicer.Check), prefix + "Check"),
+            request_deserializer=decoder("Check"),
+            response_serializer=health_pb2.HealthCheckResponse.SerializeToString),
+        "List": grpc.unary_unary_rpc_method_handler(
+            admitted(checked(servicer.List), prefix + "List"),
+            request_deserializer=decoder("List"),
+            response_serializer=health_pb2.HealthListResponse.SerializeToString),
+        # Watch writes its replies itself (context.write) rather than yielding them.
+        "Watch": grpc.unary_stream_rpc_method_handler(
+            admitted(checked(servicer.Watch), prefix + "Watch"),
+            request_deserializer=decoder("Watch"),
+            response_serializer=health_pb2.HealthCheckResponse.SerializeToString),
+    }
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(service.full_name, handlers),))

@@ -12,9 +12,9 @@ from ledger.accounts import WriteRequest
 from ledger.api import wire
 from ledger.bank.model import TransactionResult
 from ledger.bank.service import MAX_BATCH_OPERATIONS, Bank
-from ledger.server import convert
+from ledger.security.principal import current_principal
+from ledger.server import convert, on_behalf
 from ledger.server.deadlines import time_budget_s
-from ledger.server.forwarder import FORWARDED
 from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc as pb_grpc
 
@@ -51,25 +51,28 @@ class LedgerServicer(pb_grpc.LedgerServicer):
     async def OpenAccount(
         self, request: pb.OpenAccountRequest, context: grpc.aio.ServicerContext
     ) -> pb.TransactionReply:
+        principal = current_principal().name
         result = await answer(context, lambda: self._bank.open_account(
             request.account_id, request.opening_balance, request.request_id,
-            self._budget_s(context)))
+            self._budget_s(context), principal))
         return convert.transaction_reply(result)
 
     async def Deposit(
         self, request: pb.DepositRequest, context: grpc.aio.ServicerContext
     ) -> pb.TransactionReply:
+        principal = current_principal().name
         result = await answer(context, lambda: self._bank.deposit(
             request.account_id, request.amount, request.request_id, request.memo,
-            self._budget_s(context)))
+            self._budget_s(context), principal))
         return convert.transaction_reply(result)
 
     async def Withdraw(
         self, request: pb.WithdrawRequest, context: grpc.aio.ServicerContext
     ) -> pb.TransactionReply:
+        principal = current_principal().name
         result = await answer(context, lambda: self._bank.withdraw(
             request.account_id, request.amount, request.request_id, request.memo,
-            self._budget_s(context)))
+            self._budget_s(context), principal))
         return convert.transaction_reply(result)
 
     async def GetBalance(
@@ -99,7 +102,12 @@ class LedgerServicer(pb_grpc.LedgerServicer):
     async def Submit(
         self, request: pb.SubmitRequest, context: grpc.aio.ServicerContext
     ) -> pb.SubmitReply:
+        caller = current_principal()
+
         async def submitted() -> list[TransactionResult | errors.LedgerError]:
+            # Whose operations these are (only a member may name others), before any work.
+            principals = on_behalf.submit_principals(caller, request.on_behalf_of,
+                                                     len(request.operations))
             # Every operation counts, before any work: empty ones too.
             if len(request.operations) > MAX_BATCH_OPERATIONS:
                 raise errors.InvalidRequest(
@@ -108,13 +116,13 @@ class LedgerServicer(pb_grpc.LedgerServicer):
             # Operations that do not decode get their error in place; the rest go to the
             # bank together, and their results fill the remaining places in order.
             decoded: list[WriteRequest | errors.LedgerError] = []
-            for operation in request.operations:
+            for operation, principal in zip(request.operations, principals, strict=True):
                 try:
-                    decoded.append(wire.write_request(operation))
+                    decoded.append(wire.write_request(operation, principal))
                 except errors.InvalidRequest as invalid:
                     decoded.append(invalid)
             writes = [d for d in decoded if isinstance(d, WriteRequest)]
-            forwarded = FORWARDED in tuple(context.invocation_metadata() or ())
+            forwarded = on_behalf.forwarded(caller, context.invocation_metadata() or ())
             decided = iter(await self._bank.submit(writes, self._budget_s(context), forwarded))
             return [next(decided) if isinstance(d, WriteRequest) else d for d in decoded]
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import random
 import signal
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2
 
 from ledger.bank.service import Bank
 from ledger.bank.state_machine import LedgerStateMachine
@@ -20,11 +21,13 @@ from ledger.node.dropped import DroppedMessages
 from ledger.node.peer_book import PeerBook
 from ledger.node.transport import CHANNEL_OPTIONS, PeerTransport
 from ledger.paxos import Envelope, PaxosConfig
+from ledger.security.authn import Authenticator
+from ledger.security.revocation import RevocationList
 from ledger.server.admin_servicer import AdminServicer
 from ledger.server.admission import RecoveryRequired, admit
 from ledger.server.config import ServeConfig, check_identity, open_store
 from ledger.server.forwarder import Forwarder
-from ledger.server.front_door import CallGate, add_service
+from ledger.server.front_door import CallGate, Guard, add_health, add_service
 from ledger.server.ledger_servicer import LedgerServicer
 from ledger.server.limits import ServerLimits
 from ledger.server.peer_copies import PeerCopies
@@ -61,7 +64,7 @@ class NodeServer:
         self.admitted = asyncio.Event()
         self.transport = PeerTransport(config.cluster, index, self._on_answers, self.dropped,
                                        self.identity.incarnation, store.durable_seq,
-                                       self.book, boot)
+                                       self.book, boot, config.security)
         self.machine = LedgerStateMachine(store)
         self.driver = NodeDriver(
             index,
@@ -79,31 +82,44 @@ class NodeServer:
             "client_calls_refused_busy": self.front_door.refused,
             "waiting_for_members": int(not self.admitted.is_set()),
             "marked_for_recovery": int(self.identity.recovery_required is not None),
+            "calls_unauthenticated": self.guard.unauthenticated,
+            "calls_denied": self.guard.denied,
         }
-        self.peer_copies = PeerCopies(config.cluster, index)
+        self.peer_copies = PeerCopies(config.cluster, index, config.security)
         self.driver.fetch_chosen = self.peer_copies.fetch
         self.driver.needs_recovery = self._mark_for_recovery
-        self.forwarder = Forwarder(config.cluster)
+        self.forwarder = Forwarder(config.cluster, config.security)
         self.bank = Bank(self.driver, self.machine, forward=self.forwarder)
         self.server = grpc.aio.server(
             options=[*CHANNEL_OPTIONS,
                      ("grpc.max_receive_message_length", self.limits.max_message_bytes)],
             maximum_concurrent_rpcs=self.limits.max_concurrent_rpcs)
         limits = self.limits
+        self.revocations = (RevocationList(config.revocation_list)
+                            if config.tls is not None and config.revocation_list else None)
+        self.guard = Guard(Authenticator(config.tls is None, self.revocations))
         add_service(ReplicaServicer(config.cluster, index, self.driver, self.dropped, store,
                                     self.identity.incarnation, self.book, self.admitted,
                                     boot),
-                    self.server, REPLICA_SERVICE, replica_pb2, limits.max_message_bytes)
+                    self.server, REPLICA_SERVICE, replica_pb2, limits.max_message_bytes,
+                    self.guard)
         add_service(AdminServicer(config.node_id, config.cluster, store, self.driver,
                                   self._balance),
-                    self.server, ADMIN_SERVICE, replica_pb2, limits.max_client_request_bytes)
+                    self.server, ADMIN_SERVICE, replica_pb2, limits.max_client_request_bytes,
+                    self.guard)
         self.front_door = CallGate(limits.max_client_calls_in_flight)
         add_service(LedgerServicer(self.bank, limits.max_deadline_s), self.server,
-                    LEDGER_SERVICE, ledger_pb2, limits.max_client_request_bytes,
+                    LEDGER_SERVICE, ledger_pb2, limits.max_client_request_bytes, self.guard,
                     self.front_door)
-        # The standard gRPC health service, for orchestrators' readiness probes.
+        # The standard gRPC health service, for orchestrators' probes: on the node's own
+        # port (any certificate of the cluster), and on a plaintext port that answers
+        # nothing else (Kubernetes' gRPC probes cannot present a certificate).
         self.health = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        add_health(self.health, self.server, self.guard)
+        self.health_server: grpc.aio.Server | None = None
+        if config.health_listen is not None:
+            self.health_server = grpc.aio.server(maximum_concurrent_rpcs=16)
+            add_health(self.health, self.health_server, None)
         self._driver_task: asyncio.Task[None] | None = None
         self._admission: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
@@ -133,10 +149,22 @@ class NodeServer:
     async def start(self) -> None:
         """Listen (peers can ask who this node is at once), then take part in Paxos once
         the other members confirm its data directory is current (see `admission`)."""
-        port = self.server.add_insecure_port(self.config.bind_address)
+        if self.config.tls is None:
+            log.warning("node %s serves PLAINTEXT (--insecure): every caller is an anonymous "
+                        "principal with every role; for local development only",
+                        self.config.node_id)
+            port = self.server.add_insecure_port(self.config.bind_address)
+        else:
+            port = self.server.add_secure_port(self.config.bind_address,
+                                               self.config.tls.server_credentials())
         if port == 0:
             raise OSError(f"cannot listen on {self.config.bind_address}")
         await self.server.start()
+        if self.health_server is not None:
+            assert self.config.health_listen is not None
+            if self.health_server.add_insecure_port(self.config.health_listen) == 0:
+                raise OSError(f"cannot listen on {self.config.health_listen} (--health-listen)")
+            await self.health_server.start()
         # "liveness" answers SERVING while the process runs (for liveness probes); the
         # rest only once the node takes part in Paxos (for readiness probes).
         await self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
@@ -148,7 +176,8 @@ class NodeServer:
             await self._serve_paxos()
 
     async def _admit(self) -> None:
-        await admit(self.config.cluster, self.identity, self.store.durable_seq())
+        await admit(self.config.cluster, self.identity, self.store.durable_seq(),
+                    self.config.security)
         if self.identity.join_pending:
             self.identity = dataclasses.replace(self.identity, join_pending=False)
             self.store.set_identity(self.identity)
@@ -192,6 +221,8 @@ class NodeServer:
                 await self._admission
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace=1.0)
+        if self.health_server is not None:
+            await self.health_server.stop(grace=None)
         await self.bank.close()
         await self.forwarder.close()
         await self.peer_copies.close()
@@ -230,9 +261,10 @@ async def serve(config: ServeConfig) -> None:
         log.warning("node %s recovers itself from a damaged record (every other member "
                     "must answer)", config.node_id)
         done = await asyncio.to_thread(
-            recover, config.node_id, str(config.data_dir), config.cluster,
-            LedgerStateMachine.TABLES, log.warning, config.bind_address,
-            stop_requested.is_set)
+            functools.partial(recover, tls=config.tls, bind_address=config.bind_address,
+                              stopped=stop_requested.is_set),
+            config.node_id, str(config.data_dir), config.cluster, LedgerStateMachine.TABLES,
+            log.warning)
         log.warning("node %s recovered as incarnation %s; serving again", config.node_id,
                     done.incarnation)
 
@@ -253,6 +285,9 @@ async def _serve_once(config: ServeConfig, stop_requested: asyncio.Event) -> Nod
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, request_stop)
+    if node.revocations is not None:
+        revocations = node.revocations
+        loop.add_signal_handler(signal.SIGHUP, lambda: revocations.reload(strict=False))
     await node.start()
     try:
         await node.wait()

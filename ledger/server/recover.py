@@ -34,6 +34,7 @@ from ledger.node import peer_codec
 from ledger.node.cluster import ClusterConfig
 from ledger.node.transport import CHANNEL_OPTIONS
 from ledger.paxos.records import FenceWrite, FloorWrite
+from ledger.security.tls import Security, TlsMaterial
 from ledger.server.admission import ADMISSION_WAIT_S, verdict
 from ledger.server.recovering_server import LockedStore, start_answering
 from ledger.server.salvage import Salvage, salvage_chosen
@@ -68,13 +69,13 @@ class Recovered:
 class Members:
     """Channels to every other member, and the rejoin calls made over them."""
 
-    def __init__(self, cluster: ClusterConfig, node_id: str,
+    def __init__(self, cluster: ClusterConfig, node_id: str, security: Security,
                  stopped: Callable[[], bool] = lambda: False) -> None:
         self.cluster = cluster
         self.stopped = stopped
         self.node_id = node_id
         self.others = [m for m in cluster.members if m.node_id != node_id]
-        self.channels = {m.node_id: grpc.insecure_channel(m.address, options=CHANNEL_OPTIONS)
+        self.channels = {m.node_id: security.channel(m.address, CHANNEL_OPTIONS)
                          for m in self.others}
 
     def stub(self, node: str) -> pb_grpc.ReplicaStub:
@@ -125,7 +126,8 @@ class Members:
 
 
 def needs_recovery(node_id: str, data_dir: str, cluster: ClusterConfig,
-                   app_tables: tuple[str, ...], say: Say) -> str | None:
+                   app_tables: tuple[str, ...], say: Say, *,
+                   tls: TlsMaterial | None) -> str | None:
     """Why `ledger serve` would refuse this directory (None: it would not), asking the
     members as serve does: every one for a new or missing directory, those that answer
     within a few seconds for a used one. Runs nothing else (`ledger recover --if-needed`)."""
@@ -153,7 +155,7 @@ def needs_recovery(node_id: str, data_dir: str, cluster: ClusterConfig,
         if identity is not None and identity.recovery_required is not None:
             return identity.recovery_required
     new = identity is None or identity.join_pending
-    members = Members(cluster, node_id)
+    members = Members(cluster, node_id, Security(tls))
     try:
         reasons: list[str] = []
 
@@ -182,13 +184,14 @@ def needs_recovery(node_id: str, data_dir: str, cluster: ClusterConfig,
 
 
 def recover(config_node_id: str, data_dir: str, cluster: ClusterConfig,
-            app_tables: tuple[str, ...], say: Say, bind_address: str | None = None,
+            app_tables: tuple[str, ...], say: Say, *, tls: TlsMaterial | None,
+            bind_address: str | None = None,
             stopped: Callable[[], bool] = lambda: False) -> Recovered:
     """Run the whole protocol; see the module docstring. While it runs, the node answers
     other members' recoveries on `bind_address` (default: its own cluster address)."""
     data_dir = os.path.abspath(data_dir)
     fresh = f"{data_dir}.recovering"
-    members = Members(cluster, config_node_id, stopped)
+    members = Members(cluster, config_node_id, Security(tls), stopped)
     server: grpc.Server | None = None
     try:
         salvage = Salvage()
@@ -201,7 +204,7 @@ def recover(config_node_id: str, data_dir: str, cluster: ClusterConfig,
             store.set_identity(identity)
             member = cluster.members[cluster.index_of(config_node_id)]
             server = start_answering(cluster, config_node_id, store,
-                                     bind_address or member.address)
+                                     bind_address or member.address, tls)
             generation = _new_generation(members, config_node_id, data_dir, app_tables, say)
             incarnation = Incarnation.new(generation)
             identity = dataclasses.replace(identity, incarnation=incarnation)

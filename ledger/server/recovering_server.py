@@ -19,6 +19,8 @@ import grpc
 from ledger.node import peer_codec
 from ledger.node.cluster import ClusterConfig
 from ledger.paxos.records import Write
+from ledger.security.authn import Authenticator, Unauthenticated
+from ledger.security.tls import TlsMaterial
 from ledger.server.rejoin_answers import identify_reply, member_refusal, recovery_tails_reply
 from ledger.storage.base import AccountSummary, NodeIdentity, PeerRecord, RecoveryTail
 from ledger.storage.lmdb import LmdbStore
@@ -70,14 +72,20 @@ class LockedStore:
 
 
 class RecoveringServicer(pb_grpc.ReplicaServicer):
-    def __init__(self, cluster: ClusterConfig, node_id: str, store: LockedStore) -> None:
+    def __init__(self, cluster: ClusterConfig, node_id: str, store: LockedStore,
+                 authenticator: Authenticator) -> None:
         self._cluster = cluster
         self._node_id = node_id
         self._store = store
+        self._authenticator = authenticator
 
     def _check(self, fingerprint: str, node_id: str, context: grpc.ServicerContext) -> None:
+        try:
+            caller = self._authenticator.principal(context.auth_context())
+        except Unauthenticated as error:
+            context.abort(grpc.StatusCode.UNAUTHENTICATED, str(error))
         refusal = member_refusal(self._cluster, self._cluster.index_of(self._node_id),
-                                 fingerprint, node_id)
+                                 fingerprint, node_id, caller)
         if refusal is not None:
             context.abort(*refusal)
 
@@ -109,12 +117,15 @@ class RecoveringServicer(pb_grpc.ReplicaServicer):
 
 
 def start_answering(cluster: ClusterConfig, node_id: str, store: LockedStore,
-                    bind_address: str) -> grpc.Server:
-    """Serve the recovery questions on `bind_address` until the returned server stops."""
+                    bind_address: str, tls: TlsMaterial | None) -> grpc.Server:
+    """Serve the recovery questions on `bind_address` until the returned server stops
+    (with this node's member certificate; only members' certificates are answered)."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    pb_grpc.add_ReplicaServicer_to_server(RecoveringServicer(cluster, node_id, store), server)
+    pb_grpc.add_ReplicaServicer_to_server(
+        RecoveringServicer(cluster, node_id, store, Authenticator(tls is None)), server)
     try:
-        port = server.add_insecure_port(bind_address)
+        port = (server.add_insecure_port(bind_address) if tls is None
+                else server.add_secure_port(bind_address, tls.server_credentials()))
     except RuntimeError:
         port = 0
     if port == 0:

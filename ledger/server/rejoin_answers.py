@@ -10,6 +10,7 @@ import grpc
 
 from ledger.node import peer_codec
 from ledger.node.cluster import ClusterConfig, ConfigError
+from ledger.security.principal import ANONYMOUS, Principal
 from ledger.storage.base import PeerRecord, RecoveryTail
 from ledger.v1 import replica_pb2 as pb
 
@@ -18,8 +19,20 @@ DEFAULT_RECOVERY_TAILS = 1_000
 
 
 def member_refusal(cluster: ClusterConfig, own_index: int, fingerprint: str,
-                   node_id: str) -> tuple[grpc.StatusCode, str] | None:
-    """Why a call claiming to come from member `node_id` is refused (None: it is not)."""
+                   node_id: str, caller: Principal) -> tuple[grpc.StatusCode, str] | None:
+    """Why a call claiming to come from member `node_id` is refused (None: it is not).
+    Who sent it is the certificate's member (`caller`), never the message's claim: the
+    two must agree (under --insecure every caller is ANONYMOUS, and only the claim is
+    left to check)."""
+    if caller is not ANONYMOUS:
+        if not caller.is_member():
+            return (grpc.StatusCode.PERMISSION_DENIED,
+                    f"{caller.name} is not a member of this cluster: only the members' own "
+                    "certificates may call the peer service")
+        if caller.name != node_id:
+            return (grpc.StatusCode.PERMISSION_DENIED,
+                    f"the caller's certificate is member {caller.name}'s, but its message "
+                    f"claims to come from {node_id[:80]!r}: refused")
     if fingerprint != cluster.fingerprint:
         return (grpc.StatusCode.FAILED_PRECONDITION,
                 f"cluster configuration mismatch: this node runs {cluster.canonical()} "

@@ -14,6 +14,7 @@ from ledger.node.dropped import DroppedMessages
 from ledger.node.peer_book import PeerBook, PeerRefused
 from ledger.node.peer_limits import PeerLimits
 from ledger.paxos import Envelope
+from ledger.security.principal import current_principal
 from ledger.server.rejoin_answers import identify_reply, member_refusal, recovery_tails_reply
 from ledger.storage.base import Incarnation, StorageError, Store
 from ledger.v1 import replica_pb2 as pb
@@ -176,7 +177,8 @@ class ReplicaServicer(pb_grpc.ReplicaServicer):
     async def _check_member(self, fingerprint: str, node_id: str,
                             context: grpc.aio.ServicerContext) -> int:
         """The caller's index, if it is another member of this cluster; else abort."""
-        refusal = member_refusal(self._cluster, self._node_index, fingerprint, node_id)
+        refusal = member_refusal(self._cluster, self._node_index, fingerprint, node_id,
+                                 current_principal())
         if refusal is not None:
             await context.abort(*refusal)
         source = self._cluster.index_of(node_id)

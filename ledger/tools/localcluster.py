@@ -19,6 +19,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ledger.client.admin import node_serving
+from ledger.node.cluster import ClusterConfig
+from ledger.security.tls import ENV_INSECURE, INSECURE, Security
+from ledger.tools.local_certs import LocalCerts, ensure_local_certs
 
 READY_TIMEOUT_S = 60.0  # generous: a loaded 2-core machine starts Python slowly
 
@@ -70,9 +73,13 @@ class ProcessCluster:
         env: dict[str, str] | None = None,
         hosts: Sequence[str] | None = None,
         wrap: Callable[[int, list[str]], list[str]] | None = None,
+        tls: bool = True,
     ) -> None:
         """`hosts` gives each node its own address (default: all on `host`); `wrap`
-        turns a node's command into the one to run (e.g. inside a network namespace)."""
+        turns a node's command into the one to run (e.g. inside a network namespace).
+        With `tls` (the default) the nodes serve mutual TLS with certificates made in
+        `base_dir/tls` on first start (`security` is the local client's); without it they
+        run --insecure."""
         hosts = list(hosts) if hosts is not None else [host] * size
         ports = list(ports) if ports is not None else (
             free_ports(size, host) if hosts == [host] * size else [7001] * size)
@@ -81,6 +88,9 @@ class ProcessCluster:
         self.extra_args = list(extra_args)
         self.env = env
         self.wrap = wrap
+        self.tls = tls
+        self._certs: LocalCerts | None = None
+        self._security: Security | None = None
         self.nodes = [
             LocalNode(f"n{i + 1}", hosts[i], ports[i], base_dir / f"n{i + 1}",
                       base_dir / f"n{i + 1}.log")
@@ -95,11 +105,51 @@ class ProcessCluster:
     def addresses(self) -> list[str]:
         return [n.address for n in self.nodes]
 
+    @property
+    def tls_dir(self) -> pathlib.Path:
+        return self.base_dir / "tls"
+
+    @property
+    def certs(self) -> LocalCerts | None:
+        """The cluster's certificates (made on first use), or None when it runs --insecure."""
+        if self.tls and self._certs is None:
+            self.base_dir.mkdir(parents=True, exist_ok=True)
+            self._certs = ensure_local_certs(self.tls_dir,
+                                             ClusterConfig.parse(self.cluster_flag))
+        return self._certs
+
+    @property
+    def security(self) -> Security:
+        """How a client of this cluster dials it (the local certificate: every role)."""
+        if self._security is None:
+            certs = self.certs
+            self._security = INSECURE if certs is None else certs.security
+        return self._security
+
+    def client_flags(self) -> list[str]:
+        """How a `ledger` or `teller` child process dials this cluster: flags, not the
+        LEDGER_* variables, which the parent's own environment could contradict."""
+        certs = self.certs
+        if certs is None:
+            return ["--insecure"]
+        return ["--ca", str(certs.ca_path), "--cert", str(certs.certificate_path),
+                "--key", str(certs.key_path)]
+
+    @property
+    def client_env(self) -> dict[str, str]:
+        """The LEDGER_* variables a client process of this cluster needs."""
+        certs = self.certs
+        return {ENV_INSECURE: "1"} if certs is None else certs.environment
+
+    def security_flags(self) -> list[str]:
+        """What `ledger serve` and `ledger recover` are told about TLS."""
+        return ["--insecure"] if self.certs is None else ["--tls-dir", str(self.tls_dir)]
+
     def command(self, index: int) -> list[str]:
         node = self.nodes[index]
         command = [sys.executable, "-m", "ledger", "serve", "--node-id", node.node_id,
                    "--data-dir", str(node.data_dir), "--cluster", self.cluster_flag,
-                   *self.extra_args]
+                   *self.security_flags(), *self.extra_args]
         return self.wrap(index, command) if self.wrap is not None else command
 
     # ---------------------------------------------------------------- lifecycle
@@ -132,7 +182,7 @@ class ProcessCluster:
         while time.monotonic() < deadline:
             if not node.running:
                 raise RuntimeError(f"{node.node_id} exited: {self.log_tail(index)}")
-            if node_serving(node.address):
+            if node_serving(node.address, self.security):
                 return
             time.sleep(0.05)
         raise TimeoutError(f"{node.node_id} not serving after {timeout_s}s: "

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ledger.client.admin import account_statuses
+from ledger.security.tls import Security
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,16 +34,17 @@ class AccountView:
 NodeView = dict[str, AccountView]
 
 
-def node_view(address: str, timeout_s: float) -> NodeView | None:
-    statuses = account_statuses(address, timeout_s)
+def node_view(address: str, timeout_s: float, security: Security) -> NodeView | None:
+    statuses = account_statuses(address, timeout_s, security)
     if statuses is None:
         return None
     return {a.account: AccountView(a.applied_slot, a.chosen_through, a.digest,
                                    a.balance if a.opened else None) for a in statuses}
 
 
-def node_views(addresses: Sequence[str], timeout_s: float) -> list[NodeView | None]:
-    return [node_view(address, timeout_s) for address in addresses]
+def node_views(addresses: Sequence[str], timeout_s: float, security: Security
+               ) -> list[NodeView | None]:
+    return [node_view(address, timeout_s, security) for address in addresses]
 
 
 def agreement(views: Sequence[NodeView | None]) -> dict[str, bool]:

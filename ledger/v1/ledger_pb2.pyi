@@ -104,7 +104,7 @@ class GetHistoryRequest(_message.Message):
     def __init__(self, account_id: _Optional[str] = ..., from_position: _Optional[int] = ..., limit: _Optional[int] = ..., consistency: _Optional[_Union[Consistency, str]] = ...) -> None: ...
 
 class Entry(_message.Message):
-    __slots__ = ("position", "kind", "amount", "balance_after", "request_id", "memo", "rejected", "reject_reason", "recorded_at_ms")
+    __slots__ = ("position", "kind", "amount", "balance_after", "request_id", "memo", "rejected", "reject_reason", "recorded_at_ms", "principal")
     POSITION_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
@@ -114,6 +114,7 @@ class Entry(_message.Message):
     REJECTED_FIELD_NUMBER: _ClassVar[int]
     REJECT_REASON_FIELD_NUMBER: _ClassVar[int]
     RECORDED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
     position: int
     kind: EntryKind
     amount: int
@@ -123,7 +124,8 @@ class Entry(_message.Message):
     rejected: bool
     reject_reason: str
     recorded_at_ms: int
-    def __init__(self, position: _Optional[int] = ..., kind: _Optional[_Union[EntryKind, str]] = ..., amount: _Optional[int] = ..., balance_after: _Optional[int] = ..., request_id: _Optional[str] = ..., memo: _Optional[str] = ..., rejected: _Optional[bool] = ..., reject_reason: _Optional[str] = ..., recorded_at_ms: _Optional[int] = ...) -> None: ...
+    principal: str
+    def __init__(self, position: _Optional[int] = ..., kind: _Optional[_Union[EntryKind, str]] = ..., amount: _Optional[int] = ..., balance_after: _Optional[int] = ..., request_id: _Optional[str] = ..., memo: _Optional[str] = ..., rejected: _Optional[bool] = ..., reject_reason: _Optional[str] = ..., recorded_at_ms: _Optional[int] = ..., principal: _Optional[str] = ...) -> None: ...
 
 class HistoryReply(_message.Message):
     __slots__ = ("account_id", "entries")
@@ -158,10 +160,12 @@ class BatchOperation(_message.Message):
     def __init__(self, open_account: _Optional[_Union[OpenAccountRequest, _Mapping]] = ..., deposit: _Optional[_Union[DepositRequest, _Mapping]] = ..., withdraw: _Optional[_Union[WithdrawRequest, _Mapping]] = ...) -> None: ...
 
 class SubmitRequest(_message.Message):
-    __slots__ = ("operations",)
+    __slots__ = ("operations", "on_behalf_of")
     OPERATIONS_FIELD_NUMBER: _ClassVar[int]
+    ON_BEHALF_OF_FIELD_NUMBER: _ClassVar[int]
     operations: _containers.RepeatedCompositeFieldContainer[BatchOperation]
-    def __init__(self, operations: _Optional[_Iterable[_Union[BatchOperation, _Mapping]]] = ...) -> None: ...
+    on_behalf_of: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, operations: _Optional[_Iterable[_Union[BatchOperation, _Mapping]]] = ..., on_behalf_of: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class OperationResult(_message.Message):
     __slots__ = ("code", "message", "reply", "refusal")

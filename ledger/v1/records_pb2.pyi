@@ -19,18 +19,20 @@ OPERATION_KIND_DEPOSIT: OperationKind
 OPERATION_KIND_WITHDRAWAL: OperationKind
 
 class LogOperation(_message.Message):
-    __slots__ = ("kind", "amount", "request_id", "memo", "recorded_at_ms")
+    __slots__ = ("kind", "amount", "request_id", "memo", "recorded_at_ms", "principal")
     KIND_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     MEMO_FIELD_NUMBER: _ClassVar[int]
     RECORDED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
     kind: OperationKind
     amount: int
     request_id: str
     memo: str
     recorded_at_ms: int
-    def __init__(self, kind: _Optional[_Union[OperationKind, str]] = ..., amount: _Optional[int] = ..., request_id: _Optional[str] = ..., memo: _Optional[str] = ..., recorded_at_ms: _Optional[int] = ...) -> None: ...
+    principal: str
+    def __init__(self, kind: _Optional[_Union[OperationKind, str]] = ..., amount: _Optional[int] = ..., request_id: _Optional[str] = ..., memo: _Optional[str] = ..., recorded_at_ms: _Optional[int] = ..., principal: _Optional[str] = ...) -> None: ...
 
 class LogEntry(_message.Message):
     __slots__ = ("operations", "nonce")
@@ -73,7 +75,7 @@ class RequestRecord(_message.Message):
     def __init__(self, position: _Optional[int] = ..., kind: _Optional[_Union[OperationKind, str]] = ..., amount: _Optional[int] = ..., memo: _Optional[str] = ..., rejected: _Optional[bool] = ..., reject_reason: _Optional[str] = ..., balance_after: _Optional[int] = ..., slot: _Optional[int] = ...) -> None: ...
 
 class HistoryRecord(_message.Message):
-    __slots__ = ("position", "kind", "amount", "balance_after", "request_id", "memo", "rejected", "reject_reason", "recorded_at_ms")
+    __slots__ = ("position", "kind", "amount", "balance_after", "request_id", "memo", "rejected", "reject_reason", "recorded_at_ms", "principal")
     POSITION_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
@@ -83,6 +85,7 @@ class HistoryRecord(_message.Message):
     REJECTED_FIELD_NUMBER: _ClassVar[int]
     REJECT_REASON_FIELD_NUMBER: _ClassVar[int]
     RECORDED_AT_MS_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
     position: int
     kind: OperationKind
     amount: int
@@ -92,4 +95,5 @@ class HistoryRecord(_message.Message):
     rejected: bool
     reject_reason: str
     recorded_at_ms: int
-    def __init__(self, position: _Optional[int] = ..., kind: _Optional[_Union[OperationKind, str]] = ..., amount: _Optional[int] = ..., balance_after: _Optional[int] = ..., request_id: _Optional[str] = ..., memo: _Optional[str] = ..., rejected: _Optional[bool] = ..., reject_reason: _Optional[str] = ..., recorded_at_ms: _Optional[int] = ...) -> None: ...
+    principal: str
+    def __init__(self, position: _Optional[int] = ..., kind: _Optional[_Union[OperationKind, str]] = ..., amount: _Optional[int] = ..., balance_after: _Optional[int] = ..., request_id: _Optional[str] = ..., memo: _Optional[str] = ..., rejected: _Optional[bool] = ..., reject_reason: _Optional[str] = ..., recorded_at_ms: _Optional[int] = ..., principal: _Optional[str] = ...) -> None: ...

@@ -9,6 +9,7 @@ import threading
 import grpc
 import pytest
 
+from ledger.security.tls import INSECURE
 from ledger.server.deadlines import time_budget_s
 from ledger.server.limits import ServerLimits
 from ledger.v1 import ledger_pb2 as pb
@@ -109,7 +110,7 @@ async def test_a_submit_to_many_new_accounts_runs_a_bounded_number_of_workers(
     most = 0
 
     def submit() -> list[object]:
-        with LedgerClient([servers.address(0)], timeout_s=30) as bank:
+        with LedgerClient([servers.address(0)], timeout_s=30, security=INSECURE) as bank:
             return list(bank.submit([BatchWrite("open", f"many-{i}", 1) for i in range(60)]))
 
     done = asyncio.ensure_future(asyncio.to_thread(submit))
@@ -135,13 +136,13 @@ async def test_accounts_waiting_for_a_worker_get_their_turn(
     address = servers.address(0)
 
     def busy_and_other() -> tuple[int, int]:
-        with LedgerClient([address], timeout_s=20) as bank:
+        with LedgerClient([address], timeout_s=20, security=INSECURE) as bank:
             bank.open_account("busy", 0)
             bank.open_account("other", 0)
         stop = False
 
         def hammer() -> None:
-            with LedgerClient([address], timeout_s=20) as busy:
+            with LedgerClient([address], timeout_s=20, security=INSECURE) as busy:
                 while not stop:
                     busy.deposit("busy", 1)
 
@@ -149,7 +150,7 @@ async def test_accounts_waiting_for_a_worker_get_their_turn(
         for thread in threads:
             thread.start()
         try:
-            with LedgerClient([address], timeout_s=20) as bank:
+            with LedgerClient([address], timeout_s=20, security=INSECURE) as bank:
                 done = sum(bank.deposit("other", 1).balance > 0 for _ in range(5))
         finally:
             stop = True

@@ -28,6 +28,7 @@ from ledger.client import (
     Transaction,
     Unavailable,
 )
+from ledger.security.tls import INSECURE
 from ledger.tools.localcluster import ProcessCluster
 from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc as pb_grpc
@@ -65,10 +66,10 @@ class Bank:
 
 def connect(cluster: ProcessCluster) -> list[Node]:
     nodes = []
-    for address in cluster.addresses:
-        channel = grpc.insecure_channel(address)
+    for index, address in enumerate(cluster.addresses):
+        channel = cluster.security.channel(address)
         nodes.append(Node(address, channel, pb_grpc.LedgerStub(channel),
-                          replica_pb2_grpc.AdminStub(channel), client(address)))
+                          replica_pb2_grpc.AdminStub(channel), client(cluster, index)))
     return nodes
 
 
@@ -796,7 +797,7 @@ def test_replaying_the_log_reproduces_the_cached_balance_on_every_replica(bank: 
     lock = threading.Lock()
     with ThreadPoolExecutor(3) as pool:
         list(pool.map(operate, [rng.randrange(2**32) for _ in range(3)]))
-    eventually(lambda: converged(bank.addresses), what="the replicas converge")
+    eventually(lambda: converged(bank.cluster), what="the replicas converge")
     for node in bank.nodes:
         statuses = status_balances(node)
         for account in accounts:
@@ -819,7 +820,7 @@ def test_replaying_the_log_reproduces_the_cached_balance_on_every_replica(bank: 
 
 def test_the_client_fails_over_and_reuses_the_request_id(bank: Bank) -> None:
     nowhere = "127.0.0.1:1"  # nothing listens there: the call fails at once, UNAVAILABLE
-    with LedgerClient([nowhere, bank.addresses[1]]) as failover:
+    with LedgerClient([nowhere, bank.addresses[1]], security=bank.cluster.security) as failover:
         failover.open_account("failover", 10)
         done = failover.deposit("failover", 5)
         assert (done.position, done.balance, done.duplicate) == (1, 15, False)
@@ -829,7 +830,8 @@ def test_the_client_fails_over_and_reuses_the_request_id(bank: Bank) -> None:
         again = failover.deposit("failover", 5, request_id=done.request_id)
         assert (again.position, again.balance, again.duplicate) == (1, 15, True)
         assert failover.balance("failover").balance == 15
-    with LedgerClient(nowhere, timeout_s=0.5) as dead, pytest.raises(Unavailable) as failure:
+    with (LedgerClient(nowhere, timeout_s=0.5, security=INSECURE) as dead,
+          pytest.raises(Unavailable) as failure):
         dead.withdraw("failover", 1, request_id="nowhere-1")
     assert failure.value.request_id == "nowhere-1"
     assert "retrying with request id 'nowhere-1' is safe" in str(failure.value)
@@ -850,7 +852,7 @@ def test_without_a_majority_calls_fail_unavailable_before_the_deadline(
         cluster.kill(2)
         # The client gives up after its deadline and says which request id to retry.
         pool = ThreadPoolExecutor(1)
-        impatient = client(n0.address, timeout_s=2)
+        impatient = client(cluster, 0, timeout_s=2)
         during = pool.submit(impatient.deposit, "alone", 7, request_id="during")
         # Raw stubs with a 2 s deadline: the server must answer UNAVAILABLE itself.
         calls = [
@@ -906,7 +908,7 @@ def test_without_a_majority_calls_fail_unavailable_before_the_deadline(
         # over too: the client does not spend its whole deadline on one server.
         cluster.start_node(2)
         cluster.pause(0)
-        with LedgerClient(cluster.addresses, timeout_s=6) as failover:
+        with LedgerClient(cluster.addresses, timeout_s=6, security=cluster.security) as failover:
             done = failover.deposit("alone", 3, request_id="while-paused")
             assert done.balance == 110
             assert failover.balance("alone").balance == 110

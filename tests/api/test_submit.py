@@ -18,6 +18,7 @@ from ledger.client import (
     Unavailable,
     with_request_ids,
 )
+from ledger.security.tls import INSECURE
 from ledger.tools.localcluster import ProcessCluster
 from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc as pb_grpc
@@ -32,7 +33,7 @@ def cluster(shared_cluster: ProcessCluster) -> ProcessCluster:
 
 @pytest.fixture
 def bank(cluster: ProcessCluster) -> Iterator[LedgerClient]:
-    with LedgerClient(cluster.addresses) as client:
+    with LedgerClient(cluster.addresses, security=cluster.security) as client:
         yield client
 
 
@@ -78,7 +79,7 @@ def test_one_hot_account_shares_log_entries(cluster: ProcessCluster, bank: Ledge
     results = bank.submit([BatchWrite("deposit", "sb-hot", 1) for _ in range(1_000)])
     positions = sorted(r.position for r in results if isinstance(r, Transaction))
     assert positions == list(range(1, 1_001))  # one operation number each, no gaps
-    with grpc.insecure_channel(cluster.addresses[0]) as channel:
+    with cluster.security.channel(cluster.addresses[0]) as channel:
         from ledger.v1 import replica_pb2, replica_pb2_grpc
 
         log = replica_pb2_grpc.AdminStub(channel).Log(
@@ -100,7 +101,7 @@ def test_a_reused_request_id_with_other_fields_is_refused(bank: LedgerClient) ->
 def test_a_batch_over_the_limit_is_invalid(cluster: ProcessCluster) -> None:
     operation = pb.BatchOperation(deposit=pb.DepositRequest(
         account_id="x", amount=1, request_id="r"))
-    with grpc.insecure_channel(cluster.addresses[0]) as channel:
+    with cluster.security.channel(cluster.addresses[0]) as channel:
         stub = pb_grpc.LedgerStub(channel)
         with pytest.raises(grpc.RpcError) as refused:
             stub.Submit(pb.SubmitRequest(operations=[operation] * 10_001), timeout=30)
@@ -114,11 +115,12 @@ def test_a_submit_that_fails_whole_says_which_ids_it_used(cluster: ProcessCluste
     # The ids it generated were lost when the whole call failed: a retry applied again.
     writes = [BatchWrite("open", "ids-a", 10, request_id="chosen-by-me"),
               BatchWrite("deposit", "ids-a", 5), BatchWrite("deposit", "ids-a", 7)]
-    with LedgerClient([nowhere], timeout_s=1) as unreachable, pytest.raises(Unavailable) as lost:
+    with (LedgerClient([nowhere], timeout_s=1, security=INSECURE) as unreachable,
+          pytest.raises(Unavailable) as lost):
         unreachable.submit(writes)
     ids = lost.value.request_ids
     assert len(ids) == 3 and ids[0] == "chosen-by-me" and len(set(ids)) == 3
-    with LedgerClient(cluster.addresses) as bank:
+    with LedgerClient(cluster.addresses, security=cluster.security) as bank:
         first = bank.submit(with_request_ids(writes, ids))
         again = bank.submit(with_request_ids(writes, ids))
         assert [r.duplicate for r in first] == [False, False, False]  # type: ignore[union-attr]

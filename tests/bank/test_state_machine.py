@@ -58,7 +58,7 @@ def expected_history(entries: list[list[Operation]]) -> list[HistoryEntry]:
         refused = isinstance(verdict, Refused)
         history.append(HistoryEntry(
             verdict.position, op.kind, op.amount, verdict.balance, op.request_id, op.memo,
-            refused, verdict.reason.value if refused else "", op.recorded_at_ms))
+            refused, verdict.reason.value if refused else "", op.recorded_at_ms, op.principal))
     return history
 
 

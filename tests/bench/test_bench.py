@@ -1,22 +1,26 @@
 """`ledger bench` end to end, small: every figure it reports is produced, from real work.
 
 No timing is asserted (speed is for the benchmark to report); the test holds the
-benchmark to doing what it says: writes acknowledged without errors, the floor
-server answering the same load, a restarted node serving, a lagging node holding
-every entry it missed.
+benchmark to doing what it says: writes acknowledged without errors, by the TLS
+cluster and by the plaintext one it is compared with, the floor server answering the
+same load, a restarted node serving, a lagging node holding every entry it missed.
 """
 
 from __future__ import annotations
 
 import json
+import pathlib
 import subprocess
 import sys
+
+from ledger.bench.runner import System, round_order, table, tls_ratios
+from ledger.tools.localcluster import ProcessCluster
 
 
 def test_the_benchmark_measures_every_figure_from_real_work() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "ledger", "bench", "--seconds", "1", "--rounds", "1",
-         "--scenarios", "single,batch", "--floor", "--restart-entries", "3000",
+         "--scenarios", "single,batch", "--floor", "--vs-insecure", "--restart-entries", "3000",
          "--catch-up-entries", "2000", "--json"],
         capture_output=True, text=True, timeout=600,
     )
@@ -30,7 +34,49 @@ def test_the_benchmark_measures_every_figure_from_real_work() -> None:
         assert ledger["p50_ms"] > 0 and ledger["cpu_s_per_1000"] > 0
         floor = load[name]["floor"]
         assert floor["operations"] > 0 and floor["errors"] == 0, floor
+        plain = load[name]["insecure"]
+        assert plain["operations"] > 0 and plain["errors"] == 0, plain
+        assert set(report["tls_over_insecure"][name]) == {
+            "throughput", "p50_ms", "p99_ms", "cpu_s_per_1000"}
     assert "etcd" not in load["single"]  # only with --vs-etcd
     assert recovery["big_entries"] == 3000 and recovery["small_entries"] == 1000
     assert recovery["big_restart_s"] > 0 and recovery["big_rss_mib"] > 0
     assert recovery["catch_up_entries"] == 2000 and recovery["catch_up_entries_per_s"] > 0
+
+
+def summary(throughput: float, p50_ms: float) -> dict[str, float]:
+    return {"throughput": throughput, "p50_ms": p50_ms, "p99_ms": 2 * p50_ms,
+            "p999_ms": 3 * p50_ms, "cpu_s_per_1000": p50_ms / 2, "operations": 1.0}
+
+
+def test_the_tls_comparison_reports_each_figure_and_tls_over_insecure() -> None:
+    report = {"single": {"ledger": summary(90, 11), "insecure": summary(100, 10)}}
+    assert tls_ratios(report) == {"single": {"throughput": 0.9, "p50_ms": 1.1,
+                                             "p99_ms": 1.1, "cpu_s_per_1000": 1.1}}
+    lines = table(report).splitlines()
+    start = lines.index("TLS against plaintext: the same load on a cluster started --insecure")
+    assert lines[start + 1].split() == ["figure", "TLS", "insecure", "ratio"]
+    assert lines[start + 2].split() == ["1", "in", "flight:", "writes/s", "90.00", "100.00",
+                                        "0.90x"]
+    assert lines[start + 3].split()[-3:] == ["11.00", "10.00", "1.10x"]
+    assert lines[-1].startswith("ratio: TLS / insecure")
+    assert "TLS against plaintext" not in table({"single": {"ledger": summary(90, 11)}})
+
+
+def test_the_tls_and_the_plaintext_cluster_swap_places_every_other_round() -> None:
+    systems = [System(name, "ledger", "a:1", (), ()) for name in ("ledger", "insecure",
+                                                                   "floor")]
+    assert [s.name for s in round_order(systems, 0)] == ["ledger", "insecure", "floor"]
+    assert [s.name for s in round_order(systems, 1)] == ["insecure", "ledger", "floor"]
+    assert [s.name for s in round_order(systems[::2], 1)] == ["ledger", "floor"]
+
+
+def test_the_load_generator_dials_the_ledger_with_its_certificate_unless_insecure(
+    tmp_path: pathlib.Path,
+) -> None:
+    certs = ProcessCluster(tmp_path / "tls", 3).certs
+    assert certs is not None
+    assert ProcessCluster(tmp_path / "tls", 3).client_flags() == [
+        "--ca", str(certs.ca_path), "--cert", str(certs.certificate_path),
+        "--key", str(certs.key_path)]
+    assert ProcessCluster(tmp_path / "plain", 3, tls=False).client_flags() == ["--insecure"]

@@ -48,8 +48,9 @@ class Depositor:
     """Deposits into an account through one node, one after another, until stopped. Counts
     the acknowledged deposits, so a test waits for a number of them, never for a time."""
 
-    def __init__(self, address: str, account: str) -> None:
-        self._address = address
+    def __init__(self, cluster: ProcessCluster, index: int, account: str) -> None:
+        self._cluster = cluster
+        self._index = index
         self._account = account
         self._changed = threading.Condition()
         self._stopping = threading.Event()
@@ -59,7 +60,7 @@ class Depositor:
 
     def _run(self) -> None:
         try:
-            with client(self._address) as bank:
+            with client(self._cluster, self._index) as bank:
                 while not self._stopping.is_set():
                     bank.deposit(self._account, 1)
                     with self._changed:
@@ -89,10 +90,11 @@ class Depositor:
         self._thread.join(WAIT_S)
 
 
-def admin_log(address: str, account: str, through: int) -> list[bytes]:
+def admin_log(cluster: ProcessCluster, index: int, account: str, through: int) -> list[bytes]:
+    address = cluster.addresses[index]
     """The node's chosen values of the account, slots 0..through (Admin.Log, paged)."""
     values: list[bytes] = []
-    with grpc.insecure_channel(address) as channel:
+    with cluster.security.channel(address) as channel:
         stub = pb_grpc.AdminStub(channel)
         while len(values) <= through:
             reply = stub.Log(pb.LogRequest(account=account, from_slot=len(values),
@@ -102,13 +104,15 @@ def admin_log(address: str, account: str, through: int) -> list[bytes]:
     return values
 
 
-def flushes(address: str) -> int:
-    counters = node_counters(address, 10)
+def flushes(cluster: ProcessCluster, index: int) -> int:
+    address = cluster.addresses[index]
+    counters = node_counters(address, 10, cluster.security)
     assert counters is not None, f"{address} does not answer"
     return counters["syncs"]
 
 
-def durably_chosen_through(address: str, account: str, at_least: int) -> int:
+def durably_chosen_through(cluster: ProcessCluster, index: int, account: str,
+                           at_least: int) -> int:
     """How far the node holds the account as chosen (`at_least` that far), once that much
     is surely on its disk.
 
@@ -117,12 +121,12 @@ def durably_chosen_through(address: str, account: str, at_least: int) -> int:
     """
 
     def far_enough() -> int | None:
-        through = log_length(address, account) - 1
+        through = log_length(cluster, index, account) - 1
         return through if through >= at_least else None
 
-    reached = eventually(far_enough, what=f"{address} holds {account} through {at_least}")
-    done = flushes(address)
-    eventually(lambda: flushes(address) >= done + 2, what="two more flushes")
+    reached = eventually(far_enough, what=f"n{index + 1} holds {account} through {at_least}")
+    done = flushes(cluster, index)
+    eventually(lambda: flushes(cluster, index) >= done + 2, what="two more flushes")
     return reached
 
 
@@ -167,13 +171,14 @@ def test_a_running_node_is_backed_up_while_it_takes_writes(
         shared_cluster: ProcessCluster, tmp_path: pathlib.Path) -> None:
     node = shared_cluster.nodes[0]
     account = unique("bk-live")
-    with LedgerClient(shared_cluster.addresses) as bank:
+    with LedgerClient(shared_cluster.addresses, security=shared_cluster.security) as bank:
         bank.open_account(account, 1_000)
     out = tmp_path / "backup"
-    with Depositor(node.address, account) as writer:
+    with Depositor(shared_cluster, 0, account) as writer:
         writer.wait_for(WRITES_BEFORE)
-        durable = durably_chosen_through(node.address, account, WRITES_BEFORE)
-        result = invoke_ledger(["backup", "--server", node.address, "--out", str(out)])
+        durable = durably_chosen_through(shared_cluster, 0, account, WRITES_BEFORE)
+        result = invoke_ledger(["backup", "--server", node.address, "--out", str(out)],
+                               env=shared_cluster.client_env)
         writer.wait_for(writer.acknowledged + WRITES_AFTER)
     assert result.exit_code == 0, result.output
 
@@ -184,7 +189,7 @@ def test_a_running_node_is_backed_up_while_it_takes_writes(
     # Everything the node had on disk when the backup began, and at every slot the value
     # the live node holds: a copy taken mid-write is one committed state, not a torn one.
     assert len(in_backup) - 1 >= durable >= WRITES_BEFORE
-    assert in_backup == admin_log(node.address, account, len(in_backup) - 1)
+    assert in_backup == admin_log(shared_cluster, 0, account, len(in_backup) - 1)
 
     assert "received " in result.output
     assert f"a backup of node {node.node_id} in {out}" in result.output
@@ -196,9 +201,9 @@ def test_a_running_node_is_backed_up_while_it_takes_writes(
 @pytest.mark.xdist_group("processes")
 def test_a_stopped_nodes_data_directory_is_backed_up_and_left_as_it_was(
         own_cluster: ProcessCluster, tmp_path: pathlib.Path) -> None:
-    first, stopped = own_cluster.nodes[0], own_cluster.nodes[2]
+    stopped = own_cluster.nodes[2]
     account = unique("bk-stopped")
-    with LedgerClient(own_cluster.addresses) as bank:
+    with LedgerClient(own_cluster.addresses, security=own_cluster.security) as bank:
         bank.open_account(account, 500)
         for _ in range(10):
             bank.deposit(account, 7)
@@ -211,8 +216,8 @@ def test_a_stopped_nodes_data_directory_is_backed_up_and_left_as_it_was(
     assert "in use by a running node" in result.output and "--server" in result.output
     assert sorted(os.listdir(tmp_path)) == before
 
-    eventually(lambda: log_length(stopped.address, account) == log_length(first.address,
-                                                                           account),
+    eventually(lambda: log_length(own_cluster, 2, account) == log_length(own_cluster, 0,
+                                                                         account),
                what="the node to stop holds the whole log")
     assert own_cluster.terminate(2) == 0
     source_bytes = sha256(stopped.data_dir / "data.mdb")
@@ -236,7 +241,7 @@ def test_a_stopped_nodes_data_directory_is_backed_up_and_left_as_it_was(
     assert identity is not None
     assert identity.incarnation == source_identity.incarnation
     assert in_backup == source_log and len(in_backup) >= 11  # the opening, 10 deposits
-    assert in_backup == admin_log(first.address, account, len(in_backup) - 1)
+    assert in_backup == admin_log(own_cluster, 0, account, len(in_backup) - 1)
 
 
 # ------------------------------------------------------- refusals, no nodes harmed
@@ -261,7 +266,8 @@ def test_an_output_that_exists_and_is_not_empty_is_refused_with_nothing_changed(
     (out / "precious.txt").write_text("keep me")
     before, out_before = listing(tmp_path), listing(out)
     given = shared_cluster.addresses[0] if source == "--server" else str(stopped_store)
-    result = invoke_ledger(["backup", source, given, "--out", str(out)])
+    result = invoke_ledger(["backup", source, given, "--out", str(out)],
+                           env=shared_cluster.client_env)
     assert result.exit_code == 1
     assert f"{out} exists and is not empty" in result.output
     assert listing(out) == out_before and listing(tmp_path) == before
@@ -288,7 +294,7 @@ def test_an_empty_output_directory_is_used(stopped_store: pathlib.Path,
 
 def test_a_failed_backup_leaves_nothing_behind(nowhere: str, tmp_path: pathlib.Path) -> None:
     result = invoke_ledger(["backup", "--server", nowhere, "--out", str(tmp_path / "out"),
-                            "--timeout", "5"])
+                            "--timeout", "5", "--insecure"])
     assert result.exit_code == 1
     assert f"{nowhere}: UNAVAILABLE" in result.output
     assert os.listdir(tmp_path) == []  # neither the output nor the scratch beside it

@@ -13,6 +13,7 @@ import pytest
 
 import ledger.demo.tellers as demo_module
 from ledger.client import InsufficientFunds, Transaction, Unavailable
+from ledger.security.tls import INSECURE, Security
 from tests.support.cli import LEDGER, run
 
 DEMO_TIMEOUT_S = 150
@@ -117,7 +118,8 @@ class FakeLedger:
         self.calls = 0
         self.lock = threading.Lock()
 
-    def client(self, servers: object, timeout_s: float = 0) -> FakeLedger:
+    def client(self, servers: object, timeout_s: float = 0,
+               security: Security | None = None) -> FakeLedger:
         return self
 
     def __enter__(self) -> FakeLedger:
@@ -163,7 +165,7 @@ def test_the_tellers_expect_exactly_what_the_ledger_applied(
     monkeypatch.setattr(demo_module, "LedgerClient", ledger.client)
     tally = demo_module.Tally()
     for index in range(3):
-        demo_module.teller_work(index, ["a", "b", "c"], tally, seed=7 + index,
+        demo_module.teller_work(index, ["a", "b", "c"], INSECURE, tally, seed=7 + index,
                                 stop=threading.Event())
     assert tally.undecided == 0
     assert tally.done == 3 * demo_module.OPERATIONS_PER_TELLER

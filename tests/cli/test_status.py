@@ -19,11 +19,18 @@ pytestmark = pytest.mark.xdist_group("processes")
 
 
 def open_accounts(cluster: ProcessCluster) -> ProcessCluster:
-    with LedgerClient(cluster.addresses) as bank:
+    with LedgerClient(cluster.addresses, security=cluster.security) as bank:
         bank.open_account("s-alice", 12_34)
         bank.deposit("s-alice", 100)
         bank.open_account("s-a-rather-long-account-name-for-the-table", 0)
     return cluster
+
+
+@pytest.fixture(autouse=True)
+def client_certificate(shared_cluster: ProcessCluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ledger status` here presents the shared cluster's local certificate (an operator)."""
+    for name, value in shared_cluster.client_env.items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +89,10 @@ def test_status_shows_each_node_and_every_account_agreeing(accounts: ProcessClus
     assert len({len(line.rsplit(maxsplit=1)[0]) for line in table}) == 1
 
 
-def test_status_shows_a_killed_node_as_unreachable(own_cluster: ProcessCluster) -> None:
+def test_status_shows_a_killed_node_as_unreachable(own_cluster: ProcessCluster,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in own_cluster.client_env.items():
+        monkeypatch.setenv(name, value)
     accounts = open_accounts(own_cluster)
     servers = servers_flag(accounts)
     eventually(lambda: all_agree(servers), what="replicas agree")
@@ -127,7 +137,8 @@ def test_status_says_no_when_replicas_differ(monkeypatch: pytest.MonkeyPatch) ->
                            ("only-here", 0, 0, b"\x04" * 8, 1)),
         "c:3": "unreachable (UNAVAILABLE)",
     }
-    monkeypatch.setattr(status_module, "fetch_status", lambda address, timeout: views[address])
+    monkeypatch.setattr(status_module, "fetch_status",
+                        lambda address, timeout, security: views[address])
     result = invoke_ledger(["status", "--servers", "a:1,b:2,c:3"])
     rows = table_rows(result.stdout)
     assert rows["same"][-1] == "yes"
@@ -144,7 +155,8 @@ def test_status_shows_what_a_node_refused_or_stopped_on(monkeypatch: pytest.Monk
     troubled[-1].counters["peer_messages_dropped"] = 3
     troubled[-1].counters["alarms"] = 1
     views = {"a:1": quiet, "b:2": troubled}
-    monkeypatch.setattr(status_module, "fetch_status", lambda address, timeout: views[address])
+    monkeypatch.setattr(status_module, "fetch_status",
+                        lambda address, timeout, security: views[address])
     lines = invoke_ledger(["status", "--servers", "a:1,b:2"]).stdout.splitlines()
     assert lines[0] == "a:1  node n1, 1 accounts"
     assert lines[1] == ("b:2  node n2, 1 accounts; 3 malformed peer messages dropped, 1 "

@@ -35,6 +35,14 @@ def servers(shared_cluster: ProcessCluster) -> str:
     return servers_flag(shared_cluster)
 
 
+@pytest.fixture(autouse=True)
+def client_certificate(shared_cluster: ProcessCluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every teller here, in-process or a child process, presents the shared cluster's
+    local certificate (LEDGER_CA, LEDGER_CERT, LEDGER_KEY), as a teller's shell would."""
+    for name, value in shared_cluster.client_env.items():
+        monkeypatch.setenv(name, value)
+
+
 def ok(args: list[str], servers: str) -> str:
     """`teller --servers S ARGS`, which must succeed; its output."""
     result = invoke(["--servers", servers, *args])
@@ -335,10 +343,12 @@ def test_nobody_answering_is_exit_3_with_a_retry_command(nowhere: str) -> None:
 
 
 def test_no_majority_is_exit_3_and_the_printed_retry_applies_once(
-    own_cluster: ProcessCluster,
+    own_cluster: ProcessCluster, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     small_cluster = own_cluster
     servers = servers_flag(small_cluster)
+    for name, value in small_cluster.client_env.items():
+        monkeypatch.setenv(name, value)
     ok(["open", "q-acct", "--opening-balance", "100"], servers)
     small_cluster.kill(1)
     small_cluster.kill(2)  # one node of three is up: no majority

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from ledger.client import LedgerClient
 from ledger.node import peer_codec
+from ledger.security.tls import INSECURE
 from ledger.tools.replicas import AccountView, node_views
 from ledger.v1 import replica_pb2 as pb
 from ledger.v1 import replica_pb2_grpc as pb_grpc
@@ -44,7 +45,7 @@ class Run:
         self.channels = cluster.channels()
         self.replicas = [pb_grpc.ReplicaStub(c) for c in self.channels]
         self.admins = [pb_grpc.AdminStub(c) for c in self.channels]
-        self.bank = LedgerClient(cluster.addresses, timeout_s=10)
+        self.bank = LedgerClient(cluster.addresses, timeout_s=10, security=INSECURE)
         self.rng = random.Random(7)
         self.expected = dict.fromkeys(WORKLOAD, 1_000)
         self.writes = 0
@@ -115,7 +116,7 @@ def test_hostile_peer_messages(run: Run, target: int, source: int,
 def workload_converged(addresses: list[str]) -> dict[str, AccountView] | None:
     """The workload's accounts, if every node holds and applied the same log of each (the
     fuzzed accounts may be quarantined on some node: that is their business)."""
-    views = node_views(addresses, timeout_s=5)
+    views = node_views(addresses, timeout_s=5, security=INSECURE)  # in-process, --insecure
     if any(view is None for view in views):
         return None
     common = {account: views[0][account] for account in WORKLOAD  # type: ignore[index]

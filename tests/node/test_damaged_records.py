@@ -51,18 +51,19 @@ def test_a_damaged_promise_makes_the_node_recover_itself(
     own_cluster: ProcessCluster,
 ) -> None:
     cluster = own_cluster
-    bank = client(cluster.addresses[0])
+    bank = client(cluster, 0)
     for account in ("damaged", "healthy"):
         bank.open_account(account, 100)
         bank.deposit(account, 1, memo=f"first of {account}")
-    eventually(lambda: converged(cluster.addresses), what="replicas agree")
+    eventually(lambda: converged(cluster), what="replicas agree")
     cluster.terminate(0)
     flip_a_byte_of(cluster.nodes[0].data_dir, b"promise", b"damaged\x00")
     cluster.start_node(0)
-    assert client(cluster.addresses[0], timeout_s=5).deposit("healthy", 2).balance == 103
+    assert client(cluster, 0, timeout_s=5).deposit("healthy", 2).balance == 103
     # A write to the damaged account reaches n1 too: it finds the damage, quarantines the
     # account, and (its promise being lost) stops, recovers itself and serves again.
-    everywhere = LedgerClient(cluster.addresses, timeout_s=10)  # fails over meanwhile
+    # fails over meanwhile
+    everywhere = LedgerClient(cluster.addresses, timeout_s=10, security=cluster.security)
     assert everywhere.deposit("damaged", 3).balance == 104
     eventually(lambda: "serving again" in cluster.log_tail(0, 400),
                what="n1 recovered itself")
@@ -70,12 +71,12 @@ def test_a_damaged_promise_makes_the_node_recover_itself(
     assert "ALARM" in log and "failed its checksum" in log
     assert cluster.nodes[0].running  # the same process, no restart by anyone
     everywhere.deposit("damaged", 4)
-    view = eventually(lambda: converged(cluster.addresses), what="n1 caught up")
+    view = eventually(lambda: converged(cluster), what="n1 caught up")
     assert view["damaged"].balance == 108 and view["healthy"].balance == 103
 
 
-def log_of(address: str, account: str) -> pb.LogReply:
-    with grpc.insecure_channel(address) as channel:
+def log_of(cluster: ProcessCluster, address: str, account: str) -> pb.LogReply:
+    with cluster.security.channel(address) as channel:
         return pb_grpc.AdminStub(channel).Log(pb.LogRequest(account=account), timeout=5)
 
 
@@ -83,30 +84,30 @@ def test_a_chosen_value_damaged_while_running_is_put_back_from_a_peer(
     own_cluster: ProcessCluster,
 ) -> None:
     cluster = own_cluster
-    bank = LedgerClient(cluster.addresses, timeout_s=10)
+    bank = LedgerClient(cluster.addresses, timeout_s=10, security=cluster.security)
     bank.open_account("acct", 10)
     bank.deposit("acct", 5, memo="a memo that makes slot one unique")
-    eventually(lambda: converged(cluster.addresses), what="replicas agree")
-    healthy = list(log_of(cluster.addresses[1], "acct").values)
+    eventually(lambda: converged(cluster), what="replicas agree")
+    healthy = list(log_of(cluster, cluster.addresses[1], "acct").values)
     flip_a_byte_of(cluster.nodes[0].data_dir, b"chosen", b"acct\x00" + (1).to_bytes(8, "big"))
     # Reading it finds the damage: an error, never a wrong value; the repair begins.
     with pytest.raises(grpc.RpcError) as damaged:
-        log_of(cluster.addresses[0], "acct")
+        log_of(cluster, cluster.addresses[0], "acct")
     assert damaged.value.code() == grpc.StatusCode.DATA_LOSS
     assert "failed its checksum" in (damaged.value.details() or "")
 
     def repaired() -> bool:
         try:
-            return list(log_of(cluster.addresses[0], "acct").values) == healthy
+            return list(log_of(cluster, cluster.addresses[0], "acct").values) == healthy
         except grpc.RpcError:
             return False
 
     eventually(repaired, what="n1 put the value back from a peer's copy")
-    counters = node_counters(cluster.addresses[0], 2) or {}
+    counters = node_counters(cluster.addresses[0], 2, cluster.security) or {}
     assert counters["repaired_values"] == 1 and counters["unreadable_accounts"] == 0
     # And n1 acts on the account again.
-    assert client(cluster.addresses[0]).deposit("acct", 1).balance == 16
-    view = eventually(lambda: converged(cluster.addresses), what="replicas agree again")
+    assert client(cluster, 0).deposit("acct", 1).balance == 16
+    view = eventually(lambda: converged(cluster), what="replicas agree again")
     assert view["acct"].balance == 16
 
 
@@ -114,7 +115,7 @@ def test_damage_to_lmdb_structure_is_refused_at_start_naming_recover(
     own_cluster: ProcessCluster,
 ) -> None:
     cluster = own_cluster
-    client(cluster.addresses[0]).open_account("acct", 1)
+    client(cluster, 0).open_account("acct", 1)
     cluster.terminate(0)
     path = cluster.nodes[0].data_dir / "data.mdb"
     with path.open("r+b") as data:  # both meta pages: LMDB cannot find its root
@@ -125,4 +126,4 @@ def test_damage_to_lmdb_structure_is_refused_at_start_naming_recover(
     recovered = ledger("recover", *node_flags(cluster, 0))
     assert recovered.returncode == 0, recovered.stderr
     cluster.start_node(0)
-    eventually(lambda: converged(cluster.addresses), what="n1 rebuilt from its peers")
+    eventually(lambda: converged(cluster), what="n1 rebuilt from its peers")

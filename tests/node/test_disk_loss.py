@@ -14,11 +14,11 @@ import shutil
 import subprocess
 from collections.abc import Callable
 
-import grpc
 import pytest
 
 from ledger.bank.state_machine import LedgerStateMachine
 from ledger.node.cluster import ClusterConfig
+from ledger.security.tls import Security, load_member
 from ledger.storage.lmdb import LmdbStore
 from ledger.tools.localcluster import ProcessCluster
 from ledger.v1 import replica_pb2 as pb
@@ -47,9 +47,9 @@ def more_writes(writer: Writer, count: int, what: str) -> None:
     eventually(lambda: len(writer.acknowledged) >= seen + count, what=what)
 
 
-def local_history(address: str) -> dict[int, str]:
-    """Position -> request id of every entry of ACCOUNT as the node at `address` holds it."""
-    bank = client(address)
+def local_history(cluster: ProcessCluster, index: int) -> dict[int, str]:
+    """Position -> request id of every entry of ACCOUNT as node `index` holds it."""
+    bank = client(cluster, index)
     entries: dict[int, str] = {}
     while page := bank.history(ACCOUNT, from_position=len(entries), limit=1_000, local=True):
         entries.update((e.position, e.request_id) for e in page)
@@ -57,9 +57,9 @@ def local_history(address: str) -> dict[int, str]:
 
 
 def assert_every_acknowledged_write_everywhere(cluster: ProcessCluster, writer: Writer) -> None:
-    eventually(lambda: converged(cluster.addresses), what="the replicas agree")
-    for address in cluster.addresses:
-        history = local_history(address)
+    eventually(lambda: converged(cluster), what="the replicas agree")
+    for index, address in enumerate(cluster.addresses):
+        history = local_history(cluster, index)
         for position, request_id in writer.acknowledged:
             assert history.get(position) == request_id, (
                 f"acknowledged write {position} ({request_id}) missing on {address}")
@@ -68,7 +68,7 @@ def assert_every_acknowledged_write_everywhere(cluster: ProcessCluster, writer: 
 def lose_and_recover(cluster: ProcessCluster, harm: Callable[[pathlib.Path], None],
                      refusal: str, *recover_flags: str) -> None:
     """Writes flow through n2; n1 is killed, harmed, refused, recovered and restarted."""
-    bank = client(cluster.addresses[1], timeout_s=5)
+    bank = client(cluster, 1, timeout_s=5)
     bank.open_account(ACCOUNT, 0)
     writer = Writer(bank, ACCOUNT, WRITES)
     try:
@@ -98,8 +98,8 @@ def test_a_directory_restored_from_an_older_copy_is_refused_until_recovered(
     own_cluster: ProcessCluster, tmp_path: pathlib.Path,
 ) -> None:
     cluster = own_cluster
-    client(cluster.addresses[0]).open_account("before", 5)
-    client(cluster.addresses[0]).open_account("after", 0)
+    client(cluster, 0).open_account("before", 5)
+    client(cluster, 0).open_account("after", 0)
     cluster.terminate(0)
     copy = tmp_path / "n1-copy"
     shutil.copytree(cluster.nodes[0].data_dir, copy)
@@ -107,7 +107,7 @@ def test_a_directory_restored_from_an_older_copy_is_refused_until_recovered(
     cluster.start_node(0)
     # n1 votes after the copy was taken, and a peer sees it: only then is the copy
     # behind what the cluster knows (a copy nobody saw past is harmless, and passes).
-    n1 = client(cluster.addresses[0])
+    n1 = client(cluster, 0)
     eventually(lambda: n1.deposit("after", 1).position > 0
                and seen_by_peer(cluster, 0) > copy_commits,
                what="a peer sees n1 commit past the copy")
@@ -117,7 +117,7 @@ def test_a_directory_restored_from_an_older_copy_is_refused_until_recovered(
         shutil.copytree(copy, data_dir)
 
     lose_and_recover(cluster, restore, refusal="restored from an older copy")
-    assert client(cluster.addresses[0]).balance("before").balance == 5
+    assert client(cluster, 0).balance("before").balance == 5
 
 
 def commits_of(data_dir: pathlib.Path) -> int:
@@ -131,7 +131,9 @@ def commits_of(data_dir: pathlib.Path) -> int:
 def seen_by_peer(cluster: ProcessCluster, index: int) -> int:
     """The highest commit count of node `index` another member has seen."""
     node = cluster.nodes[index]
-    with grpc.insecure_channel(cluster.addresses[(index + 1) % 3]) as channel:
+    # Asked as the node itself: only members' certificates may call the peer service.
+    as_member = Security(load_member(cluster.tls_dir, node.node_id))
+    with as_member.channel(cluster.addresses[(index + 1) % 3]) as channel:
         reply = pb_grpc.ReplicaStub(channel).Identify(pb.IdentifyRequest(
             cluster_fingerprint=ClusterConfig.parse(cluster.cluster_flag).fingerprint,
             node_id=node.node_id), timeout=5)
@@ -142,9 +144,10 @@ def test_a_backup_taken_while_running_is_restored_through_recover(
     own_cluster: ProcessCluster, tmp_path: pathlib.Path,
 ) -> None:
     cluster = own_cluster
-    client(cluster.addresses[0]).open_account("before", 7)
+    client(cluster, 0).open_account("before", 7)
     backup = tmp_path / "n1-backup"
-    made = ledger("backup", "--server", cluster.addresses[0], "--out", str(backup))
+    made = ledger("backup", "--server", cluster.addresses[0], "--out", str(backup),
+                  env=cluster.client_env)
     assert made.returncode == 0, made.stderr
 
     def restore(data_dir: pathlib.Path) -> None:
@@ -153,14 +156,14 @@ def test_a_backup_taken_while_running_is_restored_through_recover(
 
     # As the Kubernetes init container runs it: it recovers because serve would refuse.
     lose_and_recover(cluster, restore, "restored from a backup", "--if-needed")
-    assert client(cluster.addresses[0]).balance("before").balance == 7
+    assert client(cluster, 0).balance("before").balance == 7
 
 
 def test_recover_if_needed_leaves_a_healthy_directory_alone(
     own_cluster: ProcessCluster,
 ) -> None:
     cluster = own_cluster
-    client(cluster.addresses[0]).open_account("acct", 1)
+    client(cluster, 0).open_account("acct", 1)
     cluster.terminate(0)
     before = (cluster.nodes[0].data_dir / "data.mdb").read_bytes()
     result = ledger("recover", *node_flags(cluster, 0), "--if-needed")
@@ -168,7 +171,7 @@ def test_recover_if_needed_leaves_a_healthy_directory_alone(
     assert "needs no recovery" in result.stdout
     assert (cluster.nodes[0].data_dir / "data.mdb").read_bytes() == before
     cluster.start_node(0)
-    eventually(lambda: converged(cluster.addresses), what="n1 serves as before")
+    eventually(lambda: converged(cluster), what="n1 serves as before")
 
 
 def start_when_recovered(cluster: ProcessCluster,
@@ -185,7 +188,7 @@ def start_when_recovered(cluster: ProcessCluster,
 def test_two_of_five_nodes_wiped_at_once_recover_together(tmp_path: pathlib.Path) -> None:
     # Each recovery needs every other member's answer: the two answer each other.
     with ProcessCluster(tmp_path / "five", 5) as cluster:
-        bank = client(cluster.addresses[4], timeout_s=5)
+        bank = client(cluster, 4, timeout_s=5)
         bank.open_account(ACCOUNT, 0)
         writer = Writer(bank, ACCOUNT, WRITES)
         try:
@@ -212,7 +215,7 @@ def test_recovery_is_refused_when_a_majority_lost_its_state(
     own_cluster: ProcessCluster,
 ) -> None:
     cluster = own_cluster
-    client(cluster.addresses[2]).open_account(ACCOUNT, 1)
+    client(cluster, 2).open_account(ACCOUNT, 1)
     for index in (0, 1):
         cluster.kill(index)
         shutil.rmtree(cluster.nodes[index].data_dir)

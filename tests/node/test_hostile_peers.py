@@ -12,6 +12,7 @@ from ledger.client import LedgerClient, Unavailable
 from ledger.node import peer_codec
 from ledger.paxos import Ballot, Prepare
 from ledger.paxos.ballot import NULL_BALLOT
+from ledger.security.tls import INSECURE
 from ledger.storage.memory import MemoryStore
 from ledger.v1 import replica_pb2 as pb
 from ledger.v1 import replica_pb2_grpc as pb_grpc
@@ -98,7 +99,7 @@ async def test_a_promise_to_a_non_member_never_becomes_the_leader_hint(servers: 
     addresses = [servers.address(index) for index in range(3)]
 
     def write() -> int:  # a blocking client: off the loop the nodes run on
-        with LedgerClient(addresses, timeout_s=10) as bank:
+        with LedgerClient(addresses, timeout_s=10, security=INSECURE) as bank:
             bank.open_account("hinted", 10)
             return bank.deposit("hinted", 5).balance
 
@@ -129,7 +130,7 @@ async def test_conflicting_chosen_values_quarantine_one_account_not_the_node(
     addresses = [servers.address(index) for index in range(3)]
 
     def open_accounts() -> None:
-        with LedgerClient(addresses, timeout_s=10) as bank:
+        with LedgerClient(addresses, timeout_s=10, security=INSECURE) as bank:
             bank.open_account("contested", 100)
             bank.open_account("bystander", 7)
 
@@ -149,7 +150,7 @@ async def test_conflicting_chosen_values_quarantine_one_account_not_the_node(
     assert node._driver_task is not None and not node._driver_task.done()
 
     def use_node_0() -> tuple[str, int]:
-        with LedgerClient([addresses[0]], timeout_s=3) as bank:
+        with LedgerClient([addresses[0]], timeout_s=3, security=INSECURE) as bank:
             try:
                 bank.deposit("contested", 5)
             except Unavailable as refused:
@@ -161,7 +162,7 @@ async def test_conflicting_chosen_values_quarantine_one_account_not_the_node(
     assert bystander == 8
 
     def use_the_others() -> int:  # the other replicas still serve the account
-        with LedgerClient(addresses[1:], timeout_s=10) as bank:
+        with LedgerClient(addresses[1:], timeout_s=10, security=INSECURE) as bank:
             return bank.deposit("contested", 5).balance
 
     assert await asyncio.to_thread(use_the_others) == 105

@@ -26,9 +26,10 @@ def invoke(args: Sequence[str], input: str | None = None,
                               catch_exceptions=False)
 
 
-def invoke_ledger(args: Sequence[str]) -> Result:
-    """`ledger ARGS` in-process."""
-    return CliRunner().invoke(ledger_main, list(args), env={"LEDGER_SERVERS": None},
+def invoke_ledger(args: Sequence[str], env: Mapping[str, str | None] | None = None) -> Result:
+    """`ledger ARGS` in-process; LEDGER_SERVERS is unset unless `env` sets it."""
+    environment: dict[str, str | None] = {"LEDGER_SERVERS": None, **(env or {})}
+    return CliRunner().invoke(ledger_main, list(args), env=environment,
                               catch_exceptions=False)
 
 
@@ -41,13 +42,14 @@ def run(command: Sequence[str], env: Mapping[str, str] | None = None,
                           timeout=timeout_s)
 
 
-def ledger(*args: str, timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
-    """`ledger ARGS` as a real process."""
-    return run([*LEDGER, *args], timeout_s=timeout_s)
+def ledger(*args: str, timeout_s: float = 120, env: Mapping[str, str] | None = None
+           ) -> subprocess.CompletedProcess[str]:
+    """`ledger ARGS` as a real process (with `env` added to this one's environment)."""
+    return run([*LEDGER, *args], env=env, timeout_s=timeout_s)
 
 
 def node_flags(cluster: ProcessCluster, index: int) -> list[str]:
     """The flags `ledger serve` and `ledger recover` take for node `index` of `cluster`."""
     node = cluster.nodes[index]
     return ["--node-id", node.node_id, "--data-dir", str(node.data_dir),
-            "--cluster", cluster.cluster_flag]
+            "--cluster", cluster.cluster_flag, *cluster.security_flags()]

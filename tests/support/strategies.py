@@ -9,6 +9,8 @@ from ledger.accounts import MAX_AMOUNT, MAX_BALANCE, AccountState, Kind, Operati
 # A handful of request ids, so that reuse (the interesting case) is frequent.
 request_ids = st.sampled_from([f"r{i}" for i in range(8)])
 memos = st.sampled_from(["", "salary", "rent"])
+# "": recorded before principals were (or written inside the node).
+principals = st.sampled_from(["", "anonymous", "alice@bank.example", "n1"])
 # Small amounts make refusals and exact-zero balances likely; huge ones exercise the bounds.
 amounts = st.one_of(st.integers(1, 200), st.integers(1, MAX_AMOUNT))
 opening_balances = st.one_of(st.integers(0, 200), st.integers(0, MAX_AMOUNT))
@@ -20,7 +22,8 @@ def operations(draw: st.DrawFn) -> Operation:
                                  Kind.OPEN]))
     amount = draw(opening_balances if kind is Kind.OPEN else amounts)
     memo = "" if kind is Kind.OPEN else draw(memos)
-    return Operation(kind, amount, draw(request_ids), memo, draw(st.integers(0, 2**40)))
+    return Operation(kind, amount, draw(request_ids), memo, draw(st.integers(0, 2**40)),
+                     draw(principals))
 
 
 @st.composite
