@@ -92,4 +92,5 @@ def _report(made: Backup, data_dir: pathlib.Path | None) -> None:
                f"of node {identity.node_id} in {made.directory}")
     click.echo(f"to restore: stop the node, put {made.directory} in place of its data "
                f"directory {target}, run `ledger recover --node-id {identity.node_id} "
-               f"--data-dir {target} --cluster {cluster}`, then `ledger serve`")
+               f"--data-dir {target} --cluster {cluster} --tls-dir TLS_DIR`, then `ledger "
+               f"serve`")

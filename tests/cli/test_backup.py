@@ -195,7 +195,8 @@ def test_a_running_node_is_backed_up_while_it_takes_writes(
     assert f"a backup of node {node.node_id} in {out}" in result.output
     assert (f"to restore: stop the node, put {out} in place of its data directory DATA_DIR, "
             f"run `ledger recover --node-id {node.node_id} --data-dir DATA_DIR --cluster "
-            f"{shared_cluster.cluster_flag}`, then `ledger serve`") in result.output
+            f"{shared_cluster.cluster_flag} --tls-dir TLS_DIR`, then `ledger serve`"
+            ) in result.output
 
 
 @pytest.mark.xdist_group("processes")
@@ -225,7 +226,8 @@ def test_a_stopped_nodes_data_directory_is_backed_up_and_left_as_it_was(
     out = tmp_path / "backup"
     result = invoke_ledger(["backup", "--data-dir", str(stopped.data_dir), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert f"--data-dir {stopped.data_dir} --cluster {own_cluster.cluster_flag}`" in result.output
+    assert (f"--data-dir {stopped.data_dir} --cluster {own_cluster.cluster_flag} --tls-dir "
+            "TLS_DIR`") in result.output
 
     assert sha256(stopped.data_dir / "data.mdb") == source_bytes
     with opened(stopped.data_dir) as source:

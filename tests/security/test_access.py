@@ -121,25 +121,45 @@ def _accounts(cluster: ProcessCluster) -> list[str]:
         return reader.list_accounts()
 
 
-def test_a_certificate_naming_no_principal_is_unauthenticated(cluster: ProcessCluster,
-                                                              tmp_path: pathlib.Path) -> None:
-    """Signed by the cluster's own CA, but without the principal's URIs: the handshake
-    passes, every call is refused UNAUTHENTICATED."""
+def signed_by_the_cluster_ca(cluster: ProcessCluster, valid_from: datetime.timedelta,
+                             valid_for: datetime.timedelta,
+                             uris: tuple[str, ...] = ()) -> Security:
+    """A client certificate the cluster's CA signs, made by hand: what `certs issue`
+    would never make (no principal, already expired)."""
     ca_certificate, ca_key = certs.load_ca(cluster.tls_dir)
     key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    bare = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "bare")]))
-            .issuer_name(ca_certificate.subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .sign(ca_key, hashes.SHA256()))
-    nameless = Security(TlsMaterial((cluster.tls_dir / "ca.pem").read_bytes(),
-                                    certs.pem_of(bare), certs.key_pem(key)))
+    start = datetime.datetime.now(datetime.UTC) + valid_from
+    builder = (x509.CertificateBuilder()
+               .subject_name(x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME,
+                                                           "hand-made")]))
+               .issuer_name(ca_certificate.subject).public_key(key.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(start).not_valid_after(start + valid_for))
+    if uris:
+        builder = builder.add_extension(x509.SubjectAlternativeName(
+            [x509.UniformResourceIdentifier(uri) for uri in uris]), critical=False)
+    made = builder.sign(ca_key, hashes.SHA256())
+    return Security(TlsMaterial((cluster.tls_dir / "ca.pem").read_bytes(),
+                                certs.pem_of(made), certs.key_pem(key)))
+
+
+def test_a_certificate_naming_no_principal_is_unauthenticated(cluster: ProcessCluster) -> None:
+    """Signed by the cluster's own CA, but without the principal's URIs: the handshake
+    passes, every call is refused UNAUTHENTICATED."""
+    nameless = signed_by_the_cluster_ca(cluster, -datetime.timedelta(minutes=5),
+                                        datetime.timedelta(days=1))
     with bank(cluster, nameless, index=0) as caller, pytest.raises(Unauthenticated) as refused:
         caller.open_account("nameless", 5)
     assert "names no usable principal" in str(refused.value)
+
+
+def test_an_expired_certificate_fails_the_handshake(cluster: ProcessCluster) -> None:
+    expired = signed_by_the_cluster_ca(
+        cluster, -datetime.timedelta(days=2), datetime.timedelta(days=1),
+        ("urn:ledger:name:late", "urn:ledger:role:teller"))
+    with bank(cluster, expired, timeout_s=2) as late, pytest.raises(Unavailable):
+        late.open_account("expired", 5)
+    assert "expired" not in _accounts(cluster)
 
 
 # ------------------------------------------------------------------ roles
