@@ -145,5 +145,7 @@ def handshake_hint(details: str) -> str | None:
     lowered = details.lower()
     if any(word in lowered for word in ("ssl", "tls", "handshake", "certificate",
                                         "socket closed", "connection reset")):
-        return f"the TLS handshake failed: {HOW_TO_AUTHENTICATE}"
+        return ("the node closed the connection, as it does when it refuses the TLS "
+                "handshake (no certificate, one from another CA, an expired one, or "
+                f"plaintext against TLS): {HOW_TO_AUTHENTICATE}")
     return None

@@ -77,8 +77,11 @@ def history(cluster: ProcessCluster, account: str) -> list[tuple[str, int, str]]
 
 
 def test_a_plaintext_client_is_turned_away(cluster: ProcessCluster) -> None:
-    with bank(cluster, INSECURE, timeout_s=2) as plaintext, pytest.raises(Unavailable):
+    with (bank(cluster, INSECURE, timeout_s=2) as plaintext,
+          pytest.raises(Unavailable) as refused):
         plaintext.balance("nobody")
+    assert "refuses the TLS handshake" in str(refused.value)  # and says what to set:
+    assert "set LEDGER_CA, LEDGER_CERT and LEDGER_KEY" in str(refused.value)
 
 
 def test_a_client_without_a_certificate_fails_the_handshake(cluster: ProcessCluster) -> None:
