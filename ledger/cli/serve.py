@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import pathlib
@@ -98,6 +97,7 @@ def serve(
         level=log_level.upper(),
         format=f"%(asctime)s %(levelname)s node={node_id} %(name)s: %(message)s",
     )
+    from ledger.server.event_loop import run as run_loop
     from ledger.server.node_server import serve as run
 
     try:
@@ -105,10 +105,10 @@ def serve(
         if profile_to:
             import cProfile
 
-            cProfile.runctx("asyncio.run(run(config))", globals(), locals(),
+            cProfile.runctx("run_loop(run(config))", globals(), locals(),
                             f"{profile_to}.{node_id}")
         else:
-            asyncio.run(run(config))
+            run_loop(run(config))
     except (IdentityMismatch, RecoveryRequired, RecoverError, RevocationListError) as error:
         raise click.ClickException(str(error)) from error
     except NodeFailed as error:
