@@ -1,11 +1,18 @@
 """The load generator, the same for the ledger and for etcd; run as its own process.
 
     python -m ledger.bench.load --system ledger --server H:P --mode spread --seconds 10
+    python -m ledger.bench.load --system ledger --server H1:P1,H2:P2,H3:P3 --mode any-node
 
 The ledger is dialled as any client dials it: mutual TLS with --ca/--cert/--key (or
 LEDGER_CA, LEDGER_CERT, LEDGER_KEY), plaintext only with --insecure (LEDGER_INSECURE=1).
 
-Modes: `spread` (deposits over --accounts accounts), `hot` (one account), `batch`
+--server may be repeated or list several addresses separated by commas; a channel is
+opened to each. The accounts are opened, and every mode but `any-node` sends all its
+calls, through the first.
+
+Modes: `spread` (deposits over --accounts accounts), `any-node` (the same deposits, each
+sent to one of the --server addresses picked at random, seeded by --seed: the client
+does not follow leader hints, the nodes forward), `hot` (one account), `batch`
 (ledger Submit calls of --batch deposits). etcd does what a bank app on etcd would:
 one Txn per deposit comparing the key's mod_revision with the revision the client
 last saw and putting the new balance, re-reading only after a lost compare (the
@@ -18,6 +25,7 @@ import argparse
 import asyncio
 import json
 import pathlib
+import random
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -53,10 +61,15 @@ def account_name(index: int) -> str:
 
 
 class LedgerTarget:
-    def __init__(self, address: str, security: Security) -> None:
-        self.channel = security.aio_channel(address)
-        self.stub = pb_grpc.LedgerStub(self.channel)
+    def __init__(self, addresses: list[str], security: Security) -> None:
+        self.channels = [security.aio_channel(address) for address in addresses]
+        self.stubs = [pb_grpc.LedgerStub(channel) for channel in self.channels]
+        self.stub = self.stubs[0]
         self.counter = 0
+
+    @property
+    def nodes(self) -> int:
+        return len(self.stubs)
 
     async def prepare(self, accounts: int) -> None:
         for start in range(0, accounts, 5_000):
@@ -69,8 +82,8 @@ class LedgerTarget:
         self.counter += 1
         return f"bench-{time.monotonic_ns()}-{self.counter}"
 
-    async def deposit(self, account: int, results: Results) -> int:
-        await self.stub.Deposit(pb.DepositRequest(
+    async def deposit(self, account: int, results: Results, node: int = 0) -> int:
+        await self.stubs[node].Deposit(pb.DepositRequest(
             account_id=account_name(account), amount=1, request_id=self._request_id()),
             timeout=30)
         return 1
@@ -84,16 +97,18 @@ class LedgerTarget:
         return len(ops)
 
     async def close(self) -> None:
-        await self.channel.close()
+        for channel in self.channels:
+            await channel.close()
 
 
 class EtcdTarget:
-    def __init__(self, address: str, generated: pathlib.Path) -> None:
+    def __init__(self, addresses: list[str], generated: pathlib.Path) -> None:
         from ledger.bench.etcd import import_rpc
 
         self.pb, rpc_grpc = import_rpc(generated)
-        self.channel = grpc.aio.insecure_channel(address)
-        self.kv = rpc_grpc.KVStub(self.channel)
+        self.channels = [grpc.aio.insecure_channel(address) for address in addresses]
+        self.kvs = [rpc_grpc.KVStub(channel) for channel in self.channels]
+        self.kv = self.kvs[0]
         self.cache: dict[int, tuple[int, int]] = {}  # account -> (balance, mod_revision)
 
     async def prepare(self, accounts: int) -> None:
@@ -102,7 +117,11 @@ class EtcdTarget:
                                                          value=b"0"), timeout=30)
             self.cache[i] = (0, reply.header.revision)
 
-    async def deposit(self, account: int, results: Results) -> int:
+    @property
+    def nodes(self) -> int:
+        return len(self.kvs)
+
+    async def deposit(self, account: int, results: Results, node: int = 0) -> int:
         key = account_name(account).encode()
         while True:
             balance, revision = self.cache[account]
@@ -112,8 +131,8 @@ class EtcdTarget:
             put = self.pb.RequestOp(request_put=self.pb.PutRequest(
                 key=key, value=str(balance + 1).encode()))
             read = self.pb.RequestOp(request_range=self.pb.RangeRequest(key=key))
-            reply = await self.kv.Txn(self.pb.TxnRequest(compare=[compare], success=[put],
-                                                         failure=[read]), timeout=30)
+            reply = await self.kvs[node].Txn(self.pb.TxnRequest(
+                compare=[compare], success=[put], failure=[read]), timeout=30)
             if reply.succeeded:
                 self.cache[account] = (balance + 1, reply.header.revision)
                 return 1
@@ -125,12 +144,16 @@ class EtcdTarget:
         raise NotImplementedError("etcd has no batch API here; compare with its unary figure")
 
     async def close(self) -> None:
-        await self.channel.close()
+        for channel in self.channels:
+            await channel.close()
 
 
 async def drive(target: LedgerTarget | EtcdTarget, mode: str, accounts: int, in_flight: int,
-                seconds: float, batch: int) -> dict[str, float]:
+                seconds: float, batch: int, seed: int = 0) -> dict[str, float]:
+    """Run the load; its summary, with `nodes_used`: how many addresses got calls."""
     results = Results()
+    pick = random.Random(seed)
+    calls = [0] * target.nodes
     await target.prepare(1 if mode == "hot" else accounts)
     deadline = time.monotonic() + seconds
     cursor = 0
@@ -151,7 +174,9 @@ async def drive(target: LedgerTarget | EtcdTarget, mode: str, accounts: int, in_
                 call = target.batch(next_accounts(batch), results)
             else:
                 (one,) = next_accounts(1)
-                call = target.deposit(one, results)
+                node = pick.randrange(target.nodes) if mode == "any-node" else 0
+                calls[node] += 1
+                call = target.deposit(one, results, node)
             try:
                 done = await call
             except grpc.RpcError:
@@ -163,6 +188,7 @@ async def drive(target: LedgerTarget | EtcdTarget, mode: str, accounts: int, in_
     started = time.monotonic()
     await asyncio.gather(*(worker() for _ in range(in_flight)))
     summary = results.summary(time.monotonic() - started)
+    summary["nodes_used"] = sum(1 for count in calls if count) or 1  # batch: the first
     await target.close()
     return summary
 
@@ -178,11 +204,21 @@ def ledger_security(parser: argparse.ArgumentParser, args: argparse.Namespace) -
         parser.error(str(error))
 
 
+def server_addresses(values: list[str]) -> list[str]:
+    """--server's values, each one address or several separated by commas, in order."""
+    return [address.strip() for value in values for address in value.split(",")
+            if address.strip()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--system", choices=("ledger", "etcd"), required=True)
-    parser.add_argument("--server", required=True, help="HOST:PORT to send everything to")
-    parser.add_argument("--mode", choices=("spread", "hot", "batch"), default="spread")
+    parser.add_argument("--server", required=True, action="append",
+                        help="HOST:PORT; repeat it or separate several with commas (the "
+                             "first gets every call unless --mode any-node)")
+    parser.add_argument("--mode", choices=("spread", "any-node", "hot", "batch"),
+                        default="spread")
+    parser.add_argument("--seed", type=int, default=0, help="any-node's random node choice")
     parser.add_argument("--accounts", type=int, default=1_000)
     parser.add_argument("--in-flight", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -197,14 +233,17 @@ def main() -> None:
     if args.system == "etcd" and args.etcd_protos is None:
         parser.error("--etcd-protos is required for etcd")
     security = ledger_security(parser, args)
+    addresses = server_addresses(args.server)
+    if not addresses:
+        parser.error("--server names no address")
 
     async def run() -> dict[str, float]:
         # Channels belong to the loop they are made on: make them inside it.
         target: LedgerTarget | EtcdTarget = (
-            LedgerTarget(args.server, security) if args.system == "ledger"
-            else EtcdTarget(args.server, args.etcd_protos))
+            LedgerTarget(addresses, security) if args.system == "ledger"
+            else EtcdTarget(addresses, args.etcd_protos))
         return await drive(target, args.mode, args.accounts, args.in_flight, args.seconds,
-                           args.batch)
+                           args.batch, args.seed)
 
     print(json.dumps(asyncio.run(run())))
 

@@ -7,6 +7,11 @@ ledger/etcd ratio, plus CPU seconds per 1,000 writes on each side's servers.
 The ledger serves mutual TLS, as it does unless started --insecure; with
 --vs-insecure a second, plaintext cluster takes the same load in the same rounds, and
 a second table shows what TLS costs (TLS / insecure).
+
+`any-node` sends each write to one of the three nodes (etcd: members) at random, as a
+client that ignores leader hints would; every other scenario sends everything to the
+first. With a Profiler (--profile), py-spy watches the TLS ledger's first node during
+each scenario's first round (ledger.bench.spy).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from ledger.bench.spy import Profiler
 from ledger.tools.localcluster import READY_TIMEOUT_S, ProcessCluster, free_ports
 
 Say = Callable[[str], None]
@@ -41,6 +47,7 @@ class Scenario:
 SCENARIOS = {
     "single": Scenario("1 in flight", "spread", 1),
     "spread": Scenario("64 in flight, 1,000 accounts", "spread", 64),
+    "any-node": Scenario("64 in flight, 1,000 accounts, any node", "any-node", 64),
     "hot": Scenario("64 in flight, one hot account", "hot", 64),
     "batch": Scenario("batch API (Submit of 2,000), 4 in flight", "batch", 4, etcd=False),
 }
@@ -62,28 +69,41 @@ class System:
 
     name: str  # its key in the report: ledger (TLS) | insecure | etcd | floor
     kind: str  # the load generator's --system: ledger | etcd
-    address: str
-    pids: tuple[int, ...]
+    addresses: tuple[str, ...]  # every node (etcd: member); the first takes the load
+    pids: tuple[int, ...]  # the first is the first address's server
     flags: tuple[str, ...]  # for the load generator: TLS settings, or etcd's protos
     every_scenario: bool = True  # False: only scenarios with an etcd twin
 
     def runs(self, scenario: Scenario) -> bool:
         return self.every_scenario or scenario.etcd
 
+    @property
+    def address(self) -> str:
+        return self.addresses[0]
+
 
 def ledger_system(name: str, cluster: ProcessCluster) -> System:
     pids = tuple(n.process.pid for n in cluster.nodes if n.process is not None)
-    return System(name, "ledger", cluster.addresses[0], pids, tuple(cluster.client_flags()))
+    return System(name, "ledger", tuple(cluster.addresses), pids,
+                  tuple(cluster.client_flags()))
 
 
-def run_load(system: System, scenario: Scenario, seconds: float) -> dict[str, float]:
+def load_timeout_s(seconds: float) -> float:
+    return seconds * 10 + 300
+
+
+def run_load(system: System, scenario: Scenario, seconds: float,
+             watch: contextlib.AbstractContextManager[None] | None = None) -> dict[str, float]:
+    """One run of the load generator against `system`, inside `watch` (a profiler)."""
     command = [sys.executable, "-m", "ledger.bench.load", "--system", system.kind,
-               "--server", system.address, "--mode", scenario.mode, "--accounts",
-               str(scenario.accounts), "--in-flight", str(scenario.in_flight),
+               "--server", ",".join(system.addresses), "--mode", scenario.mode,
+               "--accounts", str(scenario.accounts), "--in-flight", str(scenario.in_flight),
                "--seconds", str(seconds), *system.flags]
     pids = list(system.pids)
     before = cpu_seconds(pids)
-    result = subprocess.run(command, capture_output=True, text=True, timeout=seconds * 10 + 300)
+    with watch or contextlib.nullcontext():
+        result = subprocess.run(command, capture_output=True, text=True,
+                                timeout=load_timeout_s(seconds))
     if result.returncode != 0:
         raise RuntimeError(f"the {system.name} load generator failed: {result.stderr[-2000:]}")
     summary: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
@@ -106,7 +126,7 @@ def start_etcd(stack: contextlib.ExitStack, base: pathlib.Path, say: Say) -> Sys
     stack.callback(etcd.stop)  # before start: a member that did not come up is stopped too
     etcd.start(protos)
     say(f"etcd 3.4 cluster on {','.join(etcd.addresses)}")
-    return System("etcd", "etcd", etcd.addresses[0], tuple(etcd.pids()),
+    return System("etcd", "etcd", tuple(etcd.addresses), tuple(etcd.pids()),
                   ("--etcd-protos", str(protos)), every_scenario=False)
 
 
@@ -125,7 +145,7 @@ def start_systems(stack: contextlib.ExitStack, base: pathlib.Path, say: Say, vs_
         systems.append(start_etcd(stack, base, say))
     if floor:
         server = stack.enter_context(FloorServer())
-        systems.append(System("floor", "ledger", server.address, (server.pid,),
+        systems.append(System("floor", "ledger", (server.address,), (server.pid,),
                               ("--insecure",)))  # the floor serves plaintext only
     return systems
 
@@ -141,8 +161,28 @@ def round_order(systems: list[System], round_: int) -> list[System]:
     return order
 
 
+def profile_title(name: str, scenario: Scenario, pid: int) -> str:
+    title = (f"profile of {name} ({scenario.name}): node 1 of the TLS ledger (pid {pid}), "
+             "first round")
+    if scenario.mode == "any-node":
+        title += ("\n  any-node: the clients send node 1 only a third of the writes; nodes 2 "
+                  "and 3 take the rest and forward those of accounts they do not lead")
+    return title
+
+
+def profile_watch(profiler: Profiler | None, name: str, scenario: Scenario, system: System,
+          round_: int, seconds: float) -> contextlib.AbstractContextManager[None] | None:
+    """The profiler around this run if it is the TLS ledger's first round, else None."""
+    if profiler is None or round_ != 0 or system.name != "ledger":
+        return None
+    pid = system.pids[0]  # node 1: it takes the load (a third of it under any-node)
+    return profiler.watch(name, profile_title(name, scenario, pid), pid,
+                          load_timeout_s(seconds))
+
+
 def run_bench(say: Say, seconds: float, rounds: int, names: list[str], vs_etcd: bool,
-              floor: bool = False, vs_insecure: bool = False) -> dict:  # type: ignore[type-arg]
+              floor: bool = False, vs_insecure: bool = False,
+              profiler: Profiler | None = None) -> dict:  # type: ignore[type-arg]
     """Run every scenario; returns {scenario: {"ledger": summary, "etcd": ..., "floor": ...,
     "insecure": ...}}, each the medians over the rounds.
 
@@ -150,7 +190,8 @@ def run_bench(say: Say, seconds: float, rounds: int, names: list[str], vs_etcd: 
     With `vs_insecure`, a second cluster started --insecure (plaintext) takes the same
     load, alternating with it round by round: what TLS costs. With `floor`, a do-nothing
     Python gRPC server (ledger.bench.floor) takes the same load too: what the gRPC server
-    alone costs, without consensus or disk.
+    alone costs, without consensus or disk. With `profiler`, py-spy watches the TLS
+    ledger's first node during each scenario's first round (see `profiler.recordings`).
     """
     report: dict[str, dict[str, dict[str, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="ledger-bench-") as base_text, \
@@ -163,7 +204,10 @@ def run_bench(say: Say, seconds: float, rounds: int, names: list[str], vs_etcd: 
             for round_ in range(rounds):
                 for system in round_order(systems, round_):
                     if system.runs(scenario):
-                        runs[system.name].append(run_load(system, scenario, seconds))
+                        runs[system.name].append(run_load(
+                            system, scenario, seconds,
+                            profile_watch(profiler, name, scenario, system, round_,
+                                          seconds)))
                 say(f"  {scenario.name}: round {round_ + 1}/{rounds} done")
             report[name] = {
                 system: {key: median(done, key) for key in done[0]}
@@ -197,8 +241,12 @@ class FloorServer:
             self._process.wait()
 
 
+#: The width of the tables' first column: the longest label.
+LABEL = max(len(s.name) for s in SCENARIOS.values()) + len(": CPU s / 1,000 writes") + 2
+
+
 def table(report: dict) -> str:  # type: ignore[type-arg]
-    lines = [f"{'figure':<46}{'ledger':>12}{'etcd':>12}{'ratio':>9}"]
+    lines = [f"{'figure':<{LABEL}}{'ledger':>12}{'etcd':>12}{'ratio':>9}"]
     etcd_spread = report.get("spread", {}).get("etcd")
     for name, systems in report.items():
         scenario = SCENARIOS[name]
@@ -216,7 +264,7 @@ def table(report: dict) -> str:  # type: ignore[type-arg]
             if theirs:
                 value = ledger[key] / theirs if higher_is_better else theirs / ledger[key]
                 ratio = f"{value:.2f}x"
-            lines.append(f"{scenario.name + ': ' + label:<46}{ledger[key]:>12.2f}"
+            lines.append(f"{scenario.name + ': ' + label:<{LABEL}}{ledger[key]:>12.2f}"
                          f"{(f'{theirs:.2f}' if theirs is not None else '-'):>12}{ratio:>9}")
     lines.append("ratio: how many times better the ledger does (higher is better for it)")
     floors = [(SCENARIOS[name].name, systems["floor"]) for name, systems in report.items()
@@ -253,12 +301,12 @@ def tls_table(report: dict) -> list[str]:  # type: ignore[type-arg]
     if not ratios:
         return []
     lines = ["TLS against plaintext: the same load on a cluster started --insecure",
-             f"{'figure':<46}{'TLS':>12}{'insecure':>12}{'ratio':>9}"]
+             f"{'figure':<{LABEL}}{'TLS':>12}{'insecure':>12}{'ratio':>9}"]
     for name, by_key in ratios.items():
         tls, plain = report[name]["ledger"], report[name]["insecure"]
         for key, label in TLS_FIGURES:
             ratio = f"{by_key[key]:.2f}x" if key in by_key else ""
-            lines.append(f"{SCENARIOS[name].name + ': ' + label:<46}{tls[key]:>12.2f}"
+            lines.append(f"{SCENARIOS[name].name + ': ' + label:<{LABEL}}{tls[key]:>12.2f}"
                          f"{plain[key]:>12.2f}{ratio:>9}")
     lines.append("ratio: TLS / insecure (writes/s under 1x, latency and CPU over 1x: what "
                  "TLS costs)")

@@ -2,8 +2,9 @@
 
 No timing is asserted (speed is for the benchmark to report); the test holds the
 benchmark to doing what it says: writes acknowledged without errors, by the TLS
-cluster and by the plaintext one it is compared with, the floor server answering the
-same load, a restarted node serving, a lagging node holding every entry it missed.
+cluster and by the plaintext one it is compared with, sent to every node at random
+under any-node, the floor server answering the same load, a restarted node serving, a
+lagging node holding every entry it missed.
 """
 
 from __future__ import annotations
@@ -13,22 +14,23 @@ import pathlib
 import subprocess
 import sys
 
-from ledger.bench.runner import System, round_order, table, tls_ratios
+from ledger.bench.load import server_addresses
+from ledger.bench.runner import SCENARIOS, System, round_order, table, tls_ratios
 from ledger.tools.localcluster import ProcessCluster
 
 
 def test_the_benchmark_measures_every_figure_from_real_work() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "ledger", "bench", "--seconds", "1", "--rounds", "1",
-         "--scenarios", "single,batch", "--floor", "--vs-insecure", "--restart-entries", "3000",
-         "--catch-up-entries", "2000", "--json"],
+         "--scenarios", "single,any-node,batch", "--floor", "--vs-insecure",
+         "--restart-entries", "3000", "--catch-up-entries", "2000", "--json"],
         capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout)
     load, recovery = report["load"], report["recovery"]
-    assert set(load) == {"single", "batch"}
-    for name in ("single", "batch"):
+    assert set(load) == {"single", "any-node", "batch"}
+    for name in ("single", "any-node", "batch"):
         ledger = load[name]["ledger"]
         assert ledger["operations"] > 0 and ledger["errors"] == 0, ledger
         assert ledger["p50_ms"] > 0 and ledger["cpu_s_per_1000"] > 0
@@ -38,6 +40,12 @@ def test_the_benchmark_measures_every_figure_from_real_work() -> None:
         assert plain["operations"] > 0 and plain["errors"] == 0, plain
         assert set(report["tls_over_insecure"][name]) == {
             "throughput", "p50_ms", "p99_ms", "cpu_s_per_1000"}
+    # any-node sends to all three nodes of each ledger cluster; everything else to the
+    # first (the floor has only one).
+    assert load["any-node"]["ledger"]["nodes_used"] == 3
+    assert load["any-node"]["insecure"]["nodes_used"] == 3
+    assert load["any-node"]["floor"]["nodes_used"] == 1
+    assert load["single"]["ledger"]["nodes_used"] == 1
     assert "etcd" not in load["single"]  # only with --vs-etcd
     assert recovery["big_entries"] == 3000 and recovery["small_entries"] == 1000
     assert recovery["big_restart_s"] > 0 and recovery["big_rss_mib"] > 0
@@ -64,7 +72,7 @@ def test_the_tls_comparison_reports_each_figure_and_tls_over_insecure() -> None:
 
 
 def test_the_tls_and_the_plaintext_cluster_swap_places_every_other_round() -> None:
-    systems = [System(name, "ledger", "a:1", (), ()) for name in ("ledger", "insecure",
+    systems = [System(name, "ledger", ("a:1",), (), ()) for name in ("ledger", "insecure",
                                                                    "floor")]
     assert [s.name for s in round_order(systems, 0)] == ["ledger", "insecure", "floor"]
     assert [s.name for s in round_order(systems, 1)] == ["insecure", "ledger", "floor"]
@@ -80,3 +88,18 @@ def test_the_load_generator_dials_the_ledger_with_its_certificate_unless_insecur
         "--ca", str(certs.ca_path), "--cert", str(certs.certificate_path),
         "--key", str(certs.key_path)]
     assert ProcessCluster(tmp_path / "plain", 3, tls=False).client_flags() == ["--insecure"]
+
+
+def test_the_load_generator_takes_servers_repeated_or_comma_separated() -> None:
+    assert server_addresses(["h:1"]) == ["h:1"]
+    assert server_addresses(["h:1, h:2", "h:3", ","]) == ["h:1", "h:2", "h:3"]
+
+
+def test_any_node_is_a_default_scenario_with_its_own_name_in_the_table() -> None:
+    assert list(SCENARIOS) == ["single", "spread", "any-node", "hot", "batch"]
+    assert SCENARIOS["any-node"].name == "64 in flight, 1,000 accounts, any node"
+    assert (SCENARIOS["any-node"].mode, SCENARIOS["any-node"].in_flight) == ("any-node", 64)
+    report = {"any-node": {"ledger": summary(90, 11), "etcd": summary(45, 22)}}
+    first = table(report).splitlines()[1]
+    assert first.split() == ["64", "in", "flight,", "1,000", "accounts,", "any", "node:",
+                             "writes/s", "90.00", "45.00", "2.00x"]
