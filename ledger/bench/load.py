@@ -13,7 +13,8 @@ calls, through the first.
 Modes: `spread` (deposits over --accounts accounts), `any-node` (the same deposits, each
 sent to one of the --server addresses picked at random, seeded by --seed: the client
 does not follow leader hints, the nodes forward), `hot` (one account), `batch`
-(ledger Submit calls of --batch deposits). etcd does what a bank app on etcd would:
+(ledger Submit calls of --batch deposits), `client` (--in-flight threads calling
+`LedgerClient.deposit`, ledger.bench.client_load). etcd does what a bank app on etcd would:
 one Txn per deposit comparing the key's mod_revision with the revision the client
 last saw and putting the new balance, re-reading only after a lost compare (the
 client caches balances and revisions). Prints one JSON object with the results.
@@ -216,7 +217,7 @@ def main() -> None:
     parser.add_argument("--server", required=True, action="append",
                         help="HOST:PORT; repeat it or separate several with commas (the "
                              "first gets every call unless --mode any-node)")
-    parser.add_argument("--mode", choices=("spread", "any-node", "hot", "batch"),
+    parser.add_argument("--mode", choices=("spread", "any-node", "hot", "batch", "client"),
                         default="spread")
     parser.add_argument("--seed", type=int, default=0, help="any-node's random node choice")
     parser.add_argument("--accounts", type=int, default=1_000)
@@ -236,6 +237,15 @@ def main() -> None:
     addresses = server_addresses(args.server)
     if not addresses:
         parser.error("--server names no address")
+
+    if args.mode == "client":
+        if args.system != "ledger":
+            parser.error("--mode client is the ledger's Python client library: no etcd twin")
+        from ledger.bench.client_load import drive_client
+
+        print(json.dumps(drive_client(addresses, security, args.accounts, args.in_flight,
+                                      args.seconds)))
+        return
 
     async def run() -> dict[str, float]:
         # Channels belong to the loop they are made on: make them inside it.

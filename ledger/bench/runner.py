@@ -41,7 +41,7 @@ class Scenario:
     mode: str
     in_flight: int
     accounts: int = 1_000
-    etcd: bool = True  # etcd runs it too (the batch API has no etcd twin)
+    etcd: bool = True  # etcd runs it too (the batch API and the client library have no twin)
 
 
 SCENARIOS = {
@@ -50,6 +50,8 @@ SCENARIOS = {
     "any-node": Scenario("64 in flight, 1,000 accounts, any node", "any-node", 64),
     "hot": Scenario("64 in flight, one hot account", "hot", 64),
     "batch": Scenario("batch API (Submit of 2,000), 4 in flight", "batch", 4, etcd=False),
+    "client": Scenario("client library, 64 threads in one process", "client", 64,
+                       etcd=False),
 }
 
 
@@ -252,8 +254,8 @@ def table(report: dict) -> str:  # type: ignore[type-arg]
         scenario = SCENARIOS[name]
         ledger = systems["ledger"]
         etcd = systems.get("etcd")
-        if etcd is None and name == "batch":
-            etcd = etcd_spread  # the batch API against etcd's unary figure
+        if etcd is None and name in ("batch", "client"):
+            etcd = etcd_spread  # against etcd's unary figure
         for key, label, higher_is_better in (
             ("throughput", "writes/s", True), ("p50_ms", "p50 ms", False),
             ("p99_ms", "p99 ms", False), ("p999_ms", "p999 ms", False),
