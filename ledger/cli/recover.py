@@ -8,8 +8,9 @@ import pathlib
 import click
 
 from ledger.bank.state_machine import LedgerStateMachine
-from ledger.cli.security_options import node_tls_options
+from ledger.cli.security_options import node_tls_options, revocation_option
 from ledger.cli.serve import build_config
+from ledger.security.revocation import RevocationListError
 from ledger.server.recover import RecoverError, needs_recovery
 from ledger.server.recover import recover as run_recover
 from ledger.storage.base import StorageError
@@ -25,11 +26,13 @@ from ledger.storage.base import StorageError
               help="Answer other members' recoveries here instead of this node's --cluster "
                    "address (containers), as `ledger serve --listen`.")
 @node_tls_options
+@revocation_option
 @click.option("--if-needed", is_flag=True,
               help="Recover only if `ledger serve` would refuse the directory; else change "
                    "nothing and exit 0 (for an init container).")
 def recover(node_id: str, data_dir: pathlib.Path, cluster: str, listen: str | None,
-            if_needed: bool, tls_dir: pathlib.Path | None, insecure_node: bool) -> None:
+            if_needed: bool, tls_dir: pathlib.Path | None, insecure_node: bool,
+            revocation_list: pathlib.Path | None) -> None:
     """Make a node whose disk was lost, rolled back or damaged safe to serve again.
 
     Keeps the chosen values of the old directory that verify, registers a new
@@ -37,7 +40,8 @@ def recover(node_id: str, data_dir: pathlib.Path, cluster: str, listen: str | No
     a lost promise or vote may have touched, then exits 0: start the node with
     `ledger serve` as usual. The old directory is kept beside the new one, renamed.
     """
-    config = build_config(node_id, data_dir, cluster, listen, 1024, tls_dir, insecure_node)
+    config = build_config(node_id, data_dir, cluster, listen, 1024, tls_dir, insecure_node,
+                          revocation_list)
 
     def say(line: str) -> None:
         click.echo(line, err=True)
@@ -52,8 +56,9 @@ def recover(node_id: str, data_dir: pathlib.Path, cluster: str, listen: str | No
             say(f"recovering: {reason}")
         done = run_recover(config.node_id, str(config.data_dir), config.cluster,
                            LedgerStateMachine.TABLES, say, tls=config.tls,
+                           revocation_list=config.revocation_list,
                            bind_address=config.bind_address)
-    except (RecoverError, StorageError, OSError) as error:
+    except (RecoverError, StorageError, OSError, RevocationListError) as error:
         raise click.ClickException(f"recovery of node {node_id} failed: {error}") from error
     except KeyboardInterrupt:
         raise click.ClickException(

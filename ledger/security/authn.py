@@ -3,6 +3,7 @@ of a message), or ANONYMOUS on a node started with --insecure."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 
 from ledger.security.principal import ANONYMOUS, NotAPrincipal, Principal, principal_of_pem
@@ -41,6 +42,13 @@ class Authenticator:
         if isinstance(principal, NotAPrincipal):
             raise Unauthenticated(f"the client certificate names no usable principal: "
                                   f"{principal}")
+        self.check_still_valid(principal)
+        return principal
+
+    def check_still_valid(self, principal: Principal) -> None:
+        """Unauthenticated if `principal`'s certificate has since expired or been revoked
+        (a stream is checked again at each request: it may stay open for days)."""
+        if principal.not_after_s is not None and time.time() > principal.not_after_s:
+            raise Unauthenticated(f"the certificate of {principal.name} has expired")
         if self.revocations is not None and self.revocations.refuses(principal):
             raise Unauthenticated(f"the certificate of {principal.name} is revoked")
-        return principal

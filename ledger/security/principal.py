@@ -52,6 +52,7 @@ class Principal:
     name: str
     roles: frozenset[Role]
     serial: int | None = None  # the certificate's serial number (None: no certificate)
+    not_after_s: float | None = None  # when the certificate expires (Unix time)
 
     def has(self, role: Role) -> bool:
         return role in self.roles
@@ -86,6 +87,8 @@ def principal_of_certificate(certificate: x509.Certificate) -> Principal:
             ExtensionOID.SUBJECT_ALTERNATIVE_NAME).value
     except x509.ExtensionNotFound:
         raise NotAPrincipal("the certificate has no subject alternative names") from None
+    except ValueError as error:  # a malformed extension: the certificate is not read at all
+        raise NotAPrincipal(f"the certificate's extensions cannot be read: {error}") from None
     uris = names.get_values_for_type(x509.UniformResourceIdentifier)
     principal_names = [u[len(NAME_URI_PREFIX):] for u in uris if u.startswith(NAME_URI_PREFIX)]
     role_names = [u[len(ROLE_URI_PREFIX):] for u in uris if u.startswith(ROLE_URI_PREFIX)]
@@ -99,7 +102,8 @@ def principal_of_certificate(certificate: x509.Certificate) -> Principal:
         raise NotAPrincipal(str(error)) from None
     if not roles:
         raise NotAPrincipal(f"the certificate carries no role ({ROLE_URI_PREFIX}ROLE URIs)")
-    return Principal(name, roles, certificate.serial_number)
+    return Principal(name, roles, certificate.serial_number,
+                     certificate.not_valid_after_utc.timestamp())
 
 
 def principal_of_pem(pem: bytes) -> Principal:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import pathlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 
@@ -41,7 +41,7 @@ class TlsMaterial:
 
     ca: bytes
     certificate: bytes
-    key: bytes
+    key: bytes = field(repr=False)  # a secret: never in a repr, a log or a message
     certificate_path: str = ""  # for messages
 
     def channel_credentials(self) -> grpc.ChannelCredentials:

@@ -21,9 +21,10 @@ FORWARDED = ("ledger-forwarded", "1")
 class Forwarder:
     """Calls other nodes' Submit; a node that does not answer becomes Unavailable."""
 
-    def __init__(self, cluster: ClusterConfig, security: Security) -> None:
+    def __init__(self, cluster: ClusterConfig, security: Security, own_id: str) -> None:
         self._cluster = cluster
         self._security = security
+        self._own_id = own_id
         self._channels: dict[int, grpc.aio.Channel] = {}
         self._stubs: dict[int, pb_grpc.LedgerStub] = {}
 
@@ -40,9 +41,9 @@ class Forwarder:
                        ) -> list[TransactionResult | errors.LedgerError]:
         # Each write keeps the principal that asked for it (the leader honours this from
         # members only). A write made inside this node has none: it goes as this node's.
-        principals = [w.principal for w in writes]
+        principals = [w.principal or self._own_id for w in writes]
         request = pb.SubmitRequest(operations=[wire.batch_operation(w) for w in writes],
-                                   on_behalf_of=principals if all(principals) else [])
+                                   on_behalf_of=principals)
         try:
             reply = await self._stub(node).Submit(request, timeout=timeout_s,
                                                   metadata=(FORWARDED,))

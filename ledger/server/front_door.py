@@ -101,6 +101,15 @@ class Guard:
         set_current_principal(principal)
         return principal
 
+    async def still_valid(self, principal: Principal,
+                          context: grpc.aio.ServicerContext) -> None:
+        """Abort the call if `principal`'s certificate expired or was revoked meanwhile."""
+        try:
+            self.authenticator.check_still_valid(principal)
+        except Unauthenticated as error:
+            self.unauthenticated += 1
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(error))
+
 
 Unary = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 Streaming = Callable[[AsyncIterator[Any], grpc.aio.ServicerContext], Awaitable[Any]]
@@ -129,9 +138,12 @@ def guarded_stream(method: Streaming, guard: Guard, name: str) -> Streaming:
     """A stream's requests reach the method only once decoded; a refused one ends it."""
 
     async def handle(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
-        await guard.admit(name, context)
+        principal = await guard.admit(name, context)
+
         async def checked() -> AsyncIterator[Any]:
             async for request in requests:
+                # A stream outlives revocations and expiries: each request is checked.
+                await guard.still_valid(principal, context)
                 if isinstance(request, Refused):
                     await context.abort(request.code, request.message)
                 yield request
@@ -191,7 +203,7 @@ def add_service(servicer: object, server: grpc.aio.Server, service: ServiceDescr
 def add_health(servicer: health.aio.HealthServicer, server: grpc.aio.Server,
                guard: Guard | None) -> None:
     """The standard health service, behind the guard (None: unguarded, for the plaintext
-    listener that answers health checks and nothing else)."""
+    listener that answers health checks and nothing else: Check and List, no streams)."""
     service = health_pb2.DESCRIPTOR.services_by_name["Health"]
 
     def admitted(method: Unary, name: str) -> Unary:
@@ -226,11 +238,13 @@ def add_health(servicer: health.aio.HealthServicer, server: grpc.aio.Server,
             admitted(checked(servicer.List), prefix + "List"),
             request_deserializer=decoder("List"),
             response_serializer=health_pb2.HealthListResponse.SerializeToString),
-        # Watch writes its replies itself (context.write) rather than yielding them.
-        "Watch": grpc.unary_stream_rpc_method_handler(
+    }
+    if guard is not None:
+        # Watch writes its replies itself (context.write) rather than yielding them. Not
+        # on the plaintext listener: anyone could hold its few calls open with it.
+        handlers["Watch"] = grpc.unary_stream_rpc_method_handler(
             admitted(checked(servicer.Watch), prefix + "Watch"),
             request_deserializer=decoder("Watch"),
-            response_serializer=health_pb2.HealthCheckResponse.SerializeToString),
-    }
+            response_serializer=health_pb2.HealthCheckResponse.SerializeToString)
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler(service.full_name, handlers),))

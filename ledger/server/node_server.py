@@ -88,7 +88,7 @@ class NodeServer:
         self.peer_copies = PeerCopies(config.cluster, index, config.security)
         self.driver.fetch_chosen = self.peer_copies.fetch
         self.driver.needs_recovery = self._mark_for_recovery
-        self.forwarder = Forwarder(config.cluster, config.security)
+        self.forwarder = Forwarder(config.cluster, config.security, config.node_id)
         self.bank = Bank(self.driver, self.machine, forward=self.forwarder)
         self.server = grpc.aio.server(
             options=[*CHANNEL_OPTIONS,
@@ -261,7 +261,8 @@ async def serve(config: ServeConfig) -> None:
         log.warning("node %s recovers itself from a damaged record (every other member "
                     "must answer)", config.node_id)
         done = await asyncio.to_thread(
-            functools.partial(recover, tls=config.tls, bind_address=config.bind_address,
+            functools.partial(recover, tls=config.tls, revocation_list=config.revocation_list,
+                              bind_address=config.bind_address,
                               stopped=stop_requested.is_set),
             config.node_id, str(config.data_dir), config.cluster, LedgerStateMachine.TABLES,
             log.warning)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
+import pathlib
 import shutil
 import time
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from ledger.node import peer_codec
 from ledger.node.cluster import ClusterConfig
 from ledger.node.transport import CHANNEL_OPTIONS
 from ledger.paxos.records import FenceWrite, FloorWrite
+from ledger.security.revocation import RevocationList
 from ledger.security.tls import Security, TlsMaterial
 from ledger.server.admission import ADMISSION_WAIT_S, verdict
 from ledger.server.recovering_server import LockedStore, start_answering
@@ -185,7 +187,7 @@ def needs_recovery(node_id: str, data_dir: str, cluster: ClusterConfig,
 
 def recover(config_node_id: str, data_dir: str, cluster: ClusterConfig,
             app_tables: tuple[str, ...], say: Say, *, tls: TlsMaterial | None,
-            bind_address: str | None = None,
+            revocation_list: pathlib.Path | None = None, bind_address: str | None = None,
             stopped: Callable[[], bool] = lambda: False) -> Recovered:
     """Run the whole protocol; see the module docstring. While it runs, the node answers
     other members' recoveries on `bind_address` (default: its own cluster address)."""
@@ -204,7 +206,9 @@ def recover(config_node_id: str, data_dir: str, cluster: ClusterConfig,
             store.set_identity(identity)
             member = cluster.members[cluster.index_of(config_node_id)]
             server = start_answering(cluster, config_node_id, store,
-                                     bind_address or member.address, tls)
+                                     bind_address or member.address, tls,
+                                     RevocationList(revocation_list) if revocation_list
+                                     else None)
             generation = _new_generation(members, config_node_id, data_dir, app_tables, say)
             incarnation = Incarnation.new(generation)
             identity = dataclasses.replace(identity, incarnation=incarnation)

@@ -20,6 +20,7 @@ from ledger.node import peer_codec
 from ledger.node.cluster import ClusterConfig
 from ledger.paxos.records import Write
 from ledger.security.authn import Authenticator, Unauthenticated
+from ledger.security.revocation import RevocationList
 from ledger.security.tls import TlsMaterial
 from ledger.server.rejoin_answers import identify_reply, member_refusal, recovery_tails_reply
 from ledger.storage.base import AccountSummary, NodeIdentity, PeerRecord, RecoveryTail
@@ -117,12 +118,15 @@ class RecoveringServicer(pb_grpc.ReplicaServicer):
 
 
 def start_answering(cluster: ClusterConfig, node_id: str, store: LockedStore,
-                    bind_address: str, tls: TlsMaterial | None) -> grpc.Server:
+                    bind_address: str, tls: TlsMaterial | None,
+                    revocations: RevocationList | None = None) -> grpc.Server:
     """Serve the recovery questions on `bind_address` until the returned server stops
-    (with this node's member certificate; only members' certificates are answered)."""
+    (with this node's member certificate; only members' certificates, and none the
+    revocation list names, are answered: a Rejoin records an incarnation)."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    authenticator = Authenticator(tls is None, revocations if tls is not None else None)
     pb_grpc.add_ReplicaServicer_to_server(
-        RecoveringServicer(cluster, node_id, store, Authenticator(tls is None)), server)
+        RecoveringServicer(cluster, node_id, store, authenticator), server)
     try:
         port = (server.add_insecure_port(bind_address) if tls is None
                 else server.add_secure_port(bind_address, tls.server_credentials()))

@@ -37,6 +37,7 @@ from ledger.v1 import replica_pb2 as pb
 from ledger.v1 import replica_pb2_grpc as pb_grpc
 from tests.support.cli import TELLER, run
 from tests.support.clusters import servers_flag
+from tests.support.nodes import converged
 from tests.support.polling import eventually
 
 pytestmark = pytest.mark.xdist_group("processes")
@@ -380,3 +381,26 @@ def test_the_teller_takes_its_certificate_from_flags_and_history_shows_who(
     assert code == 0
     rows = [line.split() for line in output.splitlines() if "tina" in line.split()]
     assert len(rows) == 2  # the opening and the deposit, each by tina
+
+
+def test_a_revoked_member_is_cut_off_and_catches_up_once_lifted(
+        cluster: ProcessCluster) -> None:
+    """Once the list names n3, the other members refuse its calls, carry on as a
+    majority, and n3 catches up once the revocation is lifted (that a stream opened
+    before is refused at its next request: tests/security/test_stream_guard.py)."""
+    with bank(cluster, cluster.security) as local:
+        local.open_account("acc-cut", 1)
+    eventually(lambda: converged(cluster), what="n3 in step before the revocation")
+    refused_before = (node_counters(cluster.addresses[0], 5, cluster.security)
+                      or {})["calls_unauthenticated"]
+    revoked = cluster.tls_dir / "revoked.txt"
+    try:
+        revoked.write_text("n3\n")
+        eventually(lambda: (node_counters(cluster.addresses[0], 5, cluster.security) or {})
+                   ["calls_unauthenticated"] > refused_before,
+                   what="n1 refuses n3's requests")
+        with bank(cluster, cluster.security, index=0) as local:
+            assert local.deposit("acc-cut", 2).balance == 3  # n1 and n2 are a majority
+    finally:
+        revoked.unlink()
+    eventually(lambda: converged(cluster), what="n3 catches up once the revocation is lifted")

@@ -195,7 +195,8 @@ def test_issue_makes_a_client_certificate_with_exactly_its_roles(
     cert = certificate(cert_path)
     cert.verify_directly_issued_by(certificate(ca_dir / "ca.pem"))
     assert principal_of_pem(cert_path.read_bytes()) == Principal(
-        "alice", frozenset({Role.TELLER, Role.AUDITOR}), cert.serial_number)
+        "alice", frozenset({Role.TELLER, Role.AUDITOR}), cert.serial_number,
+        cert.not_valid_after_utc.timestamp())
     names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert all(isinstance(name, x509.UniformResourceIdentifier) for name in names)
     usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value

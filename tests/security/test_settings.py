@@ -101,3 +101,20 @@ def test_a_call_without_a_usable_certificate_is_unauthenticated(ca_dir: pathlib.
     with pytest.raises(Unauthenticated, match="names no usable principal"):
         authenticator.principal({"x509_pem_cert": [b"-----BEGIN CERTIFICATE-----\nxx\n"]})
     assert Authenticator(True).principal({}) is ANONYMOUS
+
+
+def test_an_expired_principal_is_refused_at_its_next_request() -> None:
+    from ledger.security.principal import Principal
+
+    authenticator = Authenticator(False)
+    current = Principal("alice", frozenset({Role.TELLER}), 7, not_after_s=4e9)
+    authenticator.check_still_valid(current)
+    expired = Principal("alice", frozenset({Role.TELLER}), 7, not_after_s=1.0)
+    with pytest.raises(Unauthenticated, match="the certificate of alice has expired"):
+        authenticator.check_still_valid(expired)
+
+
+def test_a_certificate_read_carries_its_expiry(ca_dir: pathlib.Path) -> None:
+    principal = Authenticator(False).principal(
+        {"x509_pem_cert": [(ca_dir / "alice.pem").read_bytes()]})
+    assert principal.not_after_s is not None and principal.not_after_s > 1.7e9
