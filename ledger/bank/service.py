@@ -41,6 +41,7 @@ class Bank:
         forward: Forward | None = None,
     ) -> None:
         self._clock_ms = clock_ms
+        self._consensus = consensus
         self._forwarding = Forwarding(consensus, forward)
         self._writers = AccountWriters(consensus, machine, self._forwarding,
                                        rng or random.Random())
@@ -49,6 +50,11 @@ class Bank:
     @property
     def forwarded_batches(self) -> int:
         return self._forwarding.forwarded_batches
+
+    def leader_of(self, account: str) -> int | None:
+        """Another node that leads `account`, as far as this node knows (None: this node,
+        or nobody): a hint for clients, never a promise."""
+        return self._consensus.leader_hint(account)
 
     # ----------------------------------------------------------------- writes
 

@@ -14,6 +14,7 @@ name (LEDGER_INSECURE=1, for a node started with --insecure).
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -33,6 +34,7 @@ T = TypeVar("T")
 
 DEFAULT_TIMEOUT_S = 10.0
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+MAX_LEADER_HINTS = 100_000  # accounts whose leader the client remembers
 PAUSE_BETWEEN_ROUNDS_S = 0.05  # after every server failed once, before trying them again
 
 
@@ -112,6 +114,11 @@ class LedgerClient:
         self._channels = [self.security.channel(address) for address in self.servers]
         self._stubs = [pb_grpc.LedgerStub(channel) for channel in self._channels]
         self._preferred = 0
+        # Where each account's writes are decided, from the nodes' leader hints: the next
+        # write goes there first and saves the forward (bounded: oldest hints dropped).
+        self._index_of = {address: index for index, address in enumerate(self.servers)}
+        self._leaders: dict[str, int] = {}
+        self._hints_lock = threading.Lock()
 
     def close(self) -> None:
         for channel in self._channels:
@@ -131,7 +138,9 @@ class LedgerClient:
         request_id = request_id or new_request_id()
         request = pb.OpenAccountRequest(account_id=account_id, opening_balance=opening_balance,
                                         request_id=request_id)
-        reply = self._call(lambda stub: stub.OpenAccount, request, timeout_s, request_id)
+        reply = self._call(lambda stub: stub.OpenAccount, request, timeout_s, request_id,
+                           account_id)
+        self._learn_leader(account_id, reply.leader)
         return _transaction(reply, request_id)
 
     def deposit(self, account_id: str, amount: int, memo: str = "",
@@ -139,7 +148,9 @@ class LedgerClient:
         request_id = request_id or new_request_id()
         request = pb.DepositRequest(account_id=account_id, amount=amount, memo=memo,
                                     request_id=request_id)
-        reply = self._call(lambda stub: stub.Deposit, request, timeout_s, request_id)
+        reply = self._call(lambda stub: stub.Deposit, request, timeout_s, request_id,
+                           account_id)
+        self._learn_leader(account_id, reply.leader)
         return _transaction(reply, request_id)
 
     def withdraw(self, account_id: str, amount: int, memo: str = "",
@@ -147,7 +158,9 @@ class LedgerClient:
         request_id = request_id or new_request_id()
         request = pb.WithdrawRequest(account_id=account_id, amount=amount, memo=memo,
                                      request_id=request_id)
-        reply = self._call(lambda stub: stub.Withdraw, request, timeout_s, request_id)
+        reply = self._call(lambda stub: stub.Withdraw, request, timeout_s, request_id,
+                           account_id)
+        self._learn_leader(account_id, reply.leader)
         return _transaction(reply, request_id)
 
     def submit(self, writes: Sequence[BatchWrite], timeout_s: float | None = None
@@ -203,8 +216,20 @@ class LedgerClient:
 
     # ---------------------------------------------------------------- plumbing
 
+    def _learn_leader(self, account: str, leader: str) -> None:
+        """Remember the node a reply named as the account's leader, if this client knows
+        it by that address (a hint only: any node still takes the write)."""
+        index = self._index_of.get(leader) if leader else None
+        if index is None:
+            return
+        with self._hints_lock:  # callers on many threads share one client
+            if account not in self._leaders and len(self._leaders) >= MAX_LEADER_HINTS:
+                del self._leaders[next(iter(self._leaders))]
+            self._leaders[account] = index
+
     def _call(self, method: Callable[[pb_grpc.LedgerStub], Callable[..., T]], request: object,
-              timeout_s: float | None, request_id: str | None = None) -> T:
+              timeout_s: float | None, request_id: str | None = None,
+              account: str | None = None) -> T:
         """Call servers in turn until one answers or the deadline passes."""
         deadline = time.monotonic() + (timeout_s if timeout_s is not None else self.timeout_s)
         last: grpc.RpcError | None = None
@@ -213,7 +238,9 @@ class LedgerClient:
             remaining = deadline - time.monotonic()
             if remaining <= 0.01:
                 break
-            index = (self._preferred + attempts) % len(self.servers)
+            hinted = self._leaders.get(account) if account is not None else None
+            index = ((self._preferred if hinted is None else hinted) + attempts) % len(
+                self.servers)
             # Share what is left among the servers not yet tried in this round, so a
             # server that hangs (rather than refusing) cannot use up the whole deadline.
             untried = len(self.servers) - attempts % len(self.servers)
@@ -222,12 +249,15 @@ class LedgerClient:
             except grpc.RpcError as error:
                 if error.code() not in RETRYABLE:
                     raise _typed(error, request_id) from None
+                if hinted is not None:
+                    self._leaders.pop(account, None)  # type: ignore[arg-type]  # stale
                 last = error
                 attempts += 1
                 if attempts % len(self.servers) == 0:
                     time.sleep(min(PAUSE_BETWEEN_ROUNDS_S, max(0.0, remaining / 10)))
                 continue
-            self._preferred = index
+            if hinted is None:
+                self._preferred = index
             return reply
         detail = f" (last error: {last.details()})" if last is not None else ""
         hint = handshake_hint(last.details() or "") if last is not None else None

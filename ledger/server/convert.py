@@ -8,9 +8,10 @@ from ledger.bank.model import Balance, HistoryEntry, TransactionResult
 from ledger.v1 import ledger_pb2 as pb
 
 
-def transaction_reply(result: TransactionResult) -> pb.TransactionReply:
+def transaction_reply(result: TransactionResult, leader: str = "") -> pb.TransactionReply:
     return pb.TransactionReply(account_id=result.account_id, position=result.position,
-                               balance=result.balance, duplicate=result.duplicate)
+                               balance=result.balance, duplicate=result.duplicate,
+                               leader=leader)
 
 
 def balance_reply(balance: Balance) -> pb.BalanceReply:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import grpc
@@ -34,16 +34,28 @@ async def answer(context: grpc.aio.ServicerContext, call: Callable[[], Awaitable
         raise  # unreachable: abort raises
 
 
-def _submitted(outcome: TransactionResult | errors.LedgerError) -> pb.OperationResult:
+def _submitted(outcome: TransactionResult | errors.LedgerError,
+               leader: Callable[[str], str]) -> pb.OperationResult:
     if isinstance(outcome, errors.LedgerError):
         return wire.operation_result(outcome)
-    return wire.operation_result(convert.transaction_reply(outcome))
+    return wire.operation_result(convert.transaction_reply(outcome,
+                                                           leader(outcome.account_id)))
 
 
 class LedgerServicer(pb_grpc.LedgerServicer):
-    def __init__(self, bank: Bank, max_deadline_s: float) -> None:
+    def __init__(self, bank: Bank, max_deadline_s: float,
+                 addresses: Sequence[str] = ()) -> None:
+        """`addresses`: every member's address by node index, for the leader hints."""
         self._bank = bank
         self._max_deadline_s = max_deadline_s
+        self._addresses = tuple(addresses)
+
+    def _leader(self, account: str) -> str:
+        """Where the account's writes are decided, when another node leads it."""
+        leader = self._bank.leader_of(account)
+        if leader is None or not 0 <= leader < len(self._addresses):
+            return ""
+        return self._addresses[leader]
 
     def _budget_s(self, context: grpc.aio.ServicerContext) -> float:
         return time_budget_s(context, self._max_deadline_s)
@@ -55,7 +67,7 @@ class LedgerServicer(pb_grpc.LedgerServicer):
         result = await answer(context, lambda: self._bank.open_account(
             request.account_id, request.opening_balance, request.request_id,
             self._budget_s(context), principal))
-        return convert.transaction_reply(result)
+        return convert.transaction_reply(result, self._leader(result.account_id))
 
     async def Deposit(
         self, request: pb.DepositRequest, context: grpc.aio.ServicerContext
@@ -64,7 +76,7 @@ class LedgerServicer(pb_grpc.LedgerServicer):
         result = await answer(context, lambda: self._bank.deposit(
             request.account_id, request.amount, request.request_id, request.memo,
             self._budget_s(context), principal))
-        return convert.transaction_reply(result)
+        return convert.transaction_reply(result, self._leader(result.account_id))
 
     async def Withdraw(
         self, request: pb.WithdrawRequest, context: grpc.aio.ServicerContext
@@ -73,7 +85,7 @@ class LedgerServicer(pb_grpc.LedgerServicer):
         result = await answer(context, lambda: self._bank.withdraw(
             request.account_id, request.amount, request.request_id, request.memo,
             self._budget_s(context), principal))
-        return convert.transaction_reply(result)
+        return convert.transaction_reply(result, self._leader(result.account_id))
 
     async def GetBalance(
         self, request: pb.GetBalanceRequest, context: grpc.aio.ServicerContext
@@ -127,4 +139,4 @@ class LedgerServicer(pb_grpc.LedgerServicer):
             return [next(decided) if isinstance(d, WriteRequest) else d for d in decoded]
 
         outcomes = await answer(context, submitted)
-        return pb.SubmitReply(results=[_submitted(outcome) for outcome in outcomes])
+        return pb.SubmitReply(results=[_submitted(outcome, self._leader) for outcome in outcomes])

@@ -62,16 +62,18 @@ class WithdrawRequest(_message.Message):
     def __init__(self, account_id: _Optional[str] = ..., amount: _Optional[int] = ..., request_id: _Optional[str] = ..., memo: _Optional[str] = ...) -> None: ...
 
 class TransactionReply(_message.Message):
-    __slots__ = ("account_id", "position", "balance", "duplicate")
+    __slots__ = ("account_id", "position", "balance", "duplicate", "leader")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     POSITION_FIELD_NUMBER: _ClassVar[int]
     BALANCE_FIELD_NUMBER: _ClassVar[int]
     DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    LEADER_FIELD_NUMBER: _ClassVar[int]
     account_id: str
     position: int
     balance: int
     duplicate: bool
-    def __init__(self, account_id: _Optional[str] = ..., position: _Optional[int] = ..., balance: _Optional[int] = ..., duplicate: _Optional[bool] = ...) -> None: ...
+    leader: str
+    def __init__(self, account_id: _Optional[str] = ..., position: _Optional[int] = ..., balance: _Optional[int] = ..., duplicate: _Optional[bool] = ..., leader: _Optional[str] = ...) -> None: ...
 
 class GetBalanceRequest(_message.Message):
     __slots__ = ("account_id", "consistency")
