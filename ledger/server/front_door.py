@@ -15,6 +15,8 @@ the method sees the request, so a refused call changes nothing.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -28,6 +30,8 @@ from grpc_health.v1 import health, health_pb2
 from ledger.security import policy
 from ledger.security.authn import Authenticator, Unauthenticated
 from ledger.security.principal import ANONYMOUS, Principal, set_current_principal
+
+log = logging.getLogger(__name__)
 
 MAX_HEALTH_REQUEST_BYTES = 1024  # a health check names one service
 
@@ -77,6 +81,12 @@ def bounded_decoder(request_type: type[Message], max_bytes: int
     return decode
 
 
+#: Calls a security review wants a line about each time: who took a copy of the data, or
+#: of its trace (the rest is counted; money movements are in the history, by principal).
+AUDITED_METHODS = frozenset({"/ledger.v1.Admin/Backup", "/ledger.v1.Admin/Trace"})
+REFUSALS_LOGGED_EVERY_S = 10.0  # refusals are counted always, logged at most this often
+
+
 class Guard:
     """Authenticates and authorises each call, and counts what it refused."""
 
@@ -84,6 +94,16 @@ class Guard:
         self.authenticator = authenticator
         self.unauthenticated = 0
         self.denied = 0
+        self._refusals_logged_s = -REFUSALS_LOGGED_EVERY_S
+
+    def _refused(self, method: str, reason: str) -> None:
+        """Log a refusal (one line per REFUSALS_LOGGED_EVERY_S: a stranger hammering the
+        port must not flood the log), with the totals so far."""
+        now_s = time.monotonic()
+        if now_s - self._refusals_logged_s >= REFUSALS_LOGGED_EVERY_S:
+            self._refusals_logged_s = now_s
+            log.warning("refused a call to %s: %s (refused so far: %d unauthenticated, %d "
+                        "without the role)", method, reason, self.unauthenticated, self.denied)
 
     async def admit(self, method: str, context: grpc.aio.ServicerContext) -> Principal:
         """The caller, made current for the servicer; aborts the call if it may not."""
@@ -93,11 +113,15 @@ class Guard:
                          else self.authenticator.principal(context.auth_context()))
         except Unauthenticated as error:
             self.unauthenticated += 1
+            self._refused(method, str(error))
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(error))
         reason = policy.refusal(method, principal)
         if reason is not None:
             self.denied += 1
+            self._refused(method, reason)
             await context.abort(grpc.StatusCode.PERMISSION_DENIED, reason)
+        if method in AUDITED_METHODS:
+            log.info("audit: %s called %s", principal.name, method)
         set_current_principal(principal)
         return principal
 
@@ -108,6 +132,7 @@ class Guard:
             self.authenticator.check_still_valid(principal)
         except Unauthenticated as error:
             self.unauthenticated += 1
+            self._refused("a stream", str(error))
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(error))
 
 

@@ -84,3 +84,21 @@ async def test_a_client_role_is_refused_before_its_stream_is_read(
     assert context.aborted is not None
     assert context.aborted[0] == grpc.StatusCode.PERMISSION_DENIED
     assert guard.denied == 1
+
+
+async def test_refusals_are_logged_at_most_once_a_while_and_backups_always(
+        tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture) -> None:
+    certs.write_init(tmp_path, ClusterConfig.parse("n1=127.0.0.1:1"))
+    certs.write_client(tmp_path, "olga", (Role.OPERATOR,), tmp_path)
+    guard = Guard(Authenticator(False))
+    operator = FakeContext((tmp_path / "olga.pem").read_bytes())
+    caplog.set_level("INFO", logger="ledger.server.front_door")
+    for _ in range(3):  # a caller hammering a method it may not call
+        with pytest.raises(Aborted):
+            await guard.admit("/ledger.v1.Ledger/Deposit", operator)  # type: ignore[arg-type]
+    refusals = [r for r in caplog.records if "refused a call" in r.getMessage()]
+    assert len(refusals) == 1 and guard.denied == 3
+    await guard.admit("/ledger.v1.Admin/Backup", operator)  # type: ignore[arg-type]
+    await guard.admit("/ledger.v1.Admin/Status", operator)  # type: ignore[arg-type]
+    audits = [r.getMessage() for r in caplog.records if r.getMessage().startswith("audit:")]
+    assert audits == ["audit: olga called /ledger.v1.Admin/Backup"]
