@@ -19,6 +19,14 @@ DAYS = click.IntRange(1, certificates.MAX_DAYS)
 ROLE_NAMES = ", ".join(role.value for role in CLIENT_ROLES)
 
 
+def parse_cluster(spec: str) -> ClusterConfig:
+    """--cluster, or a usage error naming what is wrong with it."""
+    try:
+        return ClusterConfig.parse(spec)
+    except ConfigError as error:
+        raise click.BadParameter(str(error), param_hint="--cluster") from None
+
+
 @click.group()
 def certs() -> None:
     """Make the cluster's CA and the certificates it signs (mutual TLS everywhere)."""
@@ -44,10 +52,7 @@ def init(cluster_spec: str, out_dir: pathlib.Path, sans: tuple[str, ...], days: 
     Writes DIR/ca.pem, DIR/ID.pem and DIR/ID-key.pem for every member, and the CA's key
     in DIR/ca-private/ (so DIR's own files can be shipped to the nodes without it).
     """
-    try:
-        cluster = ClusterConfig.parse(cluster_spec)
-    except ConfigError as error:
-        raise click.BadParameter(str(error), param_hint="--cluster") from None
+    cluster = parse_cluster(cluster_spec)
     try:
         written = certificates.write_init(out_dir, cluster, sans, days, ca_days)
     except certificates.CertificateError as error:
@@ -134,10 +139,7 @@ def renew(ca_dir: pathlib.Path, cluster_spec: str, sans: tuple[str, ...], days: 
     clients' certificates stay valid. A member the CA did not make is refused: a new member
     means a new cluster configuration.
     """
-    try:
-        cluster = ClusterConfig.parse(cluster_spec)
-    except ConfigError as error:
-        raise click.BadParameter(str(error), param_hint="--cluster") from None
+    cluster = parse_cluster(cluster_spec)
     try:
         renewed = renewal.renew_members(ca_dir, cluster, sans, days, only)
     except certificates.CertificateError as error:

@@ -16,10 +16,9 @@ from collections.abc import Callable
 
 import pytest
 
-from ledger.bank.state_machine import LedgerStateMachine
+from ledger.chaos.disk import commits_in
 from ledger.node.cluster import ClusterConfig
 from ledger.security.tls import Security, load_member
-from ledger.storage.lmdb import LmdbStore
 from ledger.tools.localcluster import ProcessCluster
 from ledger.v1 import replica_pb2 as pb
 from ledger.v1 import replica_pb2_grpc as pb_grpc
@@ -103,7 +102,7 @@ def test_a_directory_restored_from_an_older_copy_is_refused_until_recovered(
     cluster.terminate(0)
     copy = tmp_path / "n1-copy"
     shutil.copytree(cluster.nodes[0].data_dir, copy)
-    copy_commits = commits_of(copy)
+    copy_commits = commits_in(copy)
     cluster.start_node(0)
     # n1 votes after the copy was taken, and a peer sees it: only then is the copy
     # behind what the cluster knows (a copy nobody saw past is harmless, and passes).
@@ -118,14 +117,6 @@ def test_a_directory_restored_from_an_older_copy_is_refused_until_recovered(
 
     lose_and_recover(cluster, restore, refusal="restored from an older copy")
     assert client(cluster, 0).balance("before").balance == 5
-
-
-def commits_of(data_dir: pathlib.Path) -> int:
-    store = LmdbStore(data_dir, app_tables=LedgerStateMachine.TABLES)
-    try:
-        return store.durable_seq()
-    finally:
-        store.abandon()
 
 
 def seen_by_peer(cluster: ProcessCluster, index: int) -> int:
