@@ -83,6 +83,13 @@ class PermissionDenied(LedgerError):
     status = "PERMISSION_DENIED"
 
 
+class Busy(LedgerError):
+    """The node has as many calls in flight as it takes; nothing was written. Retry
+    shortly, or through another node."""
+
+    status = "RESOURCE_EXHAUSTED"
+
+
 class AccountQuarantined(Unavailable):
     """This node stopped serving the account: a peer contradicted a value it knows to be
     chosen (an alarm in the node's log names both values). A write already proposed may
@@ -109,7 +116,7 @@ def from_status(status: str, message: str, reason: str = "", **numbers: int) -> 
         "INVALID_ARGUMENT": InvalidRequest, "NOT_FOUND": AccountNotFound,
         "ALREADY_EXISTS": AccountExists, "UNAVAILABLE": Unavailable,
         "DEADLINE_EXCEEDED": Unavailable, "UNAUTHENTICATED": Unauthenticated,
-        "PERMISSION_DENIED": PermissionDenied,
+        "PERMISSION_DENIED": PermissionDenied, "RESOURCE_EXHAUSTED": Busy,
     }
     kind = kinds.get(status)
     return kind(message) if kind is not None else LedgerError(f"{status}: {message}")

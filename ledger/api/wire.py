@@ -37,6 +37,7 @@ STATUS_CODES: Mapping[str, grpc.StatusCode] = {
     "UNAVAILABLE": grpc.StatusCode.UNAVAILABLE,
     "UNAUTHENTICATED": grpc.StatusCode.UNAUTHENTICATED,
     "PERMISSION_DENIED": grpc.StatusCode.PERMISSION_DENIED,
+    "RESOURCE_EXHAUSTED": grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 _CODES_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
 _REFUSAL_NUMBERS = ("balance", "amount", "position")

@@ -16,11 +16,14 @@ OPEN_CHUNK = 2_000  # accounts opened per Submit before the load starts
 
 
 def drive_client(addresses: Sequence[str], security: Security, accounts: int, threads: int,
-                 seconds: float) -> dict[str, float]:
-    """Run `threads` callers sharing one client for `seconds`; the load's summary."""
+                 seconds: float, stream: bool = True) -> dict[str, float]:
+    """Run `threads` callers sharing one client for `seconds`; the load's summary.
+    `stream`: the client coalesces the deposits into its write streams (its default),
+    or sends each as its own unary call."""
     results = Results()
     lock = threading.Lock()
-    with LedgerClient(list(addresses), timeout_s=30, security=security) as bank:
+    with LedgerClient(list(addresses), timeout_s=30, security=security,
+                      stream_writes=stream) as bank:
         for start in range(0, accounts, OPEN_CHUNK):
             bank.submit([BatchWrite("open", account_name(i), 0, request_id=f"open-{i}")
                          for i in range(start, min(accounts, start + OPEN_CHUNK))])

@@ -14,7 +14,8 @@ Modes: `spread` (deposits over --accounts accounts), `any-node` (the same deposi
 sent to one of the --server addresses picked at random, seeded by --seed: the client
 does not follow leader hints, the nodes forward), `hot` (one account), `batch`
 (ledger Submit calls of --batch deposits), `client` (--in-flight threads calling
-`LedgerClient.deposit`, ledger.bench.client_load). etcd does what a bank app on etcd would:
+`LedgerClient.deposit`, ledger.bench.client_load; `client-unary`: the same with the
+client's write stream off, a unary call per deposit). etcd does what a bank app on etcd would:
 one Txn per deposit comparing the key's mod_revision with the revision the client
 last saw and putting the new balance, re-reading only after a lost compare (the
 client caches balances and revisions). Prints one JSON object with the results.
@@ -217,7 +218,8 @@ def main() -> None:
     parser.add_argument("--server", required=True, action="append",
                         help="HOST:PORT; repeat it or separate several with commas (the "
                              "first gets every call unless --mode any-node)")
-    parser.add_argument("--mode", choices=("spread", "any-node", "hot", "batch", "client"),
+    parser.add_argument("--mode", choices=("spread", "any-node", "hot", "batch", "client",
+                                           "client-unary"),
                         default="spread")
     parser.add_argument("--seed", type=int, default=0, help="any-node's random node choice")
     parser.add_argument("--accounts", type=int, default=1_000)
@@ -238,13 +240,13 @@ def main() -> None:
     if not addresses:
         parser.error("--server names no address")
 
-    if args.mode == "client":
+    if args.mode in ("client", "client-unary"):
         if args.system != "ledger":
             parser.error("--mode client is the ledger's Python client library: no etcd twin")
         from ledger.bench.client_load import drive_client
 
         print(json.dumps(drive_client(addresses, security, args.accounts, args.in_flight,
-                                      args.seconds)))
+                                      args.seconds, stream=args.mode == "client")))
         return
 
     async def run() -> dict[str, float]:

@@ -52,6 +52,8 @@ SCENARIOS = {
     "batch": Scenario("batch API (Submit of 2,000), 4 in flight", "batch", 4, etcd=False),
     "client": Scenario("client library, 64 threads in one process", "client", 64,
                        etcd=False),
+    "client-unary": Scenario("client library, unary calls, 64 threads", "client-unary", 64,
+                             etcd=False),
 }
 
 
@@ -254,7 +256,7 @@ def table(report: dict) -> str:  # type: ignore[type-arg]
         scenario = SCENARIOS[name]
         ledger = systems["ledger"]
         etcd = systems.get("etcd")
-        if etcd is None and name in ("batch", "client"):
+        if etcd is None and not scenario.etcd:
             etcd = etcd_spread  # against etcd's unary figure
         for key, label, higher_is_better in (
             ("throughput", "writes/s", True), ("p50_ms", "p50 ms", False),

@@ -26,6 +26,7 @@ import grpc
 from ledger import errors
 from ledger.accounts import Kind, WriteRequest
 from ledger.api import wire
+from ledger.client.streams import Group, StreamBroken, WriteStream
 from ledger.security.tls import Security, client_security, handshake_hint
 from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc as pb_grpc
@@ -34,6 +35,8 @@ T = TypeVar("T")
 
 DEFAULT_TIMEOUT_S = 10.0
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+RETRYABLE_NUMBERS = {code.value[0] for code in RETRYABLE}
+_CODES = {code.value[0]: code for code in grpc.StatusCode}
 MAX_LEADER_HINTS = 100_000  # accounts whose leader the client remembers
 PAUSE_BETWEEN_ROUNDS_S = 0.05  # after every server failed once, before trying them again
 
@@ -105,7 +108,7 @@ class LedgerClient:
     """Talks to any of the given servers; prefers the first that answers."""
 
     def __init__(self, servers: str | Sequence[str], timeout_s: float = DEFAULT_TIMEOUT_S,
-                 security: Security | None = None) -> None:
+                 security: Security | None = None, stream_writes: bool = True) -> None:
         """`security` None: from the environment (`client_security`), which raises
         SecurityConfigError, saying what to set, when it names no certificate."""
         self.servers = parse_servers(servers)
@@ -113,6 +116,10 @@ class LedgerClient:
         self.security = security if security is not None else client_security()
         self._channels = [self.security.channel(address) for address in self.servers]
         self._stubs = [pb_grpc.LedgerStub(channel) for channel in self._channels]
+        # Writes travel over one long-lived stream per node, concurrent callers' writes
+        # coalesced into shared batches; `stream_writes=False` sends each as its own call.
+        self._streams = ([WriteStream(stub) for stub in self._stubs] if stream_writes
+                         else None)
         self._preferred = 0
         # Where each account's writes are decided, from the nodes' leader hints: the next
         # write goes there first and saves the forward (bounded: oldest hints dropped).
@@ -121,6 +128,8 @@ class LedgerClient:
         self._hints_lock = threading.Lock()
 
     def close(self) -> None:
+        for stream in self._streams or ():
+            stream.close()
         for channel in self._channels:
             channel.close()
 
@@ -138,30 +147,24 @@ class LedgerClient:
         request_id = request_id or new_request_id()
         request = pb.OpenAccountRequest(account_id=account_id, opening_balance=opening_balance,
                                         request_id=request_id)
-        reply = self._call(lambda stub: stub.OpenAccount, request, timeout_s, request_id,
-                           account_id)
-        self._learn_leader(account_id, reply.leader)
-        return _transaction(reply, request_id)
+        return self._write(pb.BatchOperation(open_account=request),
+                           lambda stub: stub.OpenAccount, request, timeout_s)
 
     def deposit(self, account_id: str, amount: int, memo: str = "",
                 request_id: str | None = None, timeout_s: float | None = None) -> Transaction:
         request_id = request_id or new_request_id()
         request = pb.DepositRequest(account_id=account_id, amount=amount, memo=memo,
                                     request_id=request_id)
-        reply = self._call(lambda stub: stub.Deposit, request, timeout_s, request_id,
-                           account_id)
-        self._learn_leader(account_id, reply.leader)
-        return _transaction(reply, request_id)
+        return self._write(pb.BatchOperation(deposit=request), lambda stub: stub.Deposit,
+                           request, timeout_s)
 
     def withdraw(self, account_id: str, amount: int, memo: str = "",
                  request_id: str | None = None, timeout_s: float | None = None) -> Transaction:
         request_id = request_id or new_request_id()
         request = pb.WithdrawRequest(account_id=account_id, amount=amount, memo=memo,
                                      request_id=request_id)
-        reply = self._call(lambda stub: stub.Withdraw, request, timeout_s, request_id,
-                           account_id)
-        self._learn_leader(account_id, reply.leader)
-        return _transaction(reply, request_id)
+        return self._write(pb.BatchOperation(withdraw=request), lambda stub: stub.Withdraw,
+                           request, timeout_s)
 
     def submit(self, writes: Sequence[BatchWrite], timeout_s: float | None = None
                ) -> list[Transaction | errors.LedgerError]:
@@ -175,14 +178,17 @@ class LedgerClient:
         request = pb.SubmitRequest(operations=[wire.batch_operation(_write_request(w, rid))
                                                for w, rid in zip(writes, ids, strict=True)])
         try:
-            reply = self._call(lambda stub: stub.Submit, request, timeout_s)
+            if self._streams is None:
+                replies = self._call(lambda stub: stub.Submit, request, timeout_s).results
+            else:
+                replies = self._call_streaming(request.operations, timeout_s)
         except errors.LedgerError as failure:
             # The ids this call used, generated ones included: resubmitting with them
             # (`with_request_ids`) can never apply anything twice.
             failure.request_ids = tuple(ids)
             raise
         results: list[Transaction | errors.LedgerError] = []
-        for request_id, result in zip(ids, reply.results, strict=True):
+        for request_id, result in zip(ids, replies, strict=True):
             outcome = wire.operation_outcome(result)
             if isinstance(outcome, errors.LedgerError):
                 outcome.request_id = request_id
@@ -227,10 +233,65 @@ class LedgerClient:
                 del self._leaders[next(iter(self._leaders))]
             self._leaders[account] = index
 
+    def _write(self, operation: pb.BatchOperation,
+               method: Callable[[pb_grpc.LedgerStub], Callable[..., pb.TransactionReply]],
+               request: pb.OpenAccountRequest | pb.DepositRequest | pb.WithdrawRequest,
+               timeout_s: float | None) -> Transaction:
+        """One write: over the stream (coalesced with other callers'), or its own call."""
+        account, request_id = request.account_id, request.request_id
+        if self._streams is None:
+            reply = self._call(method, request, timeout_s, request_id, account)
+        else:
+            [result] = self._call_streaming([operation], timeout_s, request_id, account)
+            outcome = wire.operation_outcome(result)
+            if isinstance(outcome, errors.LedgerError):
+                outcome.request_id = request_id
+                raise outcome
+            reply = outcome
+        self._learn_leader(account, reply.leader)
+        return _transaction(reply, request_id)
+
+    def _call_streaming(self, operations: Sequence[pb.BatchOperation], timeout_s: float | None,
+                        request_id: str | None = None, account: str | None = None,
+                        ) -> Sequence[pb.OperationResult]:
+        """Results for `operations`, sent as one group over a node's write stream, failing
+        over as `_call` does. A single write (`request_id` given) whose own result is
+        UNAVAILABLE is retried elsewhere too, as its unary call would be."""
+        assert self._streams is not None
+        streams = self._streams
+
+        def attempt(index: int, timeout: float) -> Sequence[pb.OperationResult]:
+            stream = streams[index]
+            if stream.unimplemented:  # an older node: the same batch as a unary call
+                request = pb.SubmitRequest(operations=operations)
+                return self._stubs[index].Submit(request, timeout=timeout).results
+            group = Group(operations, time.monotonic() + timeout)
+            stream.send(group)
+            if not group.wait(timeout):
+                raise StreamBroken(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                   "the node did not answer in time")
+            if group.failure is not None:
+                if group.failure.code() is grpc.StatusCode.UNIMPLEMENTED:
+                    return attempt(index, group.deadline - time.monotonic())
+                raise group.failure
+            if request_id is not None and group.results[0].code in RETRYABLE_NUMBERS:
+                raise StreamBroken(_CODES[group.results[0].code], group.results[0].message)
+            return group.results
+
+        return self._attempts(attempt, timeout_s, request_id, account)
+
     def _call(self, method: Callable[[pb_grpc.LedgerStub], Callable[..., T]], request: object,
               timeout_s: float | None, request_id: str | None = None,
               account: str | None = None) -> T:
         """Call servers in turn until one answers or the deadline passes."""
+        return self._attempts(
+            lambda index, timeout: method(self._stubs[index])(request, timeout=timeout),
+            timeout_s, request_id, account)
+
+    def _attempts(self, attempt: Callable[[int, float], T], timeout_s: float | None,
+                  request_id: str | None, account: str | None) -> T:
+        """`attempt(server index, timeout)` on servers in turn until one answers or the
+        deadline passes."""
         deadline = time.monotonic() + (timeout_s if timeout_s is not None else self.timeout_s)
         last: grpc.RpcError | None = None
         attempts = 0
@@ -245,7 +306,7 @@ class LedgerClient:
             # server that hangs (rather than refusing) cannot use up the whole deadline.
             untried = len(self.servers) - attempts % len(self.servers)
             try:
-                reply = method(self._stubs[index])(request, timeout=remaining / untried)
+                reply = attempt(index, remaining / untried)
             except grpc.RpcError as error:
                 if error.code() not in RETRYABLE:
                     raise _typed(error, request_id) from None

@@ -44,6 +44,18 @@ class Refused:
     message: str
 
 
+class CallRefused(Exception):
+    """Raised anywhere under a front-door handler to end the call with `code`: the
+    handler's own task aborts it. A stream's reader task must never abort the call
+    itself: abort sends the status while the handler may be writing a reply, and gRPC
+    then never finishes the call (the client hangs until its deadline)."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
 class CallGate:
     """Counts calls in flight; refuses one past the limit."""
 
@@ -125,15 +137,14 @@ class Guard:
         set_current_principal(principal)
         return principal
 
-    async def still_valid(self, principal: Principal,
-                          context: grpc.aio.ServicerContext) -> None:
-        """Abort the call if `principal`'s certificate expired or was revoked meanwhile."""
+    def still_valid(self, principal: Principal) -> None:
+        """CallRefused if `principal`'s certificate expired or was revoked meanwhile."""
         try:
             self.authenticator.check_still_valid(principal)
         except Unauthenticated as error:
             self.unauthenticated += 1
             self._refused("a stream", str(error))
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, str(error))
+            raise CallRefused(grpc.StatusCode.UNAUTHENTICATED, str(error)) from None
 
 
 Unary = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
@@ -145,16 +156,17 @@ def guarded(method: Unary, gate: CallGate | None, guard: Guard, name: str) -> Un
         await guard.admit(name, context)
         if isinstance(request, Refused):
             await context.abort(request.code, request.message)
-        if gate is None:
-            return await method(request, context)
-        if not gate.enter():
+        if gate is not None and not gate.enter():
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
                                 f"this node is busy: {gate.limit} calls are in flight; retry "
                                 "shortly or through another node")
         try:
             return await method(request, context)
+        except CallRefused as refused:
+            await context.abort(refused.code, refused.message)
         finally:
-            gate.leave()
+            if gate is not None:
+                gate.leave()
 
     return handle
 
@@ -168,12 +180,15 @@ def guarded_stream(method: Streaming, guard: Guard, name: str) -> Streaming:
         async def checked() -> AsyncIterator[Any]:
             async for request in requests:
                 # A stream outlives revocations and expiries: each request is checked.
-                await guard.still_valid(principal, context)
+                guard.still_valid(principal)
                 if isinstance(request, Refused):
-                    await context.abort(request.code, request.message)
+                    raise CallRefused(request.code, request.message)
                 yield request
 
-        return await method(checked(), context)
+        try:
+            return await method(checked(), context)
+        except CallRefused as refused:
+            await context.abort(refused.code, refused.message)
 
     return handle
 

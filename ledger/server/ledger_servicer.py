@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import grpc
@@ -13,8 +13,9 @@ from ledger.api import wire
 from ledger.bank.model import TransactionResult
 from ledger.bank.service import MAX_BATCH_OPERATIONS, Bank
 from ledger.security.principal import current_principal
-from ledger.server import convert, on_behalf
+from ledger.server import convert, on_behalf, write_stream
 from ledger.server.deadlines import time_budget_s
+from ledger.server.front_door import CallGate
 from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc as pb_grpc
 
@@ -44,9 +45,12 @@ def _submitted(outcome: TransactionResult | errors.LedgerError,
 
 class LedgerServicer(pb_grpc.LedgerServicer):
     def __init__(self, bank: Bank, max_deadline_s: float,
-                 addresses: Sequence[str] = ()) -> None:
-        """`addresses`: every member's address by node index, for the leader hints."""
+                 addresses: Sequence[str] = (), gate: CallGate | None = None) -> None:
+        """`addresses`: every member's address by node index, for the leader hints;
+        `gate`: the front door's count of calls in flight, which each batch of a write
+        stream joins (unary calls join it at the door)."""
         self._bank = bank
+        self._gate = gate
         self._max_deadline_s = max_deadline_s
         self._addresses = tuple(addresses)
 
@@ -116,27 +120,47 @@ class LedgerServicer(pb_grpc.LedgerServicer):
     ) -> pb.SubmitReply:
         caller = current_principal()
 
-        async def submitted() -> list[TransactionResult | errors.LedgerError]:
+        async def submitted() -> list[pb.OperationResult]:
             # Whose operations these are (only a member may name others), before any work.
             principals = on_behalf.submit_principals(caller, request.on_behalf_of,
                                                      len(request.operations))
-            # Every operation counts, before any work: empty ones too.
-            if len(request.operations) > MAX_BATCH_OPERATIONS:
-                raise errors.InvalidRequest(
-                    f"a batch holds at most {MAX_BATCH_OPERATIONS} operations, not "
-                    f"{len(request.operations)}")
-            # Operations that do not decode get their error in place; the rest go to the
-            # bank together, and their results fill the remaining places in order.
-            decoded: list[WriteRequest | errors.LedgerError] = []
-            for operation, principal in zip(request.operations, principals, strict=True):
-                try:
-                    decoded.append(wire.write_request(operation, principal))
-                except errors.InvalidRequest as invalid:
-                    decoded.append(invalid)
-            writes = [d for d in decoded if isinstance(d, WriteRequest)]
             forwarded = on_behalf.forwarded(caller, context.invocation_metadata() or ())
-            decided = iter(await self._bank.submit(writes, self._budget_s(context), forwarded))
-            return [next(decided) if isinstance(d, WriteRequest) else d for d in decoded]
+            return await self._decide(request.operations, principals,
+                                      self._budget_s(context), forwarded)
 
-        outcomes = await answer(context, submitted)
-        return pb.SubmitReply(results=[_submitted(outcome, self._leader) for outcome in outcomes])
+        return pb.SubmitReply(results=await answer(context, submitted))
+
+    async def SubmitStream(
+        self, requests: AsyncIterator[pb.StreamRequest], context: grpc.aio.ServicerContext
+    ) -> None:
+        caller = current_principal().name
+
+        async def decide(operations: Sequence[pb.BatchOperation], budget_s: float
+                         ) -> list[pb.OperationResult]:
+            return await self._decide(operations, [caller] * len(operations), budget_s,
+                                      forwarded=False)
+
+        await write_stream.serve(requests, context, decide, self._gate, self._max_deadline_s)
+
+    async def _decide(self, operations: Sequence[pb.BatchOperation],
+                      principals: Sequence[str], budget_s: float, forwarded: bool,
+                      ) -> list[pb.OperationResult]:
+        """A batch's results, in order: each operation decided as its single call would
+        be; a batch too large is refused whole (InvalidRequest) before any work."""
+        # Every operation counts, before any work: empty ones too.
+        if len(operations) > MAX_BATCH_OPERATIONS:
+            raise errors.InvalidRequest(
+                f"a batch holds at most {MAX_BATCH_OPERATIONS} operations, not "
+                f"{len(operations)}")
+        # Operations that do not decode get their error in place; the rest go to the
+        # bank together, and their results fill the remaining places in order.
+        decoded: list[WriteRequest | errors.LedgerError] = []
+        for operation, principal in zip(operations, principals, strict=True):
+            try:
+                decoded.append(wire.write_request(operation, principal))
+            except errors.InvalidRequest as invalid:
+                decoded.append(invalid)
+        writes = [d for d in decoded if isinstance(d, WriteRequest)]
+        decided = iter(await self._bank.submit(writes, budget_s, forwarded))
+        return [_submitted(next(decided) if isinstance(d, WriteRequest) else d, self._leader)
+                for d in decoded]

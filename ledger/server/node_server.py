@@ -109,7 +109,8 @@ class NodeServer:
                     self.guard)
         self.front_door = CallGate(limits.max_client_calls_in_flight)
         add_service(LedgerServicer(self.bank, limits.max_deadline_s,
-                                   [m.address for m in config.cluster.members]), self.server,
+                                   [m.address for m in config.cluster.members],
+                                   self.front_door), self.server,
                     LEDGER_SERVICE, ledger_pb2, limits.max_client_request_bytes, self.guard,
                     self.front_door)
         # The standard gRPC health service, for orchestrators' probes: on the node's own

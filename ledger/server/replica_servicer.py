@@ -15,6 +15,7 @@ from ledger.node.peer_book import PeerBook, PeerRefused
 from ledger.node.peer_limits import PeerLimits
 from ledger.paxos import Envelope
 from ledger.security.principal import current_principal
+from ledger.server.front_door import CallRefused
 from ledger.server.rejoin_answers import identify_reply, member_refusal, recovery_tails_reply
 from ledger.storage.base import Incarnation, StorageError, Store
 from ledger.v1 import replica_pb2 as pb
@@ -80,7 +81,7 @@ class ReplicaServicer(pb_grpc.ReplicaServicer):
     async def Step(
         self, request: pb.StepRequest, context: grpc.aio.ServicerContext
     ) -> pb.StepReply:
-        source, envelopes = await self._decode(request, context)
+        source, envelopes = self._decode(request)
         answers = await self._driver.deliver(source, envelopes)
         reply = pb.StepReply(messages=[peer_codec.to_pb(e.message) for e in answers],
                              requests_answered=1)
@@ -90,13 +91,13 @@ class ReplicaServicer(pb_grpc.ReplicaServicer):
     async def Identify(
         self, request: pb.IdentifyRequest, context: grpc.aio.ServicerContext
     ) -> pb.IdentifyReply:
-        await self._check_member(request.cluster_fingerprint, request.node_id, context)
+        self._check_member(request.cluster_fingerprint, request.node_id)
         return identify_reply(self._node_id, self._book.record(request.node_id))
 
     async def Rejoin(
         self, request: pb.RejoinRequest, context: grpc.aio.ServicerContext
     ) -> pb.RejoinReply:
-        source = await self._check_member(request.cluster_fingerprint, request.node_id, context)
+        source = self._check_member(request.cluster_fingerprint, request.node_id)
         incarnation = peer_codec.incarnation_from_pb(request, "incarnation")
         if incarnation is None:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "no valid incarnation")
@@ -117,7 +118,7 @@ class ReplicaServicer(pb_grpc.ReplicaServicer):
     async def RecoveryTails(
         self, request: pb.RecoveryTailsRequest, context: grpc.aio.ServicerContext
     ) -> pb.RecoveryTailsReply:
-        await self._check_member(request.cluster_fingerprint, request.node_id, context)
+        self._check_member(request.cluster_fingerprint, request.node_id)
         return recovery_tails_reply(self._store.recovery_tails, request)
 
     async def Stream(
@@ -144,7 +145,7 @@ class ReplicaServicer(pb_grpc.ReplicaServicer):
                     except StopAsyncIteration:
                         places.release()
                         break
-                    source, envelopes = await self._decode(request, context)
+                    source, envelopes = self._decode(request)
                     future = self._driver.deliver(source, envelopes)
                     future.add_done_callback(on_answers)
                     delivered.add(future)
@@ -170,37 +171,35 @@ class ReplicaServicer(pb_grpc.ReplicaServicer):
                         await context.write(reply)
                     for _ in answered:
                         places.release()
-            await reader  # an abort while reading ends the stream with its status
+            await reader  # a request refused while reading ends the stream (CallRefused)
         finally:
             reader.cancel()
 
-    async def _check_member(self, fingerprint: str, node_id: str,
-                            context: grpc.aio.ServicerContext) -> int:
-        """The caller's index, if it is another member of this cluster; else abort."""
+    def _check_member(self, fingerprint: str, node_id: str) -> int:
+        """The caller's index, if it is another member of this cluster; else CallRefused
+        (the front door ends the call with it)."""
         refusal = member_refusal(self._cluster, self._node_index, fingerprint, node_id,
                                  current_principal())
         if refusal is not None:
-            await context.abort(*refusal)
+            raise CallRefused(*refusal)
         source = self._cluster.index_of(node_id)
         return source
 
-    async def _decode(
-        self, request: pb.StepRequest, context: grpc.aio.ServicerContext
-    ) -> tuple[int, list[Envelope]]:
+    def _decode(self, request: pb.StepRequest) -> tuple[int, list[Envelope]]:
         if not self._admitted.is_set():
-            await context.abort(grpc.StatusCode.UNAVAILABLE,
-                                f"node {self._node_id} takes no part in Paxos yet: it is "
-                                f"checking with the other members that its data is current")
-        source = await self._check_member(request.cluster_fingerprint,
-                                          request.source_node_id, context)
+            raise CallRefused(grpc.StatusCode.UNAVAILABLE,
+                              f"node {self._node_id} takes no part in Paxos yet: it is "
+                              f"checking with the other members that its data is current")
+        source = self._check_member(request.cluster_fingerprint, request.source_node_id)
         try:
             self._book.admit(request.source_node_id,
                              peer_codec.incarnation_from_pb(request, "source_incarnation"),
                              request.source_durable_seq, request.source_boot)
         except PeerRefused as refused:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(refused))
+            raise CallRefused(grpc.StatusCode.FAILED_PRECONDITION, str(refused)) from None
         except StorageError as error:  # a first contact is recorded durably, or not counted
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"cannot record the peer: {error}")
+            raise CallRefused(grpc.StatusCode.UNAVAILABLE,
+                              f"cannot record the peer: {error}") from None
         # A message that breaks a bound is dropped alone: the rest of the batch (other
         # accounts' messages, usually) carries on.
         envelopes = []

@@ -198,3 +198,21 @@ class SubmitReply(_message.Message):
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[OperationResult]
     def __init__(self, results: _Optional[_Iterable[_Union[OperationResult, _Mapping]]] = ...) -> None: ...
+
+class StreamRequest(_message.Message):
+    __slots__ = ("tag", "operations", "timeout_ms")
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    OPERATIONS_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    tag: int
+    operations: _containers.RepeatedCompositeFieldContainer[BatchOperation]
+    timeout_ms: int
+    def __init__(self, tag: _Optional[int] = ..., operations: _Optional[_Iterable[_Union[BatchOperation, _Mapping]]] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
+
+class StreamReply(_message.Message):
+    __slots__ = ("tag", "results")
+    TAG_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    tag: int
+    results: _containers.RepeatedCompositeFieldContainer[OperationResult]
+    def __init__(self, tag: _Optional[int] = ..., results: _Optional[_Iterable[_Union[OperationResult, _Mapping]]] = ...) -> None: ...

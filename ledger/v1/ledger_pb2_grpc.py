@@ -69,6 +69,11 @@ class LedgerStub:
                 request_serializer=ledger_dot_v1_dot_ledger__pb2.SubmitRequest.SerializeToString,
                 response_deserializer=ledger_dot_v1_dot_ledger__pb2.SubmitReply.FromString,
                 _registered_method=True)
+        self.SubmitStream = channel.stream_stream(
+                '/ledger.v1.Ledger/SubmitStream',
+                request_serializer=ledger_dot_v1_dot_ledger__pb2.StreamRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_ledger__pb2.StreamReply.FromString,
+                _registered_method=True)
 
 
 class LedgerServicer:
@@ -118,6 +123,18 @@ class LedgerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitStream(self, request_iterator, context):
+        """Writes over one long-lived stream, for clients that write often: each request is a
+        batch of operations with the client's tag for it; each reply holds one batch's
+        results (in the batch's order) with its tag, as batches finish, which need not be
+        the order they were sent in. Each operation is exactly what the single call would
+        be (same checks, same idempotency); a client library coalesces its concurrent
+        callers' writes into these batches, so many callers cost the node one message.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LedgerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -155,6 +172,11 @@ def add_LedgerServicer_to_server(servicer, server):
                     servicer.Submit,
                     request_deserializer=ledger_dot_v1_dot_ledger__pb2.SubmitRequest.FromString,
                     response_serializer=ledger_dot_v1_dot_ledger__pb2.SubmitReply.SerializeToString,
+            ),
+            'SubmitStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.SubmitStream,
+                    request_deserializer=ledger_dot_v1_dot_ledger__pb2.StreamRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_ledger__pb2.StreamReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -346,6 +368,33 @@ class Ledger:
             '/ledger.v1.Ledger/Submit',
             ledger_dot_v1_dot_ledger__pb2.SubmitRequest.SerializeToString,
             ledger_dot_v1_dot_ledger__pb2.SubmitReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/ledger.v1.Ledger/SubmitStream',
+            ledger_dot_v1_dot_ledger__pb2.StreamRequest.SerializeToString,
+            ledger_dot_v1_dot_ledger__pb2.StreamReply.FromString,
             options,
             channel_credentials,
             insecure,

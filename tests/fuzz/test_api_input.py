@@ -7,11 +7,13 @@ More examples: LEDGER_FUZZ_EXAMPLES=50000 python3 -m pytest tests/fuzz
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 
 import grpc
 import pytest
+from google.protobuf.message import DecodeError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -86,6 +88,41 @@ def test_hostile_api_calls(run: Run, target: int, call: tuple[str, object],
         assert error.code() in CLEAR, f"{error.code()}: {error.details()}"
         if error.code() == grpc.StatusCode.INVALID_ARGUMENT:
             assert run.proposals() == before, f"an invalid {method} wrote something"
+
+
+@settings(max_examples=max(EXAMPLES // 10, 50), deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(target=st.integers(0, 2), messages=st.lists(st.one_of(
+    st.binary(max_size=200),
+    st.tuples(st.integers(0, 2**64 - 1), api_calls(ACCOUNTS), st.integers(0, 2**32 - 1))),
+    min_size=1, max_size=4))
+def test_hostile_write_streams(run: Run, target: int,
+                               messages: list[bytes | tuple[int, tuple[str, object], int]]
+                               ) -> None:
+    """A write stream of raw bytes and hostile batches: each batch is answered with one
+    clear result per operation, or the stream ends with a clear status."""
+    sent: list[int] = []  # the operation count of each well-formed batch, in order
+    payloads = []
+    for message in messages:
+        if isinstance(message, bytes):
+            payloads.append(message)
+            with contextlib.suppress(DecodeError):  # bytes may happen to be a request
+                sent.append(len(api.StreamRequest.FromString(message).operations))
+            continue
+        tag, (_, request), timeout_ms = message
+        operations = request.operations if isinstance(request, api.SubmitRequest) else []
+        sent.append(len(operations))
+        payloads.append(api.StreamRequest(tag=tag, operations=operations,
+                                          timeout_ms=timeout_ms).SerializeToString())
+    stream = run.channels[target].stream_stream(
+        "/ledger.v1.Ledger/SubmitStream", response_deserializer=api.StreamReply.FromString)
+    try:
+        for reply in stream(iter(payloads), timeout=30):
+            assert all(grpc.StatusCode.OK.value[0] == r.code or any(
+                r.code == code.value[0] for code in CLEAR) for r in reply.results)
+            assert len(reply.results) in sent
+    except grpc.RpcError as error:
+        assert error.code() in CLEAR, f"{error.code()}: {error.details()}"
 
 
 def test_afterwards_nothing_went_wrong_inside(run: Run) -> None:

@@ -188,11 +188,19 @@ def test_an_auditor_reads_but_may_not_deposit(cluster: ProcessCluster) -> None:
         assert [e.kind for e in auditor.history("acc-audit")] == ["open"]
         assert "acc-audit" in auditor.list_accounts()
         with pytest.raises(PermissionDenied) as denied:
-            auditor.deposit("acc-audit", 5)
-        assert "audrey (roles: auditor) may not call /ledger.v1.Ledger/Deposit" in str(
+            auditor.deposit("acc-audit", 5)  # over the client's write stream
+        assert "audrey (roles: auditor) may not call /ledger.v1.Ledger/SubmitStream" in str(
             denied.value)
         with pytest.raises(PermissionDenied):
             auditor.submit([])
+    with LedgerClient(cluster.addresses, security=issued(cluster, "audrey", Role.AUDITOR),
+                      stream_writes=False) as unary:
+        with pytest.raises(PermissionDenied) as denied:
+            unary.deposit("acc-audit", 5)
+        assert "audrey (roles: auditor) may not call /ledger.v1.Ledger/Deposit" in str(
+            denied.value)
+        with pytest.raises(PermissionDenied):
+            unary.submit([])
     assert history(cluster, "acc-audit") == [("open", 10, "local")]  # nothing written
 
 

@@ -1,0 +1,205 @@
+"""The client's half of `Ledger.SubmitStream`: one long-lived stream per node, into which
+concurrent callers' writes are coalesced.
+
+Callers on any number of threads hand in groups of operations (one for a deposit, many
+for a submit) and wait for their own results. A sender (gRPC's request-iterator thread)
+takes everything that queued while it was sending the previous message and sends it as
+one batch, so a busy client pays the node one message for many callers without anyone
+waiting for a timer (TigerBeetle's clients batch the same way). A reader thread hands
+each batch's results back to the callers it came from.
+
+A stream that breaks fails every group still waiting on it with the gRPC status it
+ended with; the client then retries those writes, with their request ids, elsewhere (so
+nothing applies twice), and the next write opens a new stream.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Iterator, Sequence
+
+import grpc
+
+from ledger.v1 import ledger_pb2 as pb
+from ledger.v1 import ledger_pb2_grpc as pb_grpc
+
+#: Operations per stream message: the API's limit for one batch.
+MAX_BATCH_OPERATIONS = 10_000
+#: Batches a stream has sent and not yet been answered; past it, callers queue (the node
+#: decides at most 64 of a stream's batches at once).
+MAX_BATCHES_IN_FLIGHT = 4
+#: Operations worth a batch of their own while the node still works on earlier ones.
+MIN_BATCH_WHILE_BUSY = 32
+
+
+class StreamBroken(grpc.RpcError):
+    """The stream ended before a group's results came back: its status says why (read
+    as a failed call's would be, so callers handle both alike)."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(f"{code.name}: {details}")
+        self._code = code
+        self._details = details
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+    def trailing_metadata(self) -> tuple[tuple[str, str], ...]:
+        return ()
+
+
+class Group:
+    """Operations that travel in one batch and are answered together, with their
+    caller's deadline; `wait` blocks the caller until the results (or a failure) arrive."""
+
+    __slots__ = ("_done", "deadline", "failure", "operations", "results")
+
+    def __init__(self, operations: Sequence[pb.BatchOperation], deadline: float) -> None:
+        self.operations = operations
+        self.deadline = deadline
+        self.results: Sequence[pb.OperationResult] = ()
+        self.failure: StreamBroken | None = None
+        # A lock held until the group is settled is the cheapest thing a thread can wait
+        # on with a timeout (an Event is a condition variable plus a lock).
+        self._done = threading.Lock()
+        self._done.acquire()
+
+    def settle(self, results: Sequence[pb.OperationResult] = (),
+               failure: StreamBroken | None = None) -> None:
+        self.results, self.failure = results, failure
+        self._done.release()
+
+    def wait(self, timeout_s: float) -> bool:
+        """True once settled; False if `timeout_s` passed first."""
+        return self._done.acquire(timeout=max(0.0, timeout_s))
+
+
+class WriteStream:
+    """One node's write stream, opened on first use and again after it breaks."""
+
+    def __init__(self, stub: pb_grpc.LedgerStub) -> None:
+        self._stub = stub
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._queued: list[Group] = []
+        self._queued_operations = 0
+        self._sent: dict[int, list[Group]] = {}
+        self._tags = itertools.count(1)
+        self._open = False
+        self._generation = 0  # which stream is open: a new one after each that ends
+        self._closed = False
+        self._unimplemented = False
+
+    @property
+    def unimplemented(self) -> bool:
+        """The node does not offer the stream (an older version): use the unary calls."""
+        return self._unimplemented
+
+    def send(self, group: Group) -> None:
+        """Queue `group` for the next batch; its caller then waits on it."""
+        with self._lock:
+            if self._closed:
+                group.settle(failure=StreamBroken(grpc.StatusCode.CANCELLED,
+                                                  "the client was closed"))
+                return
+            self._queued.append(group)
+            self._queued_operations += len(group.operations)
+            if not self._open:
+                self._open = True
+                calls = self._stub.SubmitStream(self._batches(self._generation))
+                threading.Thread(target=self._read, args=(calls,), daemon=True,
+                                 name="ledger-write-stream").start()
+            else:
+                self._wake.notify()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._wake.notify_all()
+
+    def _batches(self, generation: int) -> Iterator[pb.StreamRequest]:
+        """One stream's requests: each one all that queued meanwhile, up to the limit;
+        they end when the stream does (a later stream has its own)."""
+        while True:
+            with self._lock:
+                while self._generation == generation and not self._closed and not self._due():
+                    self._wake.wait()
+                if self._generation != generation or self._closed:
+                    return
+                batch, operations = self._take()
+                tag = next(self._tags)
+                self._sent[tag] = batch
+            timeout_ms = max(group.deadline for group in batch) - time.monotonic()
+            yield pb.StreamRequest(tag=tag, operations=operations,
+                                   timeout_ms=max(1, int(timeout_ms * 1000)))
+
+    def _due(self) -> bool:
+        """Whether to send a batch now: at once when the node has none of ours (no one
+        waits for a timer); while it works on some, only once enough has queued to be
+        worth a message (so batches grow with the load, as group commit does)."""
+        if not self._queued or len(self._sent) >= MAX_BATCHES_IN_FLIGHT:
+            return False
+        return not self._sent or self._queued_operations >= MIN_BATCH_WHILE_BUSY
+
+    def _take(self) -> tuple[list[Group], list[pb.BatchOperation]]:
+        """Whole groups from the front of the queue, as many as fit in one batch (always
+        at least one: a group never holds more than a batch may)."""
+        batch: list[Group] = []
+        operations: list[pb.BatchOperation] = []
+        for group in self._queued:
+            if batch and len(operations) + len(group.operations) > MAX_BATCH_OPERATIONS:
+                break
+            batch.append(group)
+            operations.extend(group.operations)
+        del self._queued[:len(batch)]
+        self._queued_operations -= len(operations)
+        return batch, operations
+
+    def _read(self, replies: Iterator[pb.StreamReply]) -> None:
+        failure: StreamBroken | None = None
+        try:
+            for reply in replies:
+                with self._lock:
+                    batch = self._sent.pop(reply.tag, None)
+                    self._wake.notify()  # a place for another batch in flight
+                if batch is None:
+                    continue  # not a tag this stream sent: nothing waits for it
+                self._answer(batch, reply.results)
+            failure = StreamBroken(grpc.StatusCode.UNAVAILABLE,
+                                   "the node ended the stream before answering")
+        except grpc.RpcError as error:
+            failure = StreamBroken(error.code(), error.details() or "")
+        finally:
+            with self._lock:
+                self._open = False
+                self._generation += 1
+                self._wake.notify_all()  # the ended stream's sender returns
+                if failure is not None and failure.code() is grpc.StatusCode.UNIMPLEMENTED:
+                    self._unimplemented = True
+                stranded = [g for batch in self._sent.values() for g in batch] + self._queued
+                self._sent.clear()
+                self._queued = []
+                self._queued_operations = 0
+            for group in stranded:
+                group.settle(failure=failure)
+
+    @staticmethod
+    def _answer(batch: list[Group], results: Sequence[pb.OperationResult]) -> None:
+        expected = sum(len(group.operations) for group in batch)
+        if len(results) != expected:  # a node that breaks the contract: fail, do not guess
+            broken = StreamBroken(grpc.StatusCode.INTERNAL,
+                                  f"the node answered {len(results)} results for a batch of "
+                                  f"{expected} operations")
+            for group in batch:
+                group.settle(failure=broken)
+            return
+        start = 0
+        for group in batch:
+            end = start + len(group.operations)
+            group.settle(results[start:end])
+            start = end
