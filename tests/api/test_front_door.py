@@ -160,3 +160,21 @@ async def test_accounts_waiting_for_a_worker_get_their_turn(
 
     done, wanted = await asyncio.to_thread(busy_and_other)
     assert done == wanted
+
+
+async def test_a_bad_request_ends_a_stream_while_replies_are_written(servers: Servers) -> None:
+    # A stream's reader that aborted the call itself raced the handler writing a reply:
+    # gRPC then never finished the call, and the client waited out its deadline (about
+    # one stream in 30 did). The refusal must end every such stream at once.
+    for index in range(3):
+        await servers.start(index)
+    batch = pb.StreamRequest(tag=1, timeout_ms=1_000).SerializeToString()
+    async with grpc.aio.insecure_channel(servers.address(1)) as channel:
+        stream = channel.stream_stream("/ledger.v1.Ledger/SubmitStream",
+                                       response_deserializer=pb.StreamReply.FromString)
+        for _ in range(100):
+            call = stream(iter([batch, b"\xea\x81=\xa3\x8b"]), timeout=20)
+            with pytest.raises(grpc.aio.AioRpcError) as ended:
+                async for reply in call:
+                    assert reply.tag == 1
+            assert ended.value.code() == grpc.StatusCode.INVALID_ARGUMENT
