@@ -26,7 +26,7 @@ import grpc
 from ledger import errors
 from ledger.accounts import Kind, WriteRequest
 from ledger.api import wire
-from ledger.client.streams import Group, StreamBroken, WriteStream
+from ledger.client.streams import MAX_BATCH_OPERATIONS, Group, StreamBroken, WriteStream
 from ledger.security.tls import Security, client_security, handshake_hint
 from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc as pb_grpc
@@ -175,6 +175,11 @@ class LedgerClient:
         error.request_ids)` resubmits safely. An operation whose own result is
         Unavailable may be resubmitted with its request id, safely."""
         ids = [write.request_id or new_request_id() for write in writes]
+        if len(writes) > MAX_BATCH_OPERATIONS:  # refused whole, as the node refuses a Submit
+            too_many = errors.InvalidRequest(
+                f"a batch holds at most {MAX_BATCH_OPERATIONS} operations, not {len(writes)}")
+            too_many.request_ids = tuple(ids)
+            raise too_many
         request = pb.SubmitRequest(operations=[wire.batch_operation(_write_request(w, rid))
                                                for w, rid in zip(writes, ids, strict=True)])
         try:

@@ -29,9 +29,15 @@ from ledger.v1 import ledger_pb2_grpc as pb_grpc
 MAX_BATCH_OPERATIONS = 10_000
 #: Batches a stream has sent and not yet been answered; past it, callers queue (the node
 #: decides at most 64 of a stream's batches at once).
-MAX_BATCHES_IN_FLIGHT = 4
+MAX_BATCHES_IN_FLIGHT = 64
 #: Operations worth a batch of their own while the node still works on earlier ones.
 MIN_BATCH_WHILE_BUSY = 32
+#: While the node works on earlier batches, fewer operations wait at most this long
+#: after the last batch left (so a slow batch, one waiting out a hung leader, say,
+#: never holds other callers' writes back for longer).
+MAX_HOLD_S = 0.005
+#: The most `StreamRequest.timeout_ms` can say (a uint32); nodes cap it far lower.
+MAX_TIMEOUT_MS = 2**32 - 1
 
 
 class StreamBroken(grpc.RpcError):
@@ -89,6 +95,7 @@ class WriteStream:
         self._queued: list[Group] = []
         self._queued_operations = 0
         self._sent: dict[int, list[Group]] = {}
+        self._last_sent_s = 0.0
         self._tags = itertools.count(1)
         self._open = False
         self._generation = 0  # which stream is open: a new one after each that ends
@@ -127,24 +134,33 @@ class WriteStream:
         they end when the stream does (a later stream has its own)."""
         while True:
             with self._lock:
-                while self._generation == generation and not self._closed and not self._due():
-                    self._wake.wait()
+                while self._generation == generation and not self._closed:
+                    due_in_s = self._due_in_s()
+                    if due_in_s == 0:
+                        break
+                    self._wake.wait(due_in_s)
                 if self._generation != generation or self._closed:
                     return
                 batch, operations = self._take()
                 tag = next(self._tags)
                 self._sent[tag] = batch
-            timeout_ms = max(group.deadline for group in batch) - time.monotonic()
+                self._last_sent_s = time.monotonic()
+            timeout_ms = int((max(group.deadline for group in batch) - time.monotonic()) * 1000)
             yield pb.StreamRequest(tag=tag, operations=operations,
-                                   timeout_ms=max(1, int(timeout_ms * 1000)))
+                                   timeout_ms=min(max(1, timeout_ms), MAX_TIMEOUT_MS))
 
-    def _due(self) -> bool:
-        """Whether to send a batch now: at once when the node has none of ours (no one
-        waits for a timer); while it works on some, only once enough has queued to be
-        worth a message (so batches grow with the load, as group commit does)."""
+    def _due_in_s(self) -> float | None:
+        """How long until a batch should leave: 0 now, None not until something changes.
+
+        At once when the node has none of ours (no one waits for a timer); while it works
+        on some, once enough has queued to be worth a message, or MAX_HOLD_S after the
+        last batch left (so batches grow with the load, as group commit does)."""
         if not self._queued or len(self._sent) >= MAX_BATCHES_IN_FLIGHT:
-            return False
-        return not self._sent or self._queued_operations >= MIN_BATCH_WHILE_BUSY
+            return None
+        if not self._sent or self._queued_operations >= MIN_BATCH_WHILE_BUSY:
+            return 0
+        held_s = time.monotonic() - self._last_sent_s
+        return 0 if held_s >= MAX_HOLD_S else MAX_HOLD_S - held_s
 
     def _take(self) -> tuple[list[Group], list[pb.BatchOperation]]:
         """Whole groups from the front of the queue, as many as fit in one batch (always
