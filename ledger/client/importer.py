@@ -24,7 +24,7 @@ from ledger.accounts import Kind
 from ledger.client.client import BatchWrite, LedgerClient, Transaction
 from ledger.client.money import BadAmount, parse_amount
 
-CHUNK_ROWS = 1_000  # rows per Submit call
+CHUNK_ROWS = 1_000  # rows per batch (one message of the client's write stream)
 REQUIRED_COLUMNS = ("account", "kind", "amount")
 
 
