@@ -2,16 +2,18 @@
 
     python -m ledger.bench.floor --listen 127.0.0.1:7100
 
-It answers every Deposit at once with an empty reply and every Submit with one
-empty result per operation: no consensus, no disk. `ledger bench --floor` runs the
-same load generator against it, so the table can say how much of a write's time
-and CPU is the gRPC server itself. Never a ledger: it stores nothing.
+It answers every Deposit at once with an empty reply, and every Submit (and every
+batch of a SubmitStream) with one empty result per operation: no consensus, no
+disk. `ledger bench --floor` runs the same load generator against it, so the table
+can say how much of a write's time and CPU is the gRPC server itself. Never a
+ledger: it stores nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import AsyncIterator
 
 import grpc
 
@@ -29,6 +31,13 @@ class DoNothingLedger(pb_grpc.LedgerServicer):
         self, request: pb.SubmitRequest, context: grpc.aio.ServicerContext
     ) -> pb.SubmitReply:
         return pb.SubmitReply(results=[pb.OperationResult() for _ in request.operations])
+
+    async def SubmitStream(
+        self, requests: AsyncIterator[pb.StreamRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.StreamReply]:
+        async for request in requests:
+            yield pb.StreamReply(tag=request.tag,
+                                 results=[pb.OperationResult() for _ in request.operations])
 
 
 async def serve(listen: str) -> None:
