@@ -6,7 +6,8 @@ Least privilege: a teller moves money and reads; an auditor only reads balances,
 histories and the account list; an operator reads the node's state and runs admin
 calls (Admin's log, trace and backup expose memos, so only operators get them), but
 never moves money; members, the nodes' own certificates, alone speak the peer
-protocol, and forward clients' writes (Submit) and fetch peers' copies (Admin.Log).
+protocol, and forward clients' writes (Submit, SubmitStream) and fetch peers' copies
+(Admin.Log).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ METHOD_ROLES: dict[str, frozenset[Role]] = {
     "/ledger.v1.Ledger/Deposit": frozenset({TELLER}),
     "/ledger.v1.Ledger/Withdraw": frozenset({TELLER}),
     "/ledger.v1.Ledger/Submit": frozenset({TELLER, MEMBER}),
-    "/ledger.v1.Ledger/SubmitStream": frozenset({TELLER}),
+    "/ledger.v1.Ledger/SubmitStream": frozenset({TELLER, MEMBER}),
     "/ledger.v1.Ledger/GetBalance": READERS,
     "/ledger.v1.Ledger/GetHistory": READERS,
     "/ledger.v1.Ledger/ListAccounts": READERS,

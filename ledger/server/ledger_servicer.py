@@ -133,12 +133,15 @@ class LedgerServicer(pb_grpc.LedgerServicer):
     async def SubmitStream(
         self, requests: AsyncIterator[pb.StreamRequest], context: grpc.aio.ServicerContext
     ) -> None:
-        caller = current_principal().name
+        caller = current_principal()
+        forwarded = on_behalf.forwarded(caller, context.invocation_metadata() or ())
 
-        async def decide(operations: Sequence[pb.BatchOperation], budget_s: float
+        async def decide(request: pb.StreamRequest, budget_s: float
                          ) -> list[pb.OperationResult]:
-            return await self._decide(operations, [caller] * len(operations), budget_s,
-                                      forwarded=False)
+            # Whose operations these are (only a member may name others), before any work.
+            principals = on_behalf.submit_principals(caller, request.on_behalf_of,
+                                                     len(request.operations))
+            return await self._decide(request.operations, principals, budget_s, forwarded)
 
         await write_stream.serve(requests, context, decide, self._gate, self._max_deadline_s)
 

@@ -78,6 +78,7 @@ class NodeServer:
             "peer_calls": self.transport.calls_made,
             "peer_calls_failed": self.transport.calls_failed,
             "forwarded_batches": self.bank.forwarded_batches,
+            "forward_messages": self.forwarder.messages_sent,
             "peer_messages_dropped": self.dropped.count,
             "client_calls_refused_busy": self.front_door.refused,
             "waiting_for_members": int(not self.admitted.is_set()),

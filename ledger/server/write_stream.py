@@ -13,7 +13,7 @@ ending the stream.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
 
@@ -26,8 +26,9 @@ from ledger.v1 import ledger_pb2 as pb
 #: Batches of one stream being decided at once; the stream is read no further meanwhile.
 MAX_BATCHES_IN_FLIGHT = 64
 
-#: Decides one batch's operations within a time budget: one result per operation.
-Decide = Callable[[Sequence[pb.BatchOperation], float], Awaitable[list[pb.OperationResult]]]
+#: Decides one batch within a time budget: one result per operation (a LedgerError
+#: refuses the batch whole).
+Decide = Callable[[pb.StreamRequest, float], Awaitable[list[pb.OperationResult]]]
 
 
 def batch_budget_s(timeout_ms: int, max_deadline_s: float) -> float:
@@ -59,7 +60,7 @@ async def serve(requests: AsyncIterator[pb.StreamRequest],
                 "through another node"))
         else:
             try:
-                results = await decide(operations,
+                results = await decide(request,
                                        batch_budget_s(request.timeout_ms, max_deadline_s))
             except errors.LedgerError as error:  # the batch as a whole (too many operations)
                 results = refused_whole(len(operations), error)

@@ -200,14 +200,16 @@ class SubmitReply(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[OperationResult, _Mapping]]] = ...) -> None: ...
 
 class StreamRequest(_message.Message):
-    __slots__ = ("tag", "operations", "timeout_ms")
+    __slots__ = ("tag", "operations", "timeout_ms", "on_behalf_of")
     TAG_FIELD_NUMBER: _ClassVar[int]
     OPERATIONS_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    ON_BEHALF_OF_FIELD_NUMBER: _ClassVar[int]
     tag: int
     operations: _containers.RepeatedCompositeFieldContainer[BatchOperation]
     timeout_ms: int
-    def __init__(self, tag: _Optional[int] = ..., operations: _Optional[_Iterable[_Union[BatchOperation, _Mapping]]] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
+    on_behalf_of: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, tag: _Optional[int] = ..., operations: _Optional[_Iterable[_Union[BatchOperation, _Mapping]]] = ..., timeout_ms: _Optional[int] = ..., on_behalf_of: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class StreamReply(_message.Message):
     __slots__ = ("tag", "results")

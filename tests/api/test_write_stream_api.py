@@ -10,6 +10,9 @@ from collections.abc import Callable
 import grpc
 import pytest
 
+from ledger import errors
+from ledger.server.forward_stream import ForwardStream
+from ledger.server.forwarder import FORWARDED
 from ledger.server.limits import ServerLimits
 from ledger.server.node_server import NodeServer
 from ledger.v1 import ledger_pb2 as pb
@@ -196,3 +199,42 @@ async def test_an_invalid_operation_is_refused_in_place_and_the_rest_of_its_batc
     assert (mixed.balance, mixed.position) == (15, 1)
     assert also.balance == 4
     assert [e.request_id for e in history.entries] == ["st-m-open", "st-m-1"]
+
+
+async def test_a_node_forwards_many_batches_in_one_stream_message(servers: Servers) -> None:
+    # What a node does with writes for accounts another node leads: each account's
+    # worker forwards its own batch; those of one turn leave as one stream message.
+    for index in range(3):
+        await servers.start(index)
+    async with grpc.aio.insecure_channel(servers.address(0)) as channel:
+        stub = pb_grpc.LedgerStub(channel)
+        forwards = ForwardStream(lambda: stub.SubmitStream(metadata=(FORWARDED,)), "n1")
+        try:
+            opened = await forwards.submit([opening(f"fw-{i}", i, f"fw-open-{i}")
+                                            for i in range(3)], ["alice"] * 3, 10)
+            assert [r.code for r in opened] == [OK] * 3
+            sent = forwards.messages_sent
+            results = await asyncio.gather(*(
+                forwards.submit([deposit(f"fw-{i}", 10, f"fw-dep-{i}")], [f"teller-{i}"], 10)
+                for i in range(3)))
+            assert [r.reply.balance for [r] in results] == [10, 11, 12]
+            assert forwards.messages_sent == sent + 1  # three forwards, one message
+        finally:
+            await forwards.close()
+        history = await stub.GetHistory(pb.GetHistoryRequest(account_id="fw-2"), timeout=10)
+        assert [e.principal for e in history.entries] == ["alice", "teller-2"]
+
+    # A node that is gone: the forward fails Unavailable (the caller then decides the
+    # writes itself), and so does the next one, on a new stream.
+    node = servers.nodes[0]
+    assert node is not None
+    async with grpc.aio.insecure_channel(servers.address(0)) as channel:
+        stub = pb_grpc.LedgerStub(channel)
+        forwards = ForwardStream(lambda: stub.SubmitStream(metadata=(FORWARDED,)), "n1")
+        await node.stop()
+        servers.nodes[0] = None
+        for attempt in range(2):
+            with pytest.raises(errors.Unavailable) as gone:
+                await forwards.submit([deposit("fw-0", 1, f"fw-gone-{attempt}")], ["x"], 5)
+            assert "node n1 did not decide forwarded writes" in str(gone.value)
+        await forwards.close()

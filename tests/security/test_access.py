@@ -279,6 +279,28 @@ def test_only_members_may_submit_on_behalf_of_another(cluster: ProcessCluster) -
                                              ("deposit", 5, "somebody-else")]
 
 
+def test_only_members_may_stream_writes_on_behalf_of_another(cluster: ProcessCluster) -> None:
+    with bank(cluster, cluster.security) as local:
+        local.open_account("acc-behalf-stream", 10)
+    deposit = lpb.BatchOperation(deposit=lpb.DepositRequest(
+        account_id="acc-behalf-stream", amount=5, request_id="behalf-stream-1"))
+    request = lpb.StreamRequest(tag=7, operations=[deposit], on_behalf_of=["somebody-else"])
+
+    def streamed(security: Security) -> lpb.StreamReply:
+        with security.channel(cluster.addresses[0]) as channel:
+            [reply] = lpb_grpc.LedgerStub(channel).SubmitStream(iter([request]), timeout=10)
+        return reply
+
+    refused = streamed(issued(cluster, "alice", Role.TELLER))
+    assert [(r.code, r.message) for r in refused.results] == [(
+        grpc.StatusCode.PERMISSION_DENIED.value[0],
+        "only cluster members may submit on behalf of another principal")]
+    accepted = streamed(as_member(cluster, "n2"))
+    assert (accepted.tag, accepted.results[0].code) == (7, 0)
+    assert history(cluster, "acc-behalf-stream") == [("open", 10, "local"),
+                                                    ("deposit", 5, "somebody-else")]
+
+
 def test_a_write_forwarded_to_the_leader_keeps_its_principal(cluster: ProcessCluster) -> None:
     with bank(cluster, issued(cluster, "alice", Role.TELLER), index=0) as alice:
         alice.open_account("acc-forward", 0)
@@ -290,6 +312,8 @@ def test_a_write_forwarded_to_the_leader_keeps_its_principal(cluster: ProcessClu
             bob.deposit("acc-forward", 2)
     after = (node_counters(cluster.addresses[1], 5, cluster.security) or {})
     assert after["forwarded_batches"] > before["forwarded_batches"]  # n2 forwarded to n1
+    # ... over its write stream to n1, not a call per batch
+    assert after["forward_messages"] > before.get("forward_messages", 0)
     assert history(cluster, "acc-forward") == [
         ("open", 0, "alice"), *[("deposit", 1, "alice")] * 5, *[("deposit", 2, "bob")] * 5]
 

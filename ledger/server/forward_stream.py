@@ -1,0 +1,163 @@
+"""One long-lived `Ledger.SubmitStream` to another node, for the writes this node
+forwards there.
+
+Each account's worker forwards its own batch, so a node receiving writes for accounts
+another node leads forwards many small batches at once. They queue here, and a sender
+task writes everything queued as one stream message while the workers of the same turn
+keep adding: one message, and one call's worth of work on both nodes, for many
+accounts' writes (a unary Submit per batch cost each forwarded write a call). A
+stream that breaks fails every forward waiting on it (the caller then decides those
+writes itself, safely: same request ids); the next forward opens a new stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import grpc
+
+from ledger import errors
+from ledger.v1 import ledger_pb2 as pb
+
+#: Operations per stream message: the API's limit for one batch.
+MAX_BATCH_OPERATIONS = 10_000
+#: Batches sent and not yet answered; the receiving node works on at most this many of
+#: one stream's at once and reads no further meanwhile.
+MAX_BATCHES_IN_FLIGHT = 64
+#: The most `StreamRequest.timeout_ms` can say (a uint32).
+MAX_TIMEOUT_MS = 2**32 - 1
+
+OpenCall = Callable[[], grpc.aio.StreamStreamCall]
+
+
+@dataclass(slots=True, eq=False)
+class _Forward:
+    operations: Sequence[pb.BatchOperation]
+    principals: Sequence[str]
+    deadline: float  # time.monotonic()
+    future: asyncio.Future[Sequence[pb.OperationResult]]
+
+
+class ForwardStream:
+    """Forwards to one node; `submit` from the event loop's tasks only."""
+
+    def __init__(self, open_call: OpenCall, node_id: str) -> None:
+        self._open_call = open_call
+        self._node_id = node_id
+        self._queued: list[_Forward] = []
+        self._sent: dict[int, list[_Forward]] = {}
+        self._tags = itertools.count(1)
+        self._wake = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
+        self.messages_sent = 0  # stream messages: batches that carried forwards
+
+    async def submit(self, operations: Sequence[pb.BatchOperation],
+                     principals: Sequence[str], timeout_s: float
+                     ) -> Sequence[pb.OperationResult]:
+        """The node's results for `operations` (one per operation, in order);
+        errors.Unavailable if it did not answer within `timeout_s`."""
+        forward = _Forward(operations, principals, time.monotonic() + timeout_s,
+                           asyncio.get_running_loop().create_future())
+        self._queued.append(forward)
+        self._wake.set()
+        if self._runner is None:
+            self._runner = asyncio.create_task(self._run())
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await forward.future
+        except TimeoutError:
+            raise errors.Unavailable(
+                f"node {self._node_id} did not decide forwarded writes in time") from None
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+
+    async def _run(self) -> None:
+        call = self._open_call()
+        reader = asyncio.create_task(self._read(call))
+        failure = "the stream ended"
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                if reader.done():
+                    break
+                while self._queued and len(self._sent) < MAX_BATCHES_IN_FLIGHT:
+                    request = self._next_request()
+                    if request is not None:
+                        await call.write(request)
+                        self.messages_sent += 1
+        except grpc.aio.AioRpcError as error:
+            failure = f"{error.code().name}: {error.details()}"
+        finally:
+            call.cancel()
+            reader.cancel()
+            stranded = [f for batch in self._sent.values() for f in batch] + self._queued
+            self._sent.clear()
+            self._queued = []
+            self._runner = None
+            for forward in stranded:
+                if not forward.future.done():
+                    forward.future.set_exception(errors.Unavailable(
+                        f"node {self._node_id} did not decide forwarded writes: {failure}"))
+
+    def _next_request(self) -> pb.StreamRequest | None:
+        """Whole forwards from the front of the queue, as many as fit in one batch;
+        forwards whose callers gave up are dropped unsent."""
+        batch: list[_Forward] = []
+        count = 0
+        taken = 0
+        for forward in self._queued:
+            if batch and count + len(forward.operations) > MAX_BATCH_OPERATIONS:
+                break
+            taken += 1
+            if forward.future.done():
+                continue
+            batch.append(forward)
+            count += len(forward.operations)
+        del self._queued[:taken]
+        if not batch:
+            return None
+        tag = next(self._tags)
+        self._sent[tag] = batch
+        timeout_ms = int((max(f.deadline for f in batch) - time.monotonic()) * 1000)
+        return pb.StreamRequest(
+            tag=tag, operations=[op for f in batch for op in f.operations],
+            on_behalf_of=[p for f in batch for p in f.principals],
+            timeout_ms=min(max(1, timeout_ms), MAX_TIMEOUT_MS))
+
+    async def _read(self, call: grpc.aio.StreamStreamCall) -> None:
+        try:
+            while (reply := await call.read()) is not grpc.aio.EOF:
+                batch = self._sent.pop(reply.tag, None)
+                if batch is not None:
+                    _answer(batch, reply.results)
+                self._wake.set()  # a place for another batch in flight
+        except grpc.aio.AioRpcError:
+            pass  # the sender fails whatever waits
+        finally:
+            self._wake.set()  # the sender sees the stream ended
+
+
+def _answer(batch: list[_Forward], results: Sequence[pb.OperationResult]) -> None:
+    expected = sum(len(f.operations) for f in batch)
+    if len(results) != expected:  # a node that breaks the contract: fail, do not guess
+        for forward in batch:
+            if not forward.future.done():
+                forward.future.set_exception(errors.Unavailable(
+                    f"the node answered {len(results)} results for {expected} operations"))
+        return
+    start = 0
+    for forward in batch:
+        end = start + len(forward.operations)
+        if not forward.future.done():
+            forward.future.set_result(results[start:end])
+        start = end
