@@ -3,9 +3,10 @@ concurrent callers' writes are coalesced.
 
 Callers on any number of threads hand in groups of operations (one for a deposit, many
 for a submit) and wait for their own results. A sender (gRPC's request-iterator thread)
-takes everything that queued while it was sending the previous message and sends it as
-one batch, so a busy client pays the node one message for many callers without anyone
-waiting for a timer (TigerBeetle's clients batch the same way). A reader thread hands
+sends what has queued as one batch when `ledger.api.batching` says it is due: at once
+when the node has none of ours, else once enough has queued or a short hold has
+passed. So a busy client pays the node one message for many callers, and an idle one
+waits for no timer (TigerBeetle's clients batch the same way). A reader thread hands
 each batch's results back to the callers it came from.
 
 A stream that breaks fails every group still waiting on it with the gRPC status it
@@ -22,22 +23,12 @@ from collections.abc import Iterator, Sequence
 
 import grpc
 
+from ledger.api import batching
 from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc as pb_grpc
 
 #: Operations per stream message: the API's limit for one batch.
 MAX_BATCH_OPERATIONS = 10_000
-#: Batches a stream has sent and not yet been answered; past it, callers queue (the node
-#: decides at most 64 of a stream's batches at once).
-MAX_BATCHES_IN_FLIGHT = 64
-#: Operations worth a batch of their own while the node still works on earlier ones.
-MIN_BATCH_WHILE_BUSY = 32
-#: While the node works on earlier batches, fewer operations wait at most this long
-#: after the last batch left (so a slow batch, one waiting out a hung leader, say,
-#: never holds other callers' writes back for longer).
-MAX_HOLD_S = 0.005
-#: The most `StreamRequest.timeout_ms` can say (a uint32); nodes cap it far lower.
-MAX_TIMEOUT_MS = 2**32 - 1
 
 
 class StreamBroken(grpc.RpcError):
@@ -135,32 +126,20 @@ class WriteStream:
         while True:
             with self._lock:
                 while self._generation == generation and not self._closed:
-                    due_in_s = self._due_in_s()
-                    if due_in_s == 0:
+                    due_in = batching.due_in_s(self._queued_operations, len(self._sent),
+                                               time.monotonic() - self._last_sent_s)
+                    if due_in == 0:
                         break
-                    self._wake.wait(due_in_s)
+                    self._wake.wait(due_in)
                 if self._generation != generation or self._closed:
                     return
                 batch, operations = self._take()
                 tag = next(self._tags)
                 self._sent[tag] = batch
                 self._last_sent_s = time.monotonic()
-            timeout_ms = int((max(group.deadline for group in batch) - time.monotonic()) * 1000)
+            seconds_left = max(group.deadline for group in batch) - time.monotonic()
             yield pb.StreamRequest(tag=tag, operations=operations,
-                                   timeout_ms=min(max(1, timeout_ms), MAX_TIMEOUT_MS))
-
-    def _due_in_s(self) -> float | None:
-        """How long until a batch should leave: 0 now, None not until something changes.
-
-        At once when the node has none of ours (no one waits for a timer); while it works
-        on some, once enough has queued to be worth a message, or MAX_HOLD_S after the
-        last batch left (so batches grow with the load, as group commit does)."""
-        if not self._queued or len(self._sent) >= MAX_BATCHES_IN_FLIGHT:
-            return None
-        if not self._sent or self._queued_operations >= MIN_BATCH_WHILE_BUSY:
-            return 0
-        held_s = time.monotonic() - self._last_sent_s
-        return 0 if held_s >= MAX_HOLD_S else MAX_HOLD_S - held_s
+                                   timeout_ms=batching.timeout_ms(seconds_left))
 
     def _take(self) -> tuple[list[Group], list[pb.BatchOperation]]:
         """Whole groups from the front of the queue, as many as fit in one batch (always

@@ -2,12 +2,14 @@
 forwards there.
 
 Each account's worker forwards its own batch, so a node receiving writes for accounts
-another node leads forwards many small batches at once. They queue here, and a sender
-task writes everything queued as one stream message while the workers of the same turn
-keep adding: one message, and one call's worth of work on both nodes, for many
-accounts' writes (a unary Submit per batch cost each forwarded write a call). A
-stream that breaks fails every forward waiting on it (the caller then decides those
-writes itself, safely: same request ids); the next forward opens a new stream.
+another node leads forwards many small batches. They queue here, and a sender task
+writes what has queued as one stream message when `ledger.api.batching` says it is
+due (at once when the leader has none of ours in hand, else once enough has queued
+or a short hold has passed): one message, and one call's worth of work on both
+nodes, for many accounts' writes, where a unary Submit per batch cost every
+forwarded write a call. A stream that breaks fails every forward waiting on it (the
+caller then decides those writes itself, safely: same request ids); the next forward
+opens a new stream.
 """
 
 from __future__ import annotations
@@ -22,15 +24,11 @@ from dataclasses import dataclass
 import grpc
 
 from ledger import errors
+from ledger.api import batching
 from ledger.v1 import ledger_pb2 as pb
 
 #: Operations per stream message: the API's limit for one batch.
 MAX_BATCH_OPERATIONS = 10_000
-#: Batches sent and not yet answered; the receiving node works on at most this many of
-#: one stream's at once and reads no further meanwhile.
-MAX_BATCHES_IN_FLIGHT = 64
-#: The most `StreamRequest.timeout_ms` can say (a uint32).
-MAX_TIMEOUT_MS = 2**32 - 1
 
 OpenCall = Callable[[], grpc.aio.StreamStreamCall]
 
@@ -84,17 +82,23 @@ class ForwardStream:
         call = self._open_call()
         reader = asyncio.create_task(self._read(call))
         failure = "the stream ended"
+        last_sent_s = 0.0
         try:
-            while True:
-                await self._wake.wait()
-                self._wake.clear()
-                if reader.done():
-                    break
-                while self._queued and len(self._sent) < MAX_BATCHES_IN_FLIGHT:
-                    request = self._next_request()
-                    if request is not None:
-                        await call.write(request)
-                        self.messages_sent += 1
+            while not reader.done():
+                queued = sum(len(f.operations) for f in self._queued)
+                due_in = batching.due_in_s(queued, len(self._sent),
+                                           time.monotonic() - last_sent_s)
+                if due_in != 0:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(due_in):
+                            await self._wake.wait()
+                    continue
+                request = self._next_request()
+                if request is not None:
+                    await call.write(request)
+                    last_sent_s = time.monotonic()
+                    self.messages_sent += 1
         except grpc.aio.AioRpcError as error:
             failure = f"{error.code().name}: {error.details()}"
         finally:
@@ -128,11 +132,11 @@ class ForwardStream:
             return None
         tag = next(self._tags)
         self._sent[tag] = batch
-        timeout_ms = int((max(f.deadline for f in batch) - time.monotonic()) * 1000)
+        seconds_left = max(f.deadline for f in batch) - time.monotonic()
         return pb.StreamRequest(
             tag=tag, operations=[op for f in batch for op in f.operations],
             on_behalf_of=[p for f in batch for p in f.principals],
-            timeout_ms=min(max(1, timeout_ms), MAX_TIMEOUT_MS))
+            timeout_ms=batching.timeout_ms(seconds_left))
 
     async def _read(self, call: grpc.aio.StreamStreamCall) -> None:
         try:

@@ -1,0 +1,39 @@
+"""When a write stream's next batch should leave: shared by the client library's streams
+and the nodes' forwarding streams (pure: the callers bring the clock).
+
+A batch leaves at once when the receiving node has none of this stream's in hand, so
+an idle caller never waits for a timer. While it works on some, a batch leaves once
+enough has queued to be worth a message, or a short hold after the last one left: so
+batches grow with the load, as group commit does, and a slow batch (one waiting out a
+hung leader, say) holds nobody's writes back for longer than the hold.
+"""
+
+from __future__ import annotations
+
+#: Operations worth a batch of their own while the node still works on earlier ones.
+MIN_BATCH_WHILE_BUSY = 32
+#: While the node works on earlier batches, fewer operations wait at most this long
+#: after the last batch left.
+MAX_HOLD_S = 0.005
+#: Batches sent and not yet answered: the node works on at most this many of one
+#: stream's at once (`server.write_stream.MAX_BATCHES_IN_FLIGHT`).
+MAX_BATCHES_IN_FLIGHT = 64
+#: The most `StreamRequest.timeout_ms` can say (a uint32); nodes cap it far lower.
+MAX_TIMEOUT_MS = 2**32 - 1
+
+
+def due_in_s(queued_operations: int, batches_in_flight: int, since_last_sent_s: float
+             ) -> float | None:
+    """Seconds until the next batch should leave: 0 now, None not until something
+    changes (an operation queued, an answer came)."""
+    if queued_operations == 0 or batches_in_flight >= MAX_BATCHES_IN_FLIGHT:
+        return None
+    if batches_in_flight == 0 or queued_operations >= MIN_BATCH_WHILE_BUSY:
+        return 0.0
+    return max(0.0, MAX_HOLD_S - since_last_sent_s)
+
+
+def timeout_ms(seconds_left: float) -> int:
+    """`StreamRequest.timeout_ms` for a batch whose longest-waiting caller has
+    `seconds_left`: at least 1 (0 would mean the node's maximum), at most a uint32."""
+    return min(max(1, int(seconds_left * 1000)), MAX_TIMEOUT_MS)
