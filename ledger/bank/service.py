@@ -107,7 +107,14 @@ class Bank:
         # One wait for the whole batch (not a timer per operation).
         pending = [r.future for r in results if isinstance(r, PendingWrite)]
         if pending:
-            await asyncio.wait(pending, timeout=timeout_s)
+            try:
+                await asyncio.wait(pending, timeout=timeout_s)
+            except asyncio.CancelledError:
+                # The caller is gone (its call or stream ended): nobody will read these,
+                # so a worker skips or ignores them, as when a wait times out.
+                for future in pending:
+                    future.cancel()
+                raise
         return [settled(r, timeout_s) if isinstance(r, PendingWrite) else r for r in results]
 
     async def _write(self, write: WriteRequest, timeout_s: float) -> TransactionResult:
