@@ -11,10 +11,10 @@ hung leader, say) holds nobody's writes back for longer than the hold.
 from __future__ import annotations
 
 #: Operations worth a batch of their own while the node still works on earlier ones.
-MIN_BATCH_WHILE_BUSY = 32
+MIN_BATCH_WHILE_BUSY = 64
 #: While the node works on earlier batches, fewer operations wait at most this long
 #: after the last batch left.
-MAX_HOLD_S = 0.005
+MAX_HOLD_S = 0.020
 #: Batches sent and not yet answered: the node works on at most this many of one
 #: stream's at once (`server.write_stream.MAX_BATCHES_IN_FLIGHT`).
 MAX_BATCHES_IN_FLIGHT = 64
