@@ -106,7 +106,7 @@ class WriteStream:
                                                   "the client was closed"))
                 return
             self._queued.append(group)
-            self._queued_operations += len(group.operations)
+            self._queued_operations += _weight(group)
             if not self._open:
                 self._open = True
                 calls = self._stub.SubmitStream(self._batches(self._generation))
@@ -151,12 +151,13 @@ class WriteStream:
                 break
             batch.append(group)
             operations.extend(group.operations)
+            self._queued_operations -= _weight(group)
         del self._queued[:len(batch)]
-        self._queued_operations -= len(operations)
         return batch, operations
 
     def _read(self, replies: Iterator[pb.StreamReply]) -> None:
-        failure: StreamBroken | None = None
+        # Whatever ends this thread, nobody may be left waiting without an answer.
+        failure = StreamBroken(grpc.StatusCode.UNKNOWN, "the client's stream reader failed")
         try:
             for reply in replies:
                 with self._lock:
@@ -174,7 +175,7 @@ class WriteStream:
                 self._open = False
                 self._generation += 1
                 self._wake.notify_all()  # the ended stream's sender returns
-                if failure is not None and failure.code() is grpc.StatusCode.UNIMPLEMENTED:
+                if failure.code() is grpc.StatusCode.UNIMPLEMENTED:
                     self._unimplemented = True
                 stranded = [g for batch in self._sent.values() for g in batch] + self._queued
                 self._sent.clear()
@@ -198,3 +199,9 @@ class WriteStream:
             end = start + len(group.operations)
             group.settle(results[start:end])
             start = end
+
+
+def _weight(group: Group) -> int:
+    """What a group counts for the batching rule: its operations, and an empty group
+    (a submit of nothing) as one, or it would never be due."""
+    return max(1, len(group.operations))

@@ -85,7 +85,7 @@ class ForwardStream:
         last_sent_s = 0.0
         try:
             while not reader.done():
-                queued = sum(len(f.operations) for f in self._queued)
+                queued = sum(max(1, len(f.operations)) for f in self._queued)
                 due_in = batching.due_in_s(queued, len(self._sent),
                                            time.monotonic() - last_sent_s)
                 if due_in != 0:

@@ -354,3 +354,14 @@ def test_a_timeout_of_a_year_is_honoured(shared_cluster: ProcessCluster,
         name = f"wsm-{int(stream_writes)}"
         assert bank.open_account(name, 3).balance == 3
         assert bank.deposit(name, 4).balance == 7
+
+
+@pytest.mark.parametrize("stream_writes", MODES)
+def test_a_submit_of_nothing_is_answered_with_nothing(shared_cluster: ProcessCluster,
+                                                      stream_writes: bool) -> None:
+    # An empty group once never counted as due on the stream: the caller waited out its
+    # timeout and got Unavailable.
+    with LedgerClient(shared_cluster.addresses, timeout_s=5, security=shared_cluster.security,
+                      stream_writes=stream_writes) as bank:
+        assert bank.submit([]) == []
+        assert bank.submit([BatchWrite("open", f"wse-{int(stream_writes)}", 1)])[0].balance == 1
