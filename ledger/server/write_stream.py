@@ -13,6 +13,7 @@ ending the stream.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
@@ -20,8 +21,10 @@ import grpc
 from ledger import errors
 from ledger.api import wire
 from ledger.server.deadlines import DEADLINE_SHARE
-from ledger.server.front_door import CallGate
+from ledger.server.front_door import CallGate, CallRefused
 from ledger.v1 import ledger_pb2 as pb
+
+log = logging.getLogger(__name__)
 
 #: Batches of one stream being decided at once; the stream is read no further meanwhile.
 MAX_BATCHES_IN_FLIGHT = 64
@@ -48,7 +51,7 @@ async def serve(requests: AsyncIterator[pb.StreamRequest],
                 max_deadline_s: float) -> None:
     """Answer every batch the client sends until it half-closes (then the rest are
     answered before the stream ends) or the call ends."""
-    finished: asyncio.Queue[pb.StreamReply | None] = asyncio.Queue()
+    finished: asyncio.Queue[pb.StreamReply | Exception | None] = asyncio.Queue()
     places = asyncio.Semaphore(MAX_BATCHES_IN_FLIGHT)
     deciding: set[asyncio.Task[None]] = set()
 
@@ -64,6 +67,10 @@ async def serve(requests: AsyncIterator[pb.StreamRequest],
                                        batch_budget_s(request.timeout_ms, max_deadline_s))
             except errors.LedgerError as error:  # the batch as a whole (too many operations)
                 results = refused_whole(len(operations), error)
+            except Exception as error:  # a bug: end the stream, guess no answer
+                log.exception("a write stream's batch failed")
+                finished.put_nowait(error)
+                return
             finally:
                 if gate is not None:
                     gate.leave()
@@ -84,6 +91,9 @@ async def serve(requests: AsyncIterator[pb.StreamRequest],
     reader = asyncio.create_task(read())
     try:
         while (reply := await finished.get()) is not None:
+            if isinstance(reply, Exception):
+                raise CallRefused(grpc.StatusCode.INTERNAL,
+                                  f"this node failed to decide a batch: {reply!r}")
             await context.write(reply)
             places.release()
         await reader  # a request refused while reading ends the stream (CallRefused)

@@ -238,3 +238,22 @@ async def test_a_node_forwards_many_batches_in_one_stream_message(servers: Serve
                 await forwards.submit([deposit("fw-0", 1, f"fw-gone-{attempt}")], ["x"], 5)
             assert "node n1 did not decide forwarded writes" in str(gone.value)
         await forwards.close()
+
+
+async def test_a_batch_that_fails_unexpectedly_ends_the_stream_rather_than_guess(
+        servers: Servers, monkeypatch: pytest.MonkeyPatch) -> None:
+    node = await servers.start(0)
+
+    async def planted_bug(*_: object) -> list[object]:
+        raise RuntimeError("planted")
+
+    monkeypatch.setattr(node.bank, "submit", planted_bug)
+    batch = pb.StreamRequest(tag=1, operations=[deposit("st-bug", 1, "st-bug-1")])
+    async with grpc.aio.insecure_channel(servers.address(0)) as channel:
+        stream = pb_grpc.LedgerStub(channel).SubmitStream(iter([batch]), timeout=20)
+        with pytest.raises(grpc.aio.AioRpcError) as ended:
+            async for _ in stream:
+                pass
+    assert ended.value.code() == grpc.StatusCode.INTERNAL
+    assert "failed to decide a batch: RuntimeError('planted')" in (ended.value.details() or "")
+    assert node.front_door.in_flight == 0
