@@ -101,6 +101,8 @@ class ForwardStream:
                     self.messages_sent += 1
         except grpc.aio.AioRpcError as error:
             failure = f"{error.code().name}: {error.details()}"
+        except (grpc.aio.UsageError, grpc.RpcError, asyncio.InvalidStateError) as error:
+            failure = repr(error)  # a write to a call that ended meanwhile
         finally:
             call.cancel()
             reader.cancel()
