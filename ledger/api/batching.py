@@ -18,6 +18,14 @@ MAX_HOLD_S = 0.020
 #: Batches sent and not yet answered: the node works on at most this many of one
 #: stream's at once (`server.write_stream.MAX_BATCHES_IN_FLIGHT`).
 MAX_BATCHES_IN_FLIGHT = 64
+#: Batches are merged from several callers' groups only up to this many bytes: a node
+#: refuses a request past its limit (4 MiB by default) and ends the stream with it, so a
+#: merged batch must stay well below; one caller's group alone goes whatever its size,
+#: as its unary call would.
+MAX_MERGED_BYTES = 1 << 20
+#: A stream nothing has used for this long is closed (the next write opens another):
+#: every open stream holds one of the node's call places.
+IDLE_CLOSE_S = 30.0
 #: The most `StreamRequest.timeout_ms` can say (a uint32); nodes cap it far lower.
 MAX_TIMEOUT_MS = 2**32 - 1
 

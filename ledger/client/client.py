@@ -38,6 +38,10 @@ RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 RETRYABLE_NUMBERS = {code.value[0] for code in RETRYABLE}
 _CODES = {code.value[0]: code for code in grpc.StatusCode}
 MAX_LEADER_HINTS = 100_000  # accounts whose leader the client remembers
+#: A reply may hold 10,000 results, each with an error message that quotes its input:
+#: more than gRPC's default 4 MiB (which would end a shared write stream for everyone).
+MAX_REPLY_BYTES = 64 << 20
+CHANNEL_OPTIONS = (("grpc.max_receive_message_length", MAX_REPLY_BYTES),)
 PAUSE_BETWEEN_ROUNDS_S = 0.05  # after every server failed once, before trying them again
 
 
@@ -114,7 +118,8 @@ class LedgerClient:
         self.servers = parse_servers(servers)
         self.timeout_s = timeout_s
         self.security = security if security is not None else client_security()
-        self._channels = [self.security.channel(address) for address in self.servers]
+        self._channels = [self.security.channel(address, CHANNEL_OPTIONS)
+                          for address in self.servers]
         self._stubs = [pb_grpc.LedgerStub(channel) for channel in self._channels]
         # Writes travel over one long-lived stream per node, concurrent callers' writes
         # coalesced into shared batches; `stream_writes=False` sends each as its own call.

@@ -29,6 +29,9 @@ from ledger.v1 import ledger_pb2_grpc as pb_grpc
 
 #: Operations per stream message: the API's limit for one batch.
 MAX_BATCH_OPERATIONS = 10_000
+#: Groups queued behind a stream that sends nothing (a hung node) past which those whose
+#: callers gave up are dropped, so a hang costs memory for the callers still waiting only.
+PRUNE_QUEUE_AT = 256
 
 
 class StreamBroken(grpc.RpcError):
@@ -54,11 +57,14 @@ class Group:
     """Operations that travel in one batch and are answered together, with their
     caller's deadline; `wait` blocks the caller until the results (or a failure) arrive."""
 
-    __slots__ = ("_done", "deadline", "failure", "operations", "results")
+    __slots__ = ("_done", "abandoned", "deadline", "failure", "operations", "results",
+                 "size_bytes")
 
     def __init__(self, operations: Sequence[pb.BatchOperation], deadline: float) -> None:
         self.operations = operations
         self.deadline = deadline
+        self.size_bytes = sum(operation.ByteSize() for operation in operations)
+        self.abandoned = False  # its caller stopped waiting: not sent if not sent yet
         self.results: Sequence[pb.OperationResult] = ()
         self.failure: StreamBroken | None = None
         # A lock held until the group is settled is the cheapest thing a thread can wait
@@ -72,8 +78,12 @@ class Group:
         self._done.release()
 
     def wait(self, timeout_s: float) -> bool:
-        """True once settled; False if `timeout_s` passed first."""
-        return self._done.acquire(timeout=max(0.0, timeout_s))
+        """True once settled; False if `timeout_s` passed first (the group is then
+        abandoned: a stream that has not sent it yet never will)."""
+        if self._done.acquire(timeout=max(0.0, timeout_s)):
+            return True
+        self.abandoned = True
+        return False
 
 
 class WriteStream:
@@ -105,15 +115,21 @@ class WriteStream:
                 group.settle(failure=StreamBroken(grpc.StatusCode.CANCELLED,
                                                   "the client was closed"))
                 return
+            if len(self._queued) >= PRUNE_QUEUE_AT:
+                self._drop_abandoned()  # a node that hangs: its callers gave up meanwhile
             self._queued.append(group)
             self._queued_operations += _weight(group)
             if not self._open:
                 self._open = True
                 calls = self._stub.SubmitStream(self._batches(self._generation))
-                threading.Thread(target=self._read, args=(calls,), daemon=True,
-                                 name="ledger-write-stream").start()
+                threading.Thread(target=self._read, args=(calls, self._generation),
+                                 daemon=True, name="ledger-write-stream").start()
             else:
                 self._wake.notify()
+
+    def _drop_abandoned(self) -> None:
+        self._queued = [group for group in self._queued if not group.abandoned]
+        self._queued_operations = sum(_weight(group) for group in self._queued)
 
     def close(self) -> None:
         with self._lock:
@@ -126,14 +142,25 @@ class WriteStream:
         while True:
             with self._lock:
                 while self._generation == generation and not self._closed:
+                    idle_s = time.monotonic() - self._last_sent_s
                     due_in = batching.due_in_s(self._queued_operations, len(self._sent),
-                                               time.monotonic() - self._last_sent_s)
+                                               idle_s)
                     if due_in == 0:
                         break
+                    if due_in is None and not self._queued and not self._sent:
+                        if idle_s >= batching.IDLE_CLOSE_S:
+                            # Half-close: the node ends the stream and frees its place;
+                            # the next write opens another.
+                            self._open = False
+                            self._generation += 1
+                            return
+                        due_in = batching.IDLE_CLOSE_S - idle_s
                     self._wake.wait(due_in)
                 if self._generation != generation or self._closed:
                     return
                 batch, operations = self._take()
+                if not batch:
+                    continue  # every group taken had been given up on
                 tag = next(self._tags)
                 self._sent[tag] = batch
                 self._last_sent_s = time.monotonic()
@@ -143,19 +170,27 @@ class WriteStream:
 
     def _take(self) -> tuple[list[Group], list[pb.BatchOperation]]:
         """Whole groups from the front of the queue, as many as fit in one batch (always
-        at least one: a group never holds more than a batch may)."""
+        at least one, whatever its size: a group is what its caller would have sent in
+        one call). Groups whose callers gave up are dropped, unsent."""
         batch: list[Group] = []
         operations: list[pb.BatchOperation] = []
+        size_bytes = 0
+        taken = 0
         for group in self._queued:
-            if batch and len(operations) + len(group.operations) > MAX_BATCH_OPERATIONS:
+            if batch and (len(operations) + len(group.operations) > MAX_BATCH_OPERATIONS
+                          or size_bytes + group.size_bytes > batching.MAX_MERGED_BYTES):
                 break
+            taken += 1
+            self._queued_operations -= _weight(group)
+            if group.abandoned:
+                continue
             batch.append(group)
             operations.extend(group.operations)
-            self._queued_operations -= _weight(group)
-        del self._queued[:len(batch)]
+            size_bytes += group.size_bytes
+        del self._queued[:taken]
         return batch, operations
 
-    def _read(self, replies: Iterator[pb.StreamReply]) -> None:
+    def _read(self, replies: Iterator[pb.StreamReply], generation: int) -> None:
         # Whatever ends this thread, nobody may be left waiting without an answer.
         failure = StreamBroken(grpc.StatusCode.UNKNOWN, "the client's stream reader failed")
         try:
@@ -167,20 +202,26 @@ class WriteStream:
                     continue  # not a tag this stream sent: nothing waits for it
                 self._answer(batch, reply.results)
             failure = StreamBroken(grpc.StatusCode.UNAVAILABLE,
-                                   "the node ended the stream before answering")
+                                   "the node ended the stream before answering: the outcome "
+                                   "is unknown, and retrying with the same request id is safe")
         except grpc.RpcError as error:
-            failure = StreamBroken(error.code(), error.details() or "")
+            failure = _stranded_failure(error.code(), error.details() or "")
         finally:
+            stranded: list[Group] = []
             with self._lock:
-                self._open = False
-                self._generation += 1
-                self._wake.notify_all()  # the ended stream's sender returns
-                if failure.code() is grpc.StatusCode.UNIMPLEMENTED:
-                    self._unimplemented = True
-                stranded = [g for batch in self._sent.values() for g in batch] + self._queued
-                self._sent.clear()
-                self._queued = []
-                self._queued_operations = 0
+                # A stream closed for idleness was already superseded: what waits now is
+                # the next stream's.
+                if self._generation == generation:
+                    self._open = False
+                    self._generation += 1
+                    self._wake.notify_all()  # the ended stream's sender returns
+                    if failure.code() is grpc.StatusCode.UNIMPLEMENTED:
+                        self._unimplemented = True
+                    stranded = [g for batch in self._sent.values() for g in batch]
+                    stranded += self._queued
+                    self._sent.clear()
+                    self._queued = []
+                    self._queued_operations = 0
             for group in stranded:
                 group.settle(failure=failure)
 
@@ -205,3 +246,21 @@ def _weight(group: Group) -> int:
     """What a group counts for the batching rule: its operations, and an empty group
     (a submit of nothing) as one, or it would never be due."""
     return max(1, len(group.operations))
+
+
+#: Statuses that end a stream before the node read any batch of it (its front door
+#: refused the caller, or the node has no such RPC): nothing was written.
+_REFUSED_AT_THE_DOOR = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED,
+                        grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.CANCELLED}
+
+
+def _stranded_failure(code: grpc.StatusCode, details: str) -> StreamBroken:
+    """What the callers still waiting on a stream that ended hear. The stream's status is
+    about the stream, not their writes (one caller's oversized batch ends it for all, and
+    batches being decided may be applied): unless the caller itself was refused, their
+    outcome is unknown, and retrying with the same request ids, elsewhere, is safe."""
+    if code in _REFUSED_AT_THE_DOOR:
+        return StreamBroken(code, details)
+    return StreamBroken(grpc.StatusCode.UNAVAILABLE,
+                        f"the stream to the node ended ({code.name}: {details}): the outcome "
+                        "is unknown, and retrying with the same request id is safe")

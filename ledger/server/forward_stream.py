@@ -39,6 +39,7 @@ class _Forward:
     principals: Sequence[str]
     deadline: float  # time.monotonic()
     future: asyncio.Future[Sequence[pb.OperationResult]]
+    size_bytes: int  # of its operations and principals, as they go in a request
 
 
 class ForwardStream:
@@ -59,8 +60,10 @@ class ForwardStream:
                      ) -> Sequence[pb.OperationResult]:
         """The node's results for `operations` (one per operation, in order);
         errors.Unavailable if it did not answer within `timeout_s`."""
+        size_bytes = (sum(operation.ByteSize() for operation in operations)
+                      + sum(len(principal) + 2 for principal in principals))
         forward = _Forward(operations, principals, time.monotonic() + timeout_s,
-                           asyncio.get_running_loop().create_future())
+                           asyncio.get_running_loop().create_future(), size_bytes)
         self._queued.append(forward)
         self._wake.set()
         if self._runner is None:
@@ -77,13 +80,16 @@ class ForwardStream:
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
+        self._fail_waiting("this node is stopping")  # a runner cancelled before it ran
 
     async def _run(self) -> None:
-        call = self._open_call()
-        reader = asyncio.create_task(self._read(call))
         failure = "the stream ended"
+        call: grpc.aio.StreamStreamCall | None = None
+        reader: asyncio.Task[str] | None = None
         last_sent_s = 0.0
         try:
+            call = self._open_call()
+            reader = asyncio.create_task(self._read(call))
             while not reader.done():
                 queued = sum(max(1, len(f.operations)) for f in self._queued)
                 due_in = batching.due_in_s(queued, len(self._sent),
@@ -99,36 +105,45 @@ class ForwardStream:
                     await call.write(request)
                     last_sent_s = time.monotonic()
                     self.messages_sent += 1
+            if reader.done() and not reader.cancelled():
+                failure = reader.result()
         except grpc.aio.AioRpcError as error:
             failure = f"{error.code().name}: {error.details()}"
         except (grpc.aio.UsageError, grpc.RpcError, asyncio.InvalidStateError) as error:
-            failure = repr(error)  # a write to a call that ended meanwhile
+            failure = repr(error)  # a call that could not open, or ended meanwhile
         finally:
-            call.cancel()
-            reader.cancel()
-            stranded = [f for batch in self._sent.values() for f in batch] + self._queued
-            self._sent.clear()
-            self._queued = []
+            if call is not None:
+                call.cancel()
+            if reader is not None:
+                reader.cancel()
             self._runner = None
-            for forward in stranded:
-                if not forward.future.done():
-                    forward.future.set_exception(errors.Unavailable(
-                        f"node {self._node_id} did not decide forwarded writes: {failure}"))
+            self._fail_waiting(failure)
+
+    def _fail_waiting(self, failure: str) -> None:
+        """Every forward still waiting fails Unavailable (its caller decides it then)."""
+        stranded = [f for batch in self._sent.values() for f in batch] + self._queued
+        self._sent.clear()
+        self._queued = []
+        for forward in stranded:
+            if not forward.future.done():
+                forward.future.set_exception(errors.Unavailable(
+                    f"node {self._node_id} did not decide forwarded writes: {failure}"))
 
     def _next_request(self) -> pb.StreamRequest | None:
         """Whole forwards from the front of the queue, as many as fit in one batch;
         forwards whose callers gave up are dropped unsent."""
         batch: list[_Forward] = []
-        count = 0
-        taken = 0
+        count = size_bytes = taken = 0
         for forward in self._queued:
-            if batch and count + len(forward.operations) > MAX_BATCH_OPERATIONS:
+            if batch and (count + len(forward.operations) > MAX_BATCH_OPERATIONS
+                          or size_bytes + forward.size_bytes > batching.MAX_MERGED_BYTES):
                 break
             taken += 1
             if forward.future.done():
                 continue
             batch.append(forward)
             count += len(forward.operations)
+            size_bytes += forward.size_bytes
         del self._queued[:taken]
         if not batch:
             return None
@@ -140,15 +155,17 @@ class ForwardStream:
             on_behalf_of=[p for f in batch for p in f.principals],
             timeout_ms=batching.timeout_ms(seconds_left))
 
-    async def _read(self, call: grpc.aio.StreamStreamCall) -> None:
+    async def _read(self, call: grpc.aio.StreamStreamCall) -> str:
+        """Hand replies to their forwards until the stream ends; why it ended."""
         try:
             while (reply := await call.read()) is not grpc.aio.EOF:
                 batch = self._sent.pop(reply.tag, None)
                 if batch is not None:
                     _answer(batch, reply.results)
                 self._wake.set()  # a place for another batch in flight
-        except grpc.aio.AioRpcError:
-            pass  # the sender fails whatever waits
+            return "the node ended the stream"
+        except grpc.aio.AioRpcError as error:
+            return f"{error.code().name}: {error.details()}"  # the sender fails what waits
         finally:
             self._wake.set()  # the sender sees the stream ended
 

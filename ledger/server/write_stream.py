@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 #: Batches of one stream being decided at once; the stream is read no further meanwhile.
 MAX_BATCHES_IN_FLIGHT = 64
+#: A stream with nothing sent and nothing being decided for this long is ended (clients
+#: close theirs after `api.batching.IDLE_CLOSE_S`; this bounds the ones that do not).
+MAX_IDLE_S = 120.0
 
 #: Decides one batch within a time budget: one result per operation (a LedgerError
 #: refuses the batch whole).
@@ -77,8 +80,19 @@ async def serve(requests: AsyncIterator[pb.StreamRequest],
         finished.put_nowait(pb.StreamReply(tag=request.tag, results=results))
 
     async def read() -> None:
+        incoming = aiter(requests)
         try:
-            async for request in requests:
+            while True:
+                try:
+                    # A stream that carries nothing holds one of the node's call places:
+                    # one idle this long (nothing being decided either) is ended.
+                    async with asyncio.timeout(None if deciding else MAX_IDLE_S):
+                        request = await anext(incoming)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    log.info("ended a write stream idle for %.0f s", MAX_IDLE_S)
+                    break
                 await places.acquire()
                 task = asyncio.create_task(answer(request))
                 deciding.add(task)

@@ -5,12 +5,13 @@ node busy) is answered without ending the stream; bytes that are not a request e
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import grpc
 import pytest
 
 from ledger import errors
+from ledger.server import write_stream
 from ledger.server.forward_stream import ForwardStream
 from ledger.server.forwarder import FORWARDED
 from ledger.server.limits import ServerLimits
@@ -257,3 +258,23 @@ async def test_a_batch_that_fails_unexpectedly_ends_the_stream_rather_than_guess
     assert ended.value.code() == grpc.StatusCode.INTERNAL
     assert "failed to decide a batch: RuntimeError('planted')" in (ended.value.details() or "")
     assert node.front_door.in_flight == 0
+
+
+async def test_a_stream_that_carries_nothing_is_ended_by_the_node(
+        servers: Servers, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An open stream holds one of the node's call places (gRPC's limit, peers' calls
+    # included): a client that opens streams and leaves them idle must not use them up.
+    monkeypatch.setattr(write_stream, "MAX_IDLE_S", 0.3)
+    await servers.start(0)
+    never = asyncio.Event()
+
+    async def nothing() -> AsyncIterator[pb.StreamRequest]:
+        await never.wait()
+        yield pb.StreamRequest()
+
+    async with grpc.aio.insecure_channel(servers.address(0)) as channel:
+        call = pb_grpc.LedgerStub(channel).SubmitStream(nothing(), timeout=30)
+        replies = [reply async for reply in call]
+        assert replies == []
+        assert await call.code() == grpc.StatusCode.OK
+    never.set()

@@ -16,6 +16,8 @@ from typing import TypeVar
 import grpc
 import pytest
 
+from ledger.api import batching
+from ledger.api.batching import MAX_MERGED_BYTES
 from ledger.client import (
     INSECURE,
     AccountNotFound,
@@ -27,7 +29,7 @@ from ledger.client import (
     Transaction,
     Unavailable,
 )
-from ledger.client.streams import Group, WriteStream
+from ledger.client.streams import Group, WriteStream, _stranded_failure
 from ledger.tools.localcluster import ProcessCluster
 from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc as pb_grpc
@@ -365,3 +367,64 @@ def test_a_submit_of_nothing_is_answered_with_nothing(shared_cluster: ProcessClu
                       stream_writes=stream_writes) as bank:
         assert bank.submit([]) == []
         assert bank.submit([BatchWrite("open", f"wse-{int(stream_writes)}", 1)])[0].balance == 1
+
+
+# --------------------------------------- what a shared stream owes every caller on it
+
+def test_callers_groups_are_merged_only_while_the_batch_stays_small() -> None:
+    # Two submits that a node takes alone (each under its 4 MiB request limit) were once
+    # merged into one request past it: the node ended the stream, failing both callers.
+    memo = "m" * 200
+    big = [pb.BatchOperation(deposit=pb.DepositRequest(
+        account_id="a", amount=1, request_id=f"big-{i}", memo=memo)) for i in range(3_000)]
+    small = [pb.BatchOperation(deposit=pb.DepositRequest(account_id="a", amount=1,
+                                                         request_id="small"))]
+    stream = WriteStream(None)  # type: ignore[arg-type]  # batching only: it never dials
+    groups = [Group(big, 0.0), Group(big, 0.0), Group(small, 0.0), Group(small, 0.0)]
+    assert groups[0].size_bytes < MAX_MERGED_BYTES < 2 * groups[0].size_bytes
+    stream._queued = list(groups)
+    taken = [stream._take()[0] for _ in range(2)]
+    # The second big group does not join the first; the small ones do join it.
+    assert taken == [[groups[0]], [groups[1], groups[2], groups[3]]]
+
+
+@pytest.mark.parametrize(("code", "heard"), [
+    (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.UNAVAILABLE),
+    (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE),
+    (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNAVAILABLE),
+    (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.PERMISSION_DENIED),
+    (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.UNAUTHENTICATED)])
+def test_a_stream_that_ends_tells_its_callers_the_outcome_is_unknown(
+        code: grpc.StatusCode, heard: grpc.StatusCode) -> None:
+    # Its status is about the stream (one caller's bad batch ends it for all, and others'
+    # batches may be applied): only a refusal at the door says nothing was written.
+    failure = _stranded_failure(code, "why")
+    assert failure.code() is heard
+    if heard is grpc.StatusCode.UNAVAILABLE:
+        assert "retrying with the same request id is safe" in failure.details()
+
+
+def test_one_callers_huge_reply_does_not_end_the_stream_for_the_others(
+        shared_cluster: ProcessCluster) -> None:
+    # 10,000 errors that quote a long bad account id make a reply past gRPC's default
+    # 4 MiB: the client's stream once ended on it, and every caller sharing it failed.
+    bad = [BatchWrite("deposit", "x" * 360, 1)] * 10_000
+    with LedgerClient(shared_cluster.addresses, security=shared_cluster.security) as bank:
+        bank.open_account("wsr-good", 0)
+        with futures.ThreadPoolExecutor(9) as pool:
+            refused = pool.submit(bank.submit, bad)
+            good = [pool.submit(bank.deposit, "wsr-good", 1) for _ in range(80)]
+            assert all(isinstance(r, InvalidRequest) for r in refused.result(timeout=60))
+            assert [g.result(timeout=60).duplicate for g in good] == [False] * 80
+        assert bank.balance("wsr-good").balance == 80
+
+
+def test_an_idle_stream_is_closed_and_the_next_write_opens_another(
+        shared_cluster: ProcessCluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every open stream holds one of the node's call places, idle or not.
+    monkeypatch.setattr(batching, "IDLE_CLOSE_S", 0.2)
+    with LedgerClient(shared_cluster.addresses[:1], security=shared_cluster.security) as bank:
+        bank.open_account("wsi", 0)
+        stream = bank._streams[0]  # type: ignore[index]
+        eventually(lambda: not stream._open, 10, "the idle stream closed")
+        assert bank.deposit("wsi", 3).balance == 3  # on a new stream
