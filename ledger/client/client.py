@@ -131,8 +131,10 @@ class LedgerClient:
         self._index_of = {address: index for index, address in enumerate(self.servers)}
         self._leaders: dict[str, int] = {}
         self._hints_lock = threading.Lock()
+        self._closed = False
 
     def close(self) -> None:
+        self._closed = True
         for stream in self._streams or ():
             stream.close()
         for channel in self._channels:
@@ -318,7 +320,11 @@ class LedgerClient:
             try:
                 reply = attempt(index, remaining / untried)
             except grpc.RpcError as error:
-                if error.code() not in RETRYABLE:
+                # CANCELLED: the node cancelled the call as it stopped (the outcome is
+                # unknown, as for UNAVAILABLE), unless this client was closed meanwhile.
+                retry = error.code() in RETRYABLE or (
+                    error.code() is grpc.StatusCode.CANCELLED and not self._closed)
+                if not retry:
                     raise _typed(error, request_id) from None
                 if hinted is not None:
                     self._leaders.pop(account, None)  # type: ignore[arg-type]  # stale

@@ -205,7 +205,7 @@ class WriteStream:
                                    "the node ended the stream before answering: the outcome "
                                    "is unknown, and retrying with the same request id is safe")
         except grpc.RpcError as error:
-            failure = _stranded_failure(error.code(), error.details() or "")
+            failure = _stranded_failure(error.code(), error.details() or "", self._closed)
         finally:
             stranded: list[Group] = []
             with self._lock:
@@ -251,15 +251,17 @@ def _weight(group: Group) -> int:
 #: Statuses that end a stream before the node read any batch of it (its front door
 #: refused the caller, or the node has no such RPC): nothing was written.
 _REFUSED_AT_THE_DOOR = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED,
-                        grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.CANCELLED}
+                        grpc.StatusCode.UNIMPLEMENTED}
 
 
-def _stranded_failure(code: grpc.StatusCode, details: str) -> StreamBroken:
+def _stranded_failure(code: grpc.StatusCode, details: str, closed: bool = False
+                      ) -> StreamBroken:
     """What the callers still waiting on a stream that ended hear. The stream's status is
     about the stream, not their writes (one caller's oversized batch ends it for all, and
-    batches being decided may be applied): unless the caller itself was refused, their
-    outcome is unknown, and retrying with the same request ids, elsewhere, is safe."""
-    if code in _REFUSED_AT_THE_DOOR:
+    batches being decided may be applied): unless the caller itself was refused, or
+    closed the client (`closed`), their outcome is unknown, and retrying with the same
+    request ids, elsewhere, is safe."""
+    if code in _REFUSED_AT_THE_DOOR or (code is grpc.StatusCode.CANCELLED and closed):
         return StreamBroken(code, details)
     return StreamBroken(grpc.StatusCode.UNAVAILABLE,
                         f"the stream to the node ended ({code.name}: {details}): the outcome "

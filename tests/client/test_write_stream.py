@@ -428,3 +428,37 @@ def test_an_idle_stream_is_closed_and_the_next_write_opens_another(
         stream = bank._streams[0]  # type: ignore[index]
         eventually(lambda: not stream._open, 10, "the idle stream closed")
         assert bank.deposit("wsi", 3).balance == 3  # on a new stream
+
+
+@pytest.mark.parametrize("stream_writes", MODES)
+def test_a_node_stopped_cleanly_mid_load_costs_its_callers_nothing(
+        own_cluster: ProcessCluster, stream_writes: bool) -> None:
+    # A node stopping (SIGTERM) cancels the calls it is working on: CANCELLED once reached
+    # unary callers as an error instead of a failover (the outcome is unknown, as for
+    # UNAVAILABLE, and the same request id is safe to retry).
+    cluster = own_cluster
+    writers, each = 32, 40
+    acknowledged: list[Transaction] = []
+    failed: list[LedgerError] = []
+    with LedgerClient(cluster.addresses, security=cluster.security, timeout_s=20,
+                      stream_writes=stream_writes) as bank:
+        for w in range(writers):
+            bank.open_account(f"wst-{w}", 0)
+
+        def write(w: int) -> None:
+            for _ in range(each):
+                try:
+                    acknowledged.append(bank.deposit(f"wst-{w}", 1))
+                except LedgerError as error:
+                    failed.append(error)
+
+        with futures.ThreadPoolExecutor(writers) as pool:
+            running = [pool.submit(write, w) for w in range(writers)]
+            eventually(lambda: len(acknowledged) >= writers * 3, 60, "writes flow")
+            cluster.terminate(0)
+            for future in running:
+                future.result(timeout=180)
+        assert failed == []
+        assert len(acknowledged) == writers * each
+        total = sum(bank.balance(f"wst-{w}").balance for w in range(writers))
+    assert total == writers * each
