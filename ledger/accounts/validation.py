@@ -12,6 +12,8 @@ REQUEST_ID = re.compile(r"[\x20-\x7e]{1,64}")
 MAX_MEMO_CHARS = 200
 DEFAULT_PAGE = 100
 MAX_PAGE = 1_000
+#: Operations in one batch (a Submit, or one message of a write stream), counting each.
+MAX_BATCH_OPERATIONS = 10_000
 
 
 def check_account_id(account_id: str) -> str:

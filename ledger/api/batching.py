@@ -10,6 +10,14 @@ hung leader, say) holds nobody's writes back for longer than the hold.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from ledger.accounts.validation import MAX_BATCH_OPERATIONS
+
+T = TypeVar("T")
+R = TypeVar("R")
+
 #: Operations worth a batch of their own while the node still works on earlier ones.
 MIN_BATCH_WHILE_BUSY = 64
 #: While the node works on earlier batches, fewer operations wait at most this long
@@ -45,3 +53,44 @@ def timeout_ms(seconds_left: float) -> int:
     """`StreamRequest.timeout_ms` for a batch whose longest-waiting caller has
     `seconds_left`: at least 1 (0 would mean the node's maximum), at most a uint32."""
     return min(max(1, int(seconds_left * 1000)), MAX_TIMEOUT_MS)
+
+
+def weight(operations: int) -> int:
+    """What a caller's group of `operations` counts for `due_in_s`: an empty one (a
+    submit of nothing) counts as one, or it would never be due."""
+    return max(1, operations)
+
+
+def take_front(queue: Sequence[T], live: Callable[[T], bool], operations: Callable[[T], int],
+               size_bytes: Callable[[T], int]) -> tuple[int, list[T]]:
+    """The next batch from the front of `queue`: how many items it takes off the queue,
+    and the live ones among them, which go. Whole items only, as many as fit
+    MAX_BATCH_OPERATIONS and MAX_MERGED_BYTES, and always the first live one whatever
+    its size (one caller's group is what its unary call would have carried)."""
+    batch: list[T] = []
+    count = total_bytes = taken = 0
+    for item in queue:
+        if batch and (count + operations(item) > MAX_BATCH_OPERATIONS
+                      or total_bytes + size_bytes(item) > MAX_MERGED_BYTES):
+            break
+        taken += 1
+        if not live(item):
+            continue
+        batch.append(item)
+        count += operations(item)
+        total_bytes += size_bytes(item)
+    return taken, batch
+
+
+def split_results(counts: Sequence[int], results: Sequence[R]) -> list[Sequence[R]] | None:
+    """A batch's results, cut into each group's share (`counts`: its groups' operation
+    counts, in order); None if the node answered another number of results than the
+    batch had operations (a node that breaks the contract: fail, do not guess)."""
+    if len(results) != sum(counts):
+        return None
+    shares: list[Sequence[R]] = []
+    start = 0
+    for count in counts:
+        shares.append(results[start:start + count])
+        start += count
+    return shares

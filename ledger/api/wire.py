@@ -39,7 +39,7 @@ STATUS_CODES: Mapping[str, grpc.StatusCode] = {
     "PERMISSION_DENIED": grpc.StatusCode.PERMISSION_DENIED,
     "RESOURCE_EXHAUSTED": grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
-_CODES_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
+CODES_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
 _REFUSAL_NUMBERS = ("balance", "amount", "position")
 
 
@@ -111,7 +111,7 @@ def operation_outcome(result: pb.OperationResult) -> pb.TransactionReply | error
     """What one result of a Submit call says: the reply, or the typed error."""
     if result.code == 0:
         return result.reply
-    code = _CODES_BY_NUMBER.get(result.code, grpc.StatusCode.UNKNOWN)
+    code = CODES_BY_NUMBER.get(result.code, grpc.StatusCode.UNKNOWN)
     metadata: dict[str, str] = {}
     if result.HasField("refusal"):
         refusal = result.refusal

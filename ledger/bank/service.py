@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 from ledger import errors
 from ledger.accounts import Kind, WriteRequest
+from ledger.accounts.validation import MAX_BATCH_OPERATIONS
 from ledger.bank.forwarding import Forward, Forwarding
 from ledger.bank.model import Balance, HistoryEntry, TransactionResult
 from ledger.bank.reads import Reads
@@ -21,8 +22,6 @@ from ledger.bank.requests import PendingWrite, operation_for, settled, undecided
 from ledger.bank.state_machine import LedgerStateMachine
 from ledger.bank.writes import AccountWriters
 from ledger.node.consensus import Consensus
-
-MAX_BATCH_OPERATIONS = 10_000  # operations in one Submit call
 
 
 def wall_clock_ms() -> int:

@@ -25,8 +25,9 @@ import grpc
 
 from ledger import errors
 from ledger.accounts import Kind, WriteRequest
+from ledger.accounts.validation import MAX_BATCH_OPERATIONS
 from ledger.api import wire
-from ledger.client.streams import MAX_BATCH_OPERATIONS, Group, StreamBroken, WriteStream
+from ledger.client.streams import Group, StreamBroken, WriteStream
 from ledger.security.tls import Security, client_security, handshake_hint
 from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc as pb_grpc
@@ -36,7 +37,6 @@ T = TypeVar("T")
 DEFAULT_TIMEOUT_S = 10.0
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 RETRYABLE_NUMBERS = {code.value[0] for code in RETRYABLE}
-_CODES = {code.value[0]: code for code in grpc.StatusCode}
 MAX_LEADER_HINTS = 100_000  # accounts whose leader the client remembers
 #: A reply may hold 10,000 results, each with an error message that quotes its input:
 #: more than gRPC's default 4 MiB (which would end a shared write stream for everyone).
@@ -287,7 +287,8 @@ class LedgerClient:
                     return attempt(index, group.deadline - time.monotonic())
                 raise group.failure
             if request_id is not None and group.results[0].code in RETRYABLE_NUMBERS:
-                raise StreamBroken(_CODES[group.results[0].code], group.results[0].message)
+                raise StreamBroken(wire.CODES_BY_NUMBER[group.results[0].code],
+                                   group.results[0].message)
             return group.results
 
         return self._attempts(attempt, timeout_s, request_id, account)

@@ -27,8 +27,6 @@ from ledger.api import batching
 from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc as pb_grpc
 
-#: Operations per stream message: the API's limit for one batch.
-MAX_BATCH_OPERATIONS = 10_000
 #: Groups queued behind a stream that sends nothing (a hung node) past which those whose
 #: callers gave up are dropped, so a hang costs memory for the callers still waiting only.
 PRUNE_QUEUE_AT = 256
@@ -169,26 +167,15 @@ class WriteStream:
                                    timeout_ms=batching.timeout_ms(seconds_left))
 
     def _take(self) -> tuple[list[Group], list[pb.BatchOperation]]:
-        """Whole groups from the front of the queue, as many as fit in one batch (always
-        at least one, whatever its size: a group is what its caller would have sent in
-        one call). Groups whose callers gave up are dropped, unsent."""
-        batch: list[Group] = []
-        operations: list[pb.BatchOperation] = []
-        size_bytes = 0
-        taken = 0
-        for group in self._queued:
-            if batch and (len(operations) + len(group.operations) > MAX_BATCH_OPERATIONS
-                          or size_bytes + group.size_bytes > batching.MAX_MERGED_BYTES):
-                break
-            taken += 1
+        """The next batch (`batching.take_front`); groups whose callers gave up are
+        dropped from the queue unsent."""
+        taken, batch = batching.take_front(self._queued, lambda group: not group.abandoned,
+                                           lambda group: len(group.operations),
+                                           lambda group: group.size_bytes)
+        for group in self._queued[:taken]:
             self._queued_operations -= _weight(group)
-            if group.abandoned:
-                continue
-            batch.append(group)
-            operations.extend(group.operations)
-            size_bytes += group.size_bytes
         del self._queued[:taken]
-        return batch, operations
+        return batch, [operation for group in batch for operation in group.operations]
 
     def _read(self, replies: Iterator[pb.StreamReply], generation: int) -> None:
         # Whatever ends this thread, nobody may be left waiting without an answer.
@@ -227,25 +214,20 @@ class WriteStream:
 
     @staticmethod
     def _answer(batch: list[Group], results: Sequence[pb.OperationResult]) -> None:
-        expected = sum(len(group.operations) for group in batch)
-        if len(results) != expected:  # a node that breaks the contract: fail, do not guess
+        shares = batching.split_results([len(group.operations) for group in batch], results)
+        if shares is None:
             broken = StreamBroken(grpc.StatusCode.INTERNAL,
                                   f"the node answered {len(results)} results for a batch of "
-                                  f"{expected} operations")
+                                  f"{sum(len(group.operations) for group in batch)} operations")
             for group in batch:
                 group.settle(failure=broken)
             return
-        start = 0
-        for group in batch:
-            end = start + len(group.operations)
-            group.settle(results[start:end])
-            start = end
+        for group, share in zip(batch, shares, strict=True):
+            group.settle(share)
 
 
 def _weight(group: Group) -> int:
-    """What a group counts for the batching rule: its operations, and an empty group
-    (a submit of nothing) as one, or it would never be due."""
-    return max(1, len(group.operations))
+    return batching.weight(len(group.operations))
 
 
 #: Statuses that end a stream before the node read any batch of it (its front door

@@ -27,9 +27,6 @@ from ledger import errors
 from ledger.api import batching
 from ledger.v1 import ledger_pb2 as pb
 
-#: Operations per stream message: the API's limit for one batch.
-MAX_BATCH_OPERATIONS = 10_000
-
 OpenCall = Callable[[], grpc.aio.StreamStreamCall]
 
 
@@ -91,7 +88,7 @@ class ForwardStream:
             call = self._open_call()
             reader = asyncio.create_task(self._read(call))
             while not reader.done():
-                queued = sum(max(1, len(f.operations)) for f in self._queued)
+                queued = sum(batching.weight(len(f.operations)) for f in self._queued)
                 due_in = batching.due_in_s(queued, len(self._sent),
                                            time.monotonic() - last_sent_s)
                 if due_in != 0:
@@ -132,18 +129,8 @@ class ForwardStream:
     def _next_request(self) -> pb.StreamRequest | None:
         """Whole forwards from the front of the queue, as many as fit in one batch;
         forwards whose callers gave up are dropped unsent."""
-        batch: list[_Forward] = []
-        count = size_bytes = taken = 0
-        for forward in self._queued:
-            if batch and (count + len(forward.operations) > MAX_BATCH_OPERATIONS
-                          or size_bytes + forward.size_bytes > batching.MAX_MERGED_BYTES):
-                break
-            taken += 1
-            if forward.future.done():
-                continue
-            batch.append(forward)
-            count += len(forward.operations)
-            size_bytes += forward.size_bytes
+        taken, batch = batching.take_front(self._queued, lambda f: not f.future.done(),
+                                           lambda f: len(f.operations), lambda f: f.size_bytes)
         del self._queued[:taken]
         if not batch:
             return None
@@ -171,16 +158,13 @@ class ForwardStream:
 
 
 def _answer(batch: list[_Forward], results: Sequence[pb.OperationResult]) -> None:
-    expected = sum(len(f.operations) for f in batch)
-    if len(results) != expected:  # a node that breaks the contract: fail, do not guess
-        for forward in batch:
-            if not forward.future.done():
-                forward.future.set_exception(errors.Unavailable(
-                    f"the node answered {len(results)} results for {expected} operations"))
-        return
-    start = 0
-    for forward in batch:
-        end = start + len(forward.operations)
-        if not forward.future.done():
-            forward.future.set_result(results[start:end])
-        start = end
+    shares = batching.split_results([len(f.operations) for f in batch], results)
+    for index, forward in enumerate(batch):
+        if forward.future.done():
+            continue
+        if shares is None:
+            forward.future.set_exception(errors.Unavailable(
+                f"the node answered {len(results)} results for "
+                f"{sum(len(f.operations) for f in batch)} operations"))
+        else:
+            forward.future.set_result(shares[index])
