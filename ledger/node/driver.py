@@ -9,7 +9,8 @@ out the resulting Readies in the order the core demands:
    one fsync for everything staged meanwhile);
 2. send: once the writes they vouch for are durable (`DurabilityGate`), answers to
    peers that called us go back in their calls' replies, the rest to the
-   transport, messages to ourselves to the next turn;
+   transport (messages to ourselves are handled within the turn, each round a
+   step held behind the one before, so what they lead to leaves in order);
 3. apply: chosen entries go to the state machine, outcomes to proposers, passed
    read barriers to readers.
 
@@ -33,6 +34,7 @@ from ledger.node.consensus import (
 )
 from ledger.node.counters import DriverCounters
 from ledger.node.durability import DurabilityGate
+from ledger.node.flushing import Flushing
 from ledger.node.inbox import Call, Inbox, Turn
 from ledger.node.proposals import Proposal, ProposalQueues
 from ledger.node.reads import Read, ReadBarriers
@@ -41,8 +43,7 @@ from ledger.node.repair import FetchChosen, Repairs
 from ledger.node.trace import Tracer
 from ledger.paxos import Alarm, Envelope, Outcome, PaxosConfig, PaxosNode, Ready
 from ledger.paxos.backoff import RandomSource
-from ledger.paxos.records import Write
-from ledger.storage.base import AppWrite, ChosenRepair, Corruption, StorageError, Store
+from ledger.storage.base import ChosenRepair, Corruption, StorageError, Store
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ Send = Callable[[int, list[Envelope]], None]
 LAZY_FLUSH_MS = 20  # writes nothing waits on are flushed within this long
 STORAGE_RETRY_MS = 100  # how often a failing disk is retried when nothing else happens
 MAX_COALESCE_YIELDS = 8  # event-loop trips a turn waits for more work to join it
+MAX_OWN_ROUNDS = 4  # rounds of messages to ourselves one turn handles (Prepare to Learn)
 
 
 class NodeFailed(Exception):
@@ -61,7 +63,7 @@ def monotonic_ms() -> int:
     return time.monotonic_ns() // 1_000_000
 
 
-class NodeDriver:
+class NodeDriver(Flushing):
     """Owns the core, the store and the state machine; serialises all access to them.
 
     Implements `ledger.node.consensus.Consensus` for the layer above.
@@ -277,74 +279,113 @@ class NodeDriver:
             # could not be made durable. Peers and proposers retry on their own.
             self._fail_calls(inbox.calls)
             return
+        own: list[Envelope] = []  # what the core told this node itself
         try:
-            readies = self._run_core(inbox, now_ms)
+            readies = self._run_core(inbox, now_ms, own)
         except StorageError as error:
             self._storage_failed(error)
             self._fail_calls(inbox.calls)
             return
-        # Persist, then send: a turn that staged promises, votes or rounds (or follows
-        # one still held) waits for the flush that covers its writes. The flush runs on
-        # the store's writer thread, so this loop keeps serving meanwhile. Chosen values
-        # and applied state gate nothing (a majority's votes make a value chosen).
-        turn = Turn(readies, inbox.calls)
-        # (Held turns keep order whatever this one staged: no need to look at its writes.)
-        gates_sends = self._gate.holding or any(ready.gates_sends for ready in readies)
-        if self._gate.admit(turn, gates_sends):
-            self._release(turn)
-        self._flush_if_needed()
+        self._admit(Turn(readies, inbox.calls))
+        # What we told ourselves (our own Accept, our vote on it, ...) is handled in
+        # this turn, each round as a step of its own behind the one that caused it: our
+        # Accept leaves for the peers without waiting for our vote's flush, and what
+        # our vote leads to waits for that flush, exactly as if it had come next turn.
+        for _ in range(MAX_OWN_ROUNDS):
+            if not own or self.storage_error is not None:
+                break
+            envelopes = own[:]
+            own.clear()
+            try:
+                readies = self._run_own(envelopes, now_ms, own)
+            except StorageError as error:
+                self._storage_failed(error)
+                break
+            self._admit(Turn(readies, []))
+        self._inbox.messages.extend(own)  # a longer exchange goes on next turn
+        # The messages this turn sent go first: the flush's hand-off to the writer
+        # thread would delay them, and theirs is the longer way (a peer's own sync).
+        asyncio.get_running_loop().call_soon(self._flush_if_needed)
         if self._inbox:
             self._wake.set()
 
-    def _run_core(self, inbox: Inbox, now_ms: int) -> list[Ready]:
-        """Feed the turn's work to the core, staging each Ready's writes at once.
+    def _admit(self, turn: Turn) -> None:
+        """Persist, then send: a step that staged promises, votes or rounds (or follows
+        one still held) waits for the flush that covers its writes. The flush runs on
+        the store's writer thread, so this loop keeps serving meanwhile. Chosen values
+        and applied state gate nothing (a majority's votes make a value chosen)."""
+        # (Held turns keep order whatever this one staged: no need to look at its writes.)
+        gates_sends = self._gate.holding or any(ready.gates_sends for ready in turn.readies)
+        if self._gate.admit(turn, gates_sends):
+            self._release(turn)
+
+    def _taker(self, readies: list[Ready], own: list[Envelope]
+               ) -> Callable[[Ready | None], None]:
+        """What keeps each Ready of a step, staging its writes at once.
 
         Staging right away matters: the core reads its durable state back (chosen
         values for a Promise, say) while it handles the next message of the turn.
         """
-        core = self._core
-        readies: list[Ready] = []
+        me = self.node_index
 
         def take(ready: Ready | None) -> None:
             if ready is None:
                 return
             readies.append(ready)
+            own.extend(envelope for envelope in ready.messages if envelope.destination == me)
             if ready.writes:
                 self._gate.staged()
                 self._store.stage(ready.writes)
             for alarm in ready.alarms:
                 self._raise_alarm(alarm)
 
+        return take
+
+    def _handle(self, envelopes: list[Envelope], now_ms: int,
+                take: Callable[[Ready | None], None]) -> None:
+        core = self._core
+        counters = self.counters
+        received = counters.received
+        counters.messages += len(envelopes)
         if self.tracer.active:
-            for envelope in [e for call in inbox.calls for e in call.envelopes] + inbox.messages:
+            for envelope in envelopes:
                 self.tracer.record("received", envelope.source, envelope.message)
-        def handle(envelope: Envelope) -> None:
+        for envelope in envelopes:
             received[type(envelope.message).__name__] += 1
             try:
                 take(core.handle(envelope, now_ms))
             except Corruption as error:
                 self._unreadable(error, now_ms, take)
 
-        counters = self.counters
-        received = counters.received
+    def _run_core(self, inbox: Inbox, now_ms: int, own: list[Envelope]) -> list[Ready]:
+        """Feed the turn's work to the core; messages to ourselves are put in `own`."""
+        core = self._core
+        readies: list[Ready] = []
+        take = self._taker(readies, own)
         for call in inbox.calls:
-            counters.messages += len(call.envelopes)
-            for envelope in call.envelopes:
-                handle(envelope)
-        counters.messages += len(inbox.messages)
-        for envelope in inbox.messages:
-            handle(envelope)
+            self._handle(call.envelopes, now_ms, take)
+        self._handle(inbox.messages, now_ms, take)
         for proposal in inbox.cancels:
             take(self._proposals.cancel(proposal, core, now_ms))
         try:
             before = self._proposals.started
             self._proposals.start(core, now_ms, take, self._trace_proposal)
-            counters.proposals += self._proposals.started - before
+            self.counters.proposals += self._proposals.started - before
             self._reads.start(inbox.reads, core, now_ms, take)
             take(core.tick(now_ms))
         except Corruption as error:  # the rest of the work comes again next turn
             self._unreadable(error, now_ms, take)
             self._wake.set()
+        return readies
+
+    def _run_own(self, envelopes: list[Envelope], now_ms: int, own: list[Envelope]
+                 ) -> list[Ready]:
+        """Feed the core what it told this node; what that says to us goes in `own`."""
+        readies: list[Ready] = []
+        if self.tracer.active:
+            for envelope in envelopes:
+                self.tracer.record("sent", envelope.destination, envelope.message)
+        self._handle(envelopes, now_ms, self._taker(readies, own))
         return readies
 
     def _unreadable(self, error: Corruption, now_ms: int,
@@ -364,13 +405,10 @@ class NodeDriver:
         """Send, then apply, what one turn produced (its writes are durable as needed)."""
         outbound: dict[int, list[Envelope]] = defaultdict(list)
         tracing = self.tracer.active
+        me = self.node_index
         for ready in turn.readies:
             for envelope in ready.messages:
-                if envelope.destination == self.node_index:
-                    self._inbox.messages.append(envelope)
-                    if tracing:
-                        self.tracer.record("sent", self.node_index, envelope.message)
-                else:
+                if envelope.destination != me:  # ours were handled in their turn
                     outbound[envelope.destination].append(envelope)
         if tracing:
             for envelopes in outbound.values():
@@ -396,53 +434,6 @@ class NodeDriver:
             for done in ready.barriers:
                 self._reads.passed(done)
 
-    # ----------------------------------------------------------------- durability
-
-    def _flush_if_needed(self) -> None:
-        if self.storage_error is not None:
-            return
-        number = self._gate.begin_flush(self._clock_ms())
-        if number is None:
-            return
-        started_ms = self._clock_ms()
-        future = asyncio.wrap_future(self._store.flush_async())
-        future.add_done_callback(lambda done: self._flushed(done, number, started_ms))
-
-    def _flushed(self, future: asyncio.Future[None], number: int, started_ms: int) -> None:
-        try:
-            self._on_flushed(future, number, started_ms)
-        except Exception as error:  # a callback's exception would only be logged: stop
-            self._fail(error)
-
-    def _on_flushed(self, future: asyncio.Future[None], number: int, started_ms: int) -> None:
-        if self._fatal is not None:
-            return  # the node is stopping: nothing more leaves
-        if future.cancelled():
-            self._fail(RuntimeError(f"flush {number} was cancelled"))
-            return
-        error = future.exception()
-        if error is not None and not isinstance(error, StorageError):
-            # Not a disk the operator can fix but a failure nobody foresaw: what the
-            # flush held may be lost, so nothing held may leave, ever.
-            self._fail(error)
-            return
-        if error is not None:
-            # The store keeps the writes staged; the next flush retries them. Nothing a
-            # held turn vouches for may leave: peers and proposers retry on their own.
-            dropped = self._gate.flush_failed()
-            self._storage_failed(error)
-            self._fail_calls([call for turn in dropped for call in turn.calls])
-            return
-        self.counters.syncs += 1
-        self.counters.last_flush_ms = self._clock_ms() - started_ms
-        if self.storage_error is not None:
-            log.warning("storage is writable again")
-            self.storage_error = None
-        for turn in self._gate.flushed(number):
-            self._release(turn)
-        self._flush_if_needed()
-        self._wake.set()
-
     def _raise_alarm(self, alarm: Alarm) -> None:
         """A correct cluster never does what the alarm says: tell the operator, and fail
         every caller waiting on the account (its other replicas may still serve it)."""
@@ -459,39 +450,6 @@ class NodeDriver:
             log.critical("stopping the node: %r", error, exc_info=error)
             self._fatal = error
         self.stop()
-
-    def _stage(self, writes: list[Write] | list[AppWrite]) -> None:
-        """Stage writes; a store that cannot take them keeps them staged for the next sync."""
-        try:
-            self._store.stage(writes)
-        except StorageError as error:
-            self._storage_failed(error)
-
-    def _storage_failed(self, error: StorageError) -> None:
-        if self.storage_error is None:
-            log.error("cannot persist writes, refusing to answer until it can: %s", error)
-        self.storage_error = str(error)
-
-    def _sync(self) -> bool:
-        """Make staged writes durable now (startup, shutdown, recovery from a full disk)."""
-        try:
-            self._store.sync()
-        except StorageError as error:
-            self._storage_failed(error)
-            return False
-        self.counters.syncs += 1
-        self._gate.synced()
-        if self.storage_error is not None:
-            log.warning("storage is writable again")
-            self.storage_error = None
-        return True
-
-    def _fail_calls(self, calls: list[Call]) -> None:
-        for call in calls:
-            if not call.future.done():
-                call.future.set_result([])
-        self._proposals.fail_active(StorageUnavailable(self.storage_error or
-                                                       "storage unavailable"))
 
     def _trace_proposal(self, account: str) -> None:
         if self.tracer.active:
