@@ -9,8 +9,7 @@ out the resulting Readies in the order the core demands:
    one fsync for everything staged meanwhile);
 2. send: once the writes they vouch for are durable (`DurabilityGate`), answers to
    peers that called us go back in their calls' replies, the rest to the
-   transport (messages to ourselves are handled within the turn, each round a
-   step held behind the one before, so what they lead to leaves in order);
+   transport, messages to ourselves to the next turn;
 3. apply: chosen entries go to the state machine, outcomes to proposers, passed
    read barriers to readers.
 
@@ -52,7 +51,6 @@ Send = Callable[[int, list[Envelope]], None]
 LAZY_FLUSH_MS = 20  # writes nothing waits on are flushed within this long
 STORAGE_RETRY_MS = 100  # how often a failing disk is retried when nothing else happens
 MAX_COALESCE_YIELDS = 8  # event-loop trips a turn waits for more work to join it
-MAX_OWN_ROUNDS = 4  # rounds of messages to ourselves one turn handles (Prepare to Learn)
 
 
 class NodeFailed(Exception):
@@ -279,113 +277,74 @@ class NodeDriver(Flushing):
             # could not be made durable. Peers and proposers retry on their own.
             self._fail_calls(inbox.calls)
             return
-        own: list[Envelope] = []  # what the core told this node itself
         try:
-            readies = self._run_core(inbox, now_ms, own)
+            readies = self._run_core(inbox, now_ms)
         except StorageError as error:
             self._storage_failed(error)
             self._fail_calls(inbox.calls)
             return
-        self._admit(Turn(readies, inbox.calls))
-        # What we told ourselves (our own Accept, our vote on it, ...) is handled in
-        # this turn, each round as a step of its own behind the one that caused it: our
-        # Accept leaves for the peers without waiting for our vote's flush, and what
-        # our vote leads to waits for that flush, exactly as if it had come next turn.
-        for _ in range(MAX_OWN_ROUNDS):
-            if not own or self.storage_error is not None:
-                break
-            envelopes = own[:]
-            own.clear()
-            try:
-                readies = self._run_own(envelopes, now_ms, own)
-            except StorageError as error:
-                self._storage_failed(error)
-                break
-            self._admit(Turn(readies, []))
-        self._inbox.messages.extend(own)  # a longer exchange goes on next turn
-        # The messages this turn sent go first: the flush's hand-off to the writer
-        # thread would delay them, and theirs is the longer way (a peer's own sync).
-        asyncio.get_running_loop().call_soon(self._flush_if_needed)
+        # Persist, then send: a turn that staged promises, votes or rounds (or follows
+        # one still held) waits for the flush that covers its writes. The flush runs on
+        # the store's writer thread, so this loop keeps serving meanwhile. Chosen values
+        # and applied state gate nothing (a majority's votes make a value chosen).
+        turn = Turn(readies, inbox.calls)
+        # (Held turns keep order whatever this one staged: no need to look at its writes.)
+        gates_sends = self._gate.holding or any(ready.gates_sends for ready in readies)
+        if self._gate.admit(turn, gates_sends):
+            self._release(turn)
+        self._flush_if_needed()
         if self._inbox:
             self._wake.set()
 
-    def _admit(self, turn: Turn) -> None:
-        """Persist, then send: a step that staged promises, votes or rounds (or follows
-        one still held) waits for the flush that covers its writes. The flush runs on
-        the store's writer thread, so this loop keeps serving meanwhile. Chosen values
-        and applied state gate nothing (a majority's votes make a value chosen)."""
-        # (Held turns keep order whatever this one staged: no need to look at its writes.)
-        gates_sends = self._gate.holding or any(ready.gates_sends for ready in turn.readies)
-        if self._gate.admit(turn, gates_sends):
-            self._release(turn)
-
-    def _taker(self, readies: list[Ready], own: list[Envelope]
-               ) -> Callable[[Ready | None], None]:
-        """What keeps each Ready of a step, staging its writes at once.
+    def _run_core(self, inbox: Inbox, now_ms: int) -> list[Ready]:
+        """Feed the turn's work to the core, staging each Ready's writes at once.
 
         Staging right away matters: the core reads its durable state back (chosen
         values for a Promise, say) while it handles the next message of the turn.
         """
-        me = self.node_index
+        core = self._core
+        readies: list[Ready] = []
 
         def take(ready: Ready | None) -> None:
             if ready is None:
                 return
             readies.append(ready)
-            own.extend(envelope for envelope in ready.messages if envelope.destination == me)
             if ready.writes:
                 self._gate.staged()
                 self._store.stage(ready.writes)
             for alarm in ready.alarms:
                 self._raise_alarm(alarm)
 
-        return take
-
-    def _handle(self, envelopes: list[Envelope], now_ms: int,
-                take: Callable[[Ready | None], None]) -> None:
-        core = self._core
-        counters = self.counters
-        received = counters.received
-        counters.messages += len(envelopes)
         if self.tracer.active:
-            for envelope in envelopes:
+            for envelope in [e for call in inbox.calls for e in call.envelopes] + inbox.messages:
                 self.tracer.record("received", envelope.source, envelope.message)
-        for envelope in envelopes:
+        def handle(envelope: Envelope) -> None:
             received[type(envelope.message).__name__] += 1
             try:
                 take(core.handle(envelope, now_ms))
             except Corruption as error:
                 self._unreadable(error, now_ms, take)
 
-    def _run_core(self, inbox: Inbox, now_ms: int, own: list[Envelope]) -> list[Ready]:
-        """Feed the turn's work to the core; messages to ourselves are put in `own`."""
-        core = self._core
-        readies: list[Ready] = []
-        take = self._taker(readies, own)
+        counters = self.counters
+        received = counters.received
         for call in inbox.calls:
-            self._handle(call.envelopes, now_ms, take)
-        self._handle(inbox.messages, now_ms, take)
+            counters.messages += len(call.envelopes)
+            for envelope in call.envelopes:
+                handle(envelope)
+        counters.messages += len(inbox.messages)
+        for envelope in inbox.messages:
+            handle(envelope)
         for proposal in inbox.cancels:
             take(self._proposals.cancel(proposal, core, now_ms))
         try:
             before = self._proposals.started
             self._proposals.start(core, now_ms, take, self._trace_proposal)
-            self.counters.proposals += self._proposals.started - before
+            counters.proposals += self._proposals.started - before
             self._reads.start(inbox.reads, core, now_ms, take)
             take(core.tick(now_ms))
         except Corruption as error:  # the rest of the work comes again next turn
             self._unreadable(error, now_ms, take)
             self._wake.set()
-        return readies
-
-    def _run_own(self, envelopes: list[Envelope], now_ms: int, own: list[Envelope]
-                 ) -> list[Ready]:
-        """Feed the core what it told this node; what that says to us goes in `own`."""
-        readies: list[Ready] = []
-        if self.tracer.active:
-            for envelope in envelopes:
-                self.tracer.record("sent", envelope.destination, envelope.message)
-        self._handle(envelopes, now_ms, self._taker(readies, own))
         return readies
 
     def _unreadable(self, error: Corruption, now_ms: int,
@@ -405,10 +364,13 @@ class NodeDriver(Flushing):
         """Send, then apply, what one turn produced (its writes are durable as needed)."""
         outbound: dict[int, list[Envelope]] = defaultdict(list)
         tracing = self.tracer.active
-        me = self.node_index
         for ready in turn.readies:
             for envelope in ready.messages:
-                if envelope.destination != me:  # ours were handled in their turn
+                if envelope.destination == self.node_index:
+                    self._inbox.messages.append(envelope)
+                    if tracing:
+                        self.tracer.record("sent", self.node_index, envelope.message)
+                else:
                     outbound[envelope.destination].append(envelope)
         if tracing:
             for envelopes in outbound.values():
