@@ -20,12 +20,15 @@ KIND_TO_ENTRY_KIND = {
     Kind.OPEN: pb.ENTRY_KIND_OPEN,
     Kind.DEPOSIT: pb.ENTRY_KIND_DEPOSIT,
     Kind.WITHDRAWAL: pb.ENTRY_KIND_WITHDRAWAL,
+    Kind.TRANSFER_OUT: pb.ENTRY_KIND_TRANSFER_OUT,
+    Kind.TRANSFER_IN: pb.ENTRY_KIND_TRANSFER_IN,
+    Kind.TRANSFER_REFUND: pb.ENTRY_KIND_TRANSFER_REFUND,
 }
 ENTRY_KIND_TO_KIND = {value: kind for kind, value in KIND_TO_ENTRY_KIND.items()}
 
 #: The BatchOperation field each kind of write travels in.
 _BATCH_FIELDS = {Kind.OPEN: "open_account", Kind.DEPOSIT: "deposit",
-                 Kind.WITHDRAWAL: "withdraw"}
+                 Kind.WITHDRAWAL: "withdraw", Kind.TRANSFER_OUT: "transfer"}
 _BATCH_KINDS = {name: kind for kind, name in _BATCH_FIELDS.items()}
 
 #: The status code each typed error travels as.
@@ -49,6 +52,10 @@ def batch_operation(write: WriteRequest) -> pb.BatchOperation:
         return pb.BatchOperation(open_account=pb.OpenAccountRequest(
             account_id=write.account_id, opening_balance=write.amount,
             request_id=write.request_id))
+    if write.kind is Kind.TRANSFER_OUT:
+        return pb.BatchOperation(transfer=pb.TransferRequest(
+            from_account_id=write.account_id, to_account_id=write.counterparty,
+            amount=write.amount, request_id=write.request_id, memo=write.memo))
     request_type = pb.DepositRequest if write.kind is Kind.DEPOSIT else pb.WithdrawRequest
     body = request_type(account_id=write.account_id, amount=write.amount,
                         request_id=write.request_id, memo=write.memo)
@@ -62,11 +69,15 @@ def write_request(operation: pb.BatchOperation, principal: str) -> WriteRequest:
     kind = _BATCH_KINDS.get(operation.WhichOneof("operation") or "")
     if kind is None:
         raise errors.InvalidRequest(
-            "a batch operation must be an open, a deposit or a withdrawal")
+            "a batch operation must be an open, a deposit, a withdrawal or a transfer")
     if kind is Kind.OPEN:
         o = operation.open_account
         return WriteRequest(Kind.OPEN, o.account_id, o.opening_balance, o.request_id,
                             principal=principal)
+    if kind is Kind.TRANSFER_OUT:
+        x = operation.transfer
+        return WriteRequest(Kind.TRANSFER_OUT, x.from_account_id, x.amount, x.request_id,
+                            x.memo, principal, x.to_account_id)
     t = operation.deposit if kind is Kind.DEPOSIT else operation.withdraw
     return WriteRequest(kind, t.account_id, t.amount, t.request_id, t.memo, principal)
 
@@ -95,8 +106,16 @@ def error_from_status(code: grpc.StatusCode, message: str,
                               **numbers)
 
 
-def operation_result(outcome: pb.TransactionReply | errors.LedgerError) -> pb.OperationResult:
-    """One result of a Submit call: the reply, or the error its single call would raise."""
+def operation_result(outcome: pb.TransactionReply | pb.TransferReply | errors.LedgerError
+                     ) -> pb.OperationResult:
+    """One result of a Submit call: the reply, or the error its single call would raise.
+    A transfer's result carries its reply whole, and the source's side as `reply`."""
+    if isinstance(outcome, pb.TransferReply):
+        source = pb.TransactionReply(account_id=outcome.from_account_id,
+                                     position=outcome.from_position,
+                                     balance=outcome.from_balance,
+                                     duplicate=outcome.duplicate, leader=outcome.leader)
+        return pb.OperationResult(code=0, reply=source, transfer=outcome)
     if not isinstance(outcome, errors.LedgerError):
         return pb.OperationResult(code=0, reply=outcome)
     result = pb.OperationResult(code=status_code(outcome).value[0], message=str(outcome))

@@ -19,7 +19,14 @@ class Answers:
     def known(self, request: PendingWrite) -> bool:
         """Answer from the applied prefix if it already decides the request."""
         account, operation = request.account, request.operation
-        decision = self._machine.decision(account, operation.request_id)
+        decision = self._machine.decision_of(account, operation)
+        if decision is None and operation.kind.ends_transfer:
+            if self._machine.pending_transfer(account, operation.request_id) is not None:
+                return False
+            # Ended already (or never pending): nothing more to write.
+            state = self._machine.account(account).state
+            request.succeed(TransactionResult(account, state.operations, state.balance, True))
+            return True
         if decision is not None:
             self.answer(request, decision, duplicate=True)
             return True
@@ -31,8 +38,10 @@ class Answers:
 
     def decided(self, request: PendingWrite, slot: int) -> None:
         """Our entry was chosen at `slot`: answer with the verdict applying it computed."""
-        decision = self._machine.recent_decision(request.account, slot,
-                                                 request.operation.request_id)
+        decision = self._machine.recent_decision(request.account, slot, request.operation)
+        if decision is None and request.operation.kind.ends_transfer:
+            self.known(request)  # another node's settlement or refund came first
+            return
         if decision is None:  # applying found nothing to do (cannot happen with one opener)
             request.fail(errors.AccountExists(f"account {request.account!r} is already open"))
             return
@@ -65,12 +74,14 @@ def quarantined(account: str, reason: str) -> errors.AccountQuarantined:
 def refusal(decision: Decision, account: str) -> errors.Refused:
     """The error a refused operation is reported as, with the numbers that explain it."""
     op = decision.operation
-    if op.kind is Kind.WITHDRAWAL:
+    if op.kind in (Kind.WITHDRAWAL, Kind.TRANSFER_OUT):
+        what = "withdrawal" if op.kind is Kind.WITHDRAWAL else f"transfer to {op.counterparty!r}"
         return errors.InsufficientFunds(
             f"insufficient funds: account {account!r} had a balance of {decision.balance_after} "
-            f"when the withdrawal of {op.amount} was decided (operation {decision.position})",
+            f"when the {what} of {op.amount} was decided (operation {decision.position})",
             balance=decision.balance_after, amount=op.amount, position=decision.position)
+    what = "deposit" if op.kind is Kind.DEPOSIT else f"transfer from {op.counterparty!r}"
     return errors.BalanceLimit(
-        f"balance limit: a deposit of {op.amount} on account {account!r} would take its "
+        f"balance limit: a {what} of {op.amount} on account {account!r} would take its "
         f"balance of {decision.balance_after} past the limit (operation {decision.position})",
         balance=decision.balance_after, amount=op.amount, position=decision.position)

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
 
-from ledger.accounts import MAX_AMOUNT, AccountState, Kind, Operation
-from ledger.accounts.validation import MAX_MEMO_CHARS, REQUEST_ID
+from ledger.accounts import MAX_AMOUNT, AccountState, DecisionKey, Kind, Operation, Pending
+from ledger.accounts.validation import ACCOUNT_ID, MAX_MEMO_CHARS, REQUEST_ID
 from ledger.bank.model import HistoryEntry
 from ledger.security.principal import check_name
 from ledger.v1 import records_pb2
@@ -21,6 +21,10 @@ KIND_TO_RECORD = {
     Kind.OPEN: records_pb2.OPERATION_KIND_OPEN,
     Kind.DEPOSIT: records_pb2.OPERATION_KIND_DEPOSIT,
     Kind.WITHDRAWAL: records_pb2.OPERATION_KIND_WITHDRAWAL,
+    Kind.TRANSFER_OUT: records_pb2.OPERATION_KIND_TRANSFER_OUT,
+    Kind.TRANSFER_IN: records_pb2.OPERATION_KIND_TRANSFER_IN,
+    Kind.TRANSFER_REFUND: records_pb2.OPERATION_KIND_TRANSFER_REFUND,
+    Kind.TRANSFER_SETTLE: records_pb2.OPERATION_KIND_TRANSFER_SETTLE,
 }
 RECORD_TO_KIND = {value: kind for kind, value in KIND_TO_RECORD.items()}
 
@@ -30,7 +34,8 @@ def encode_entry(operations: Sequence[Operation], nonce: int = 0) -> bytes:
     return records_pb2.LogEntry(operations=[
         records_pb2.LogOperation(kind=KIND_TO_RECORD[op.kind], amount=op.amount,
                                  request_id=op.request_id, memo=op.memo,
-                                 recorded_at_ms=op.recorded_at_ms, principal=op.principal)
+                                 recorded_at_ms=op.recorded_at_ms, principal=op.principal,
+                                 counterparty=op.counterparty)
         for op in operations
     ], nonce=nonce).SerializeToString()
 
@@ -48,7 +53,7 @@ def decode_entry(value: bytes) -> list[Operation]:
     try:
         entry = records_pb2.LogEntry.FromString(value)
         operations = [Operation(RECORD_TO_KIND[op.kind], op.amount, op.request_id, op.memo,
-                                op.recorded_at_ms, op.principal)
+                                op.recorded_at_ms, op.principal, op.counterparty)
                       for op in entry.operations]
     except (DecodeError, KeyError) as error:
         raise MalformedEntry(f"not a ledger entry: {error!r}") from error
@@ -65,6 +70,13 @@ def decode_entry(value: bytes) -> list[Operation]:
                                  "characters")
         if operation.principal and not is_principal_name(operation.principal):
             raise MalformedEntry(f"not a ledger entry: principal {operation.principal[:80]!r}")
+        if operation.kind.in_transfer:
+            if not ACCOUNT_ID.fullmatch(operation.counterparty):
+                raise MalformedEntry("not a ledger entry: a transfer's other account "
+                                     f"{operation.counterparty[:80]!r}")
+        elif operation.counterparty:
+            raise MalformedEntry(f"not a ledger entry: a {operation.kind.value} names another "
+                                 "account")
     return operations
 
 
@@ -90,7 +102,7 @@ def encode_account(account: StoredAccount) -> bytes:
     state = account.state
     return records_pb2.AccountRecord(
         applied_slot=account.applied_slot, opened=state.opened, balance=state.balance,
-        operations=state.operations,
+        operations=state.operations, pending_out=state.pending_out,
     ).SerializeToString()
 
 
@@ -98,7 +110,7 @@ def decode_account(raw: bytes | None) -> StoredAccount:
     if raw is None:
         return StoredAccount(AccountState(), -1)
     record = records_pb2.AccountRecord.FromString(raw)
-    state = AccountState(record.opened, record.balance, record.operations)
+    state = AccountState(record.opened, record.balance, record.operations, record.pending_out)
     return StoredAccount(state, record.applied_slot)
 
 
@@ -119,13 +131,14 @@ def encode_decision(decision: Decision) -> bytes:
     return records_pb2.RequestRecord(
         position=decision.position, kind=KIND_TO_RECORD[op.kind], amount=op.amount, memo=op.memo,
         rejected=decision.rejected, reject_reason=decision.reject_reason,
-        balance_after=decision.balance_after, slot=decision.slot,
+        balance_after=decision.balance_after, slot=decision.slot, counterparty=op.counterparty,
     ).SerializeToString()
 
 
 def decode_decision(raw: bytes, request_id: str) -> Decision:
     record = records_pb2.RequestRecord.FromString(raw)
-    operation = Operation(RECORD_TO_KIND[record.kind], record.amount, request_id, record.memo)
+    operation = Operation(RECORD_TO_KIND[record.kind], record.amount, request_id, record.memo,
+                          counterparty=record.counterparty)
     return Decision(record.position, operation, record.rejected, record.reject_reason,
                     record.balance_after, record.slot)
 
@@ -137,7 +150,7 @@ def encode_history(decision: Decision) -> bytes:
         position=decision.position, kind=KIND_TO_RECORD[op.kind], amount=op.amount,
         balance_after=decision.balance_after, request_id=op.request_id, memo=op.memo,
         rejected=decision.rejected, reject_reason=decision.reject_reason,
-        recorded_at_ms=op.recorded_at_ms, principal=op.principal,
+        recorded_at_ms=op.recorded_at_ms, principal=op.principal, counterparty=op.counterparty,
     ).SerializeToString()
 
 
@@ -145,7 +158,22 @@ def decode_history(raw: bytes) -> HistoryEntry:
     record = records_pb2.HistoryRecord.FromString(raw)
     return HistoryEntry(record.position, RECORD_TO_KIND[record.kind], record.amount,
                         record.balance_after, record.request_id, record.memo, record.rejected,
-                        record.reject_reason, record.recorded_at_ms, record.principal)
+                        record.reject_reason, record.recorded_at_ms, record.principal,
+                        record.counterparty)
+
+
+def encode_pending(pending: Pending, slot: int, recorded_at_ms: int) -> bytes:
+    return records_pb2.PendingRecord(to_account=pending.to_account, amount=pending.amount,
+                                     slot=slot, recorded_at_ms=recorded_at_ms,
+                                     memo=pending.memo, principal=pending.principal,
+                                     ).SerializeToString()
+
+
+def decode_pending(raw: bytes, request_id: str) -> tuple[Pending, int]:
+    """A pending transfer and when its debit was proposed (the proposer's wall clock)."""
+    record = records_pb2.PendingRecord.FromString(raw)
+    return (Pending(request_id, record.to_account, record.amount, record.memo,
+                    record.principal), record.recorded_at_ms)
 
 
 # Keys: the account, a NUL (account ids never contain one), then the rest.
@@ -159,4 +187,20 @@ def history_key(account: str, position: int) -> bytes:
 
 
 def request_key(account: str, request_id: str) -> bytes:
+    return account.encode() + b"\x00" + request_id.encode()
+
+
+def decision_store_key(account: str, key: DecisionKey) -> bytes:
+    """Where a decision is recorded. A credit's and a refund's keys start with a byte no
+    client request id can hold (they are printable), then for a credit the source
+    account, then the transfer's id."""
+    space, source, request_id = key
+    if space == "credit":
+        return account.encode() + b"\x00\x01" + source.encode() + b"\x00" + request_id.encode()
+    if space == "refund":
+        return account.encode() + b"\x00\x02" + request_id.encode()
+    return request_key(account, request_id)
+
+
+def pending_key(account: str, request_id: str) -> bytes:
     return account.encode() + b"\x00" + request_id.encode()

@@ -34,8 +34,13 @@ class Forwarding:
         self.forwarded_batches = 0
 
     def leader_for(self, account: str, batch: list[PendingWrite]) -> int | None:
-        """Another node leading this account, to forward to rather than fight with."""
-        if self._forward is None or any(r.forwarded for r in batch):
+        """Another node leading this account, to forward to rather than fight with.
+
+        A transfer's operations are decided where they arise: the public API that
+        forwards speaks of transfers whole, not of their debits, credits and refunds.
+        """
+        if self._forward is None or any(r.forwarded or r.operation.kind.in_transfer
+                                        for r in batch):
             return None
         leader = self._consensus.leader_hint(account)
         if leader is None or self._suspects.get(leader, 0.0) > time.monotonic():

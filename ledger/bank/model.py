@@ -40,3 +40,4 @@ class HistoryEntry:
     reject_reason: str
     recorded_at_ms: int  # the proposing node's wall clock; informational only
     principal: str = ""  # who asked for it ("" for operations recorded before principals)
+    counterparty: str = ""  # a transfer's other account

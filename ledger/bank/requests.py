@@ -39,9 +39,11 @@ class PendingWrite:
 
 def operation_for(write: WriteRequest, now_ms: int) -> Operation:
     """The operation a write asks for, validated; InvalidRequest names what is wrong."""
+    if write.kind.in_transfer:  # a transfer's operations are written by `transfers` only
+        raise errors.InvalidRequest(f"a {write.kind.value} is only written by a transfer")
     check_account_id(write.account_id)
     check_request_id(write.request_id)
-    _check_principal(write.principal)
+    check_principal(write.principal)
     if write.kind is Kind.OPEN:
         check_opening_balance(write.amount)
         return Operation(Kind.OPEN, write.amount, write.request_id, "", now_ms,
@@ -52,7 +54,7 @@ def operation_for(write: WriteRequest, now_ms: int) -> Operation:
                      write.principal)
 
 
-def _check_principal(principal: str) -> None:
+def check_principal(principal: str) -> None:
     """The servicers pass authenticated names; anything else would make the log entry
     malformed on every replica, so it is refused here, before anything is written."""
     if not principal:
@@ -67,7 +69,8 @@ def as_write(pending: PendingWrite) -> WriteRequest:
     """The write a pending request stands for (to forward it to another node)."""
     operation = pending.operation
     return WriteRequest(operation.kind, pending.account, operation.amount,
-                        operation.request_id, operation.memo, operation.principal)
+                        operation.request_id, operation.memo, operation.principal,
+                        operation.counterparty)
 
 
 def fail_all(requests: list[PendingWrite], error: Exception) -> None:

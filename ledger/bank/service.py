@@ -1,4 +1,4 @@
-"""The bank: opens accounts, moves money, answers balances and histories.
+"""The bank: opens accounts, moves money (transfers too), answers balances and histories.
 
 A facade over the write path (`writes`: per-account workers, Megastore's optimistic
 scheme), forwarding to an account's leader (`forwarding`) and reads (`reads`), all
@@ -8,6 +8,7 @@ over a `Consensus` (the node driver) and the ledger state machine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -15,11 +16,13 @@ from collections.abc import Callable, Sequence
 from ledger import errors
 from ledger.accounts import Kind, WriteRequest
 from ledger.accounts.validation import MAX_BATCH_OPERATIONS
+from ledger.bank.courier import Courier
 from ledger.bank.forwarding import Forward, Forwarding
 from ledger.bank.model import Balance, HistoryEntry, TransactionResult
 from ledger.bank.reads import Reads
 from ledger.bank.requests import PendingWrite, operation_for, settled, undecided
 from ledger.bank.state_machine import LedgerStateMachine
+from ledger.bank.transfers import TransferRequest, TransferResult, Transfers, transferred
 from ledger.bank.writes import AccountWriters
 from ledger.node.consensus import Consensus
 
@@ -45,6 +48,15 @@ class Bank:
         self._writers = AccountWriters(consensus, machine, self._forwarding,
                                        rng or random.Random())
         self._reads = Reads(consensus, machine)
+        self._transfers = Transfers(consensus, machine, self._writers, clock_ms)
+        self.courier = Courier(consensus, machine, self._transfers, clock_ms)
+        self._courier_task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start completing the transfers this node finds pending (once it takes part in
+        Paxos)."""
+        if self._courier_task is None:
+            self._courier_task = asyncio.create_task(self.courier.run())
 
     @property
     def forwarded_batches(self) -> int:
@@ -83,19 +95,28 @@ class Bank:
 
     async def submit(
         self, requests: Sequence[WriteRequest], timeout_s: float, forwarded: bool = False
-    ) -> list[TransactionResult | errors.LedgerError]:
+    ) -> list[TransactionResult | TransferResult | errors.LedgerError]:
         """Decide many writes at once; one result (or error) per request, in order.
 
         Each is exactly the single call it stands for (same validation, same
-        idempotency); requests for one account share log entries.
+        idempotency); requests for one account share log entries. A transfer
+        (TRANSFER_OUT: its debit's account, `counterparty` the destination) runs as
+        the Transfer call does, beside the rest.
         """
         if len(requests) > MAX_BATCH_OPERATIONS:
             raise errors.InvalidRequest(
                 f"a batch holds at most {MAX_BATCH_OPERATIONS} operations, not {len(requests)}")
         deadline = time.monotonic() + timeout_s
         now_ms = self._clock_ms()
-        results: list[TransactionResult | errors.LedgerError | PendingWrite] = []
+        results: list[TransactionResult | errors.LedgerError | PendingWrite
+                      | asyncio.Task[TransferResult]] = []
         for write in requests:
+            if write.kind is Kind.TRANSFER_OUT:
+                results.append(asyncio.create_task(self._transfers.transfer(
+                    TransferRequest(write.account_id, write.counterparty, write.amount,
+                                    write.request_id, write.memo, write.principal),
+                    timeout_s)))
+                continue
             try:
                 operation = operation_for(write, now_ms)
             except errors.InvalidRequest as invalid:
@@ -104,7 +125,8 @@ class Bank:
                 results.append(self._writers.enqueue(write.account_id, operation, deadline,
                                                      forwarded))
         # One wait for the whole batch (not a timer per operation).
-        pending = [r.future for r in results if isinstance(r, PendingWrite)]
+        pending = [r.future if isinstance(r, PendingWrite) else r for r in results
+                   if isinstance(r, PendingWrite | asyncio.Task)]
         if pending:
             try:
                 await asyncio.wait(pending, timeout=timeout_s)
@@ -114,7 +136,17 @@ class Bank:
                 for future in pending:
                     future.cancel()
                 raise
-        return [settled(r, timeout_s) if isinstance(r, PendingWrite) else r for r in results]
+        return [settled(r, timeout_s) if isinstance(r, PendingWrite)
+                else transferred(r) if isinstance(r, asyncio.Task) else r for r in results]
+
+    async def transfer(
+        self, from_account: str, to_account: str, amount: int, request_id: str, memo: str,
+        timeout_s: float, principal: str = "",
+    ) -> TransferResult:
+        """Move `amount` from one account to another (see `ledger.bank.transfers`)."""
+        return await self._transfers.transfer(
+            TransferRequest(from_account, to_account, amount, request_id, memo, principal),
+            timeout_s)
 
     async def _write(self, write: WriteRequest, timeout_s: float) -> TransactionResult:
         operation = operation_for(write, self._clock_ms())
@@ -141,5 +173,9 @@ class Bank:
         return self._reads.list_accounts(after, limit)
 
     async def close(self) -> None:
-        """Stop the account workers (their callers get UNAVAILABLE)."""
+        """Stop the courier and the account workers (their callers get UNAVAILABLE)."""
+        if self._courier_task is not None:
+            self._courier_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._courier_task
         await self._writers.close()

@@ -2,7 +2,9 @@
 
 For each account it keeps, in the store's application tables: the account's
 state at its applied log slot, one history entry per numbered operation,
-and for each request id the decision that settled it. Applying is deterministic,
+for each request id (and each transfer credited) the decision that settled it,
+and the transfers it sent that are not settled or refunded yet ("pending": what a
+node completes after a crash, without scanning anything else). Applying is deterministic,
 so every replica computes the same balances, verdicts and history. These writes
 trail the log: after a crash the driver re-applies what they are missing.
 """
@@ -14,7 +16,18 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from itertools import islice
 
-from ledger.accounts import AccountState, Applied, NoOp, Operation, Refused, apply_operation
+from ledger.accounts import (
+    AccountState,
+    Applied,
+    Kind,
+    NoOp,
+    Operation,
+    Pending,
+    Refused,
+    Settled,
+    apply_operation,
+    decision_key,
+)
 from ledger.bank import codec
 from ledger.bank.codec import Decision, StoredAccount
 from ledger.bank.model import HistoryEntry
@@ -33,7 +46,7 @@ class LedgerStateMachine:
     """Implements the driver's StateMachine; also answers the bank's local queries."""
 
     #: The application tables it keeps; the store is opened with them.
-    TABLES = ("applied", "history", "requests")
+    TABLES = ("applied", "history", "requests", "pending")
 
     def __init__(self, store: Store) -> None:
         self._store = store
@@ -57,32 +70,49 @@ class LedgerStateMachine:
         decoded = []
         for committed in entries:
             operations = self._operations(committed)
-            keys = [codec.request_key(committed.account, op.request_id) for op in operations]
+            keys = [_store_key(committed.account, op) for op in operations]
             decoded.append((committed, operations, keys))
-        wanted = list({key for _, _, keys in decoded for key in keys})
+        wanted = list({key for _, _, keys in decoded for key in keys if key is not None})
         decided = {key for key, raw in zip(wanted, self._store.app_get_many("requests", wanted),
                                            strict=True) if raw is not None}
         writes: list[AppWrite] = []
+        pending: dict[bytes, Pending | None] = {}  # what this batch changed, over the table
         for committed, operations, keys in decoded:
-            self._apply_one(committed, operations, keys, decided, writes)
+            self._apply_one(committed, operations, keys, decided, pending, writes)
         return writes
 
-    def _apply_one(self, committed: Committed, operations: list[Operation], keys: list[bytes],
-                   decided: set[bytes], writes: list[AppWrite]) -> None:
+    def _apply_one(self, committed: Committed, operations: list[Operation],
+                   keys: list[bytes | None], decided: set[bytes],
+                   pending: dict[bytes, Pending | None], writes: list[AppWrite]) -> None:
         account = committed.account
         slot = committed.slot
         stored = self.account(account)
         assert slot == stored.applied_slot + 1, "entries apply in log order"
         state = stored.state
-        decided_here: dict[str, Decision] = {}
+        decided_here: dict[tuple[str, str, str], Decision] = {}
         for operation, key in zip(operations, keys, strict=True):
-            state, verdict = apply_operation(state, operation, key in decided)
+            pending_key = codec.pending_key(account, operation.request_id)
+            transfer = (self._pending(pending_key, operation.request_id, pending)
+                        if operation.kind.ends_transfer else None)
+            state, verdict = apply_operation(state, operation, key in decided, transfer)
             if isinstance(verdict, NoOp):
                 continue
-            decision = _decision(operation, verdict, slot)
-            decided.add(key)
-            decided_here[operation.request_id] = decision
-            writes.append(AppWrite("requests", key, codec.encode_decision(decision)))
+            if operation.kind is Kind.TRANSFER_OUT and isinstance(verdict, Applied):
+                sent = Pending(operation.request_id, operation.counterparty, operation.amount,
+                               operation.memo, operation.principal)
+                pending[pending_key] = sent
+                writes.append(AppWrite("pending", pending_key, codec.encode_pending(
+                    sent, slot, operation.recorded_at_ms)))
+            elif operation.kind.ends_transfer:
+                pending[pending_key] = None
+                writes.append(AppWrite("pending", pending_key, None))
+            decision = _decision(operation, verdict, slot, state)
+            decided_here[recent_key(operation)] = decision
+            if isinstance(verdict, Settled):
+                continue  # no number, no money moved: nothing for the history
+            if key is not None:
+                decided.add(key)
+                writes.append(AppWrite("requests", key, codec.encode_decision(decision)))
             writes.append(AppWrite("history", codec.history_key(account, decision.position),
                                    codec.encode_history(decision)))
         self._remember(account, StoredAccount(state, slot))
@@ -116,10 +146,32 @@ class LedgerStateMachine:
         self._unwritten.clear()
         return writes
 
-    def recent_decision(self, account: str, slot: int, request_id: str) -> Decision | None:
-        """How `request_id` was decided, preferring what applying `slot` just computed."""
-        decided = self._recent.get((account, slot), {}).get(request_id)
-        return decided if decided is not None else self.decision(account, request_id)
+    def _pending(self, key: bytes, request_id: str, changed: dict[bytes, Pending | None]
+                 ) -> Pending | None:
+        if key in changed:
+            return changed[key]
+        raw = self._store.app_get("pending", key)
+        return None if raw is None else codec.decode_pending(raw, request_id)[0]
+
+    def recent_decision(self, account: str, slot: int, operation: Operation
+                        ) -> Decision | None:
+        """How `operation` was decided, preferring what applying `slot` just computed."""
+        decided = self._recent.get((account, slot), {}).get(recent_key(operation))
+        return decided if decided is not None else self.decision_of(account, operation)
+
+    def decision_of(self, account: str, operation: Operation) -> Decision | None:
+        """How the log decided the request `operation` stands for (None: not yet, or it
+        settles a transfer: see `pending_transfer`)."""
+        key = decision_key(operation)
+        if key is None:
+            return None
+        raw = self._store.app_get("requests", codec.decision_store_key(account, key))
+        return None if raw is None else codec.decode_decision(raw, operation.request_id)
+
+    def pending_transfer(self, account: str, request_id: str) -> Pending | None:
+        """The transfer `request_id` that `account` sent, if it is pending here."""
+        raw = self._store.app_get("pending", codec.pending_key(account, request_id))
+        return None if raw is None else codec.decode_pending(raw, request_id)[0]
 
     # ---------------------------------------------------------------- queries
 
@@ -157,6 +209,20 @@ class LedgerStateMachine:
             start = rows[-1][0] + b"\x00"
         return names[:limit]
 
+    def pending_transfers(self, after: bytes, limit: int
+                          ) -> tuple[list[tuple[str, Pending, int]], bytes]:
+        """A page of the transfers pending here, after key `after` (b"": from the start):
+        (source account, transfer, when its debit was proposed), and where the next
+        page starts (b"" once the table is done: the next page starts over)."""
+        rows = self._store.app_range("pending", after, b"\xff", limit)
+        page = []
+        for key, raw in rows:
+            account, _, request_id = key.decode().partition("\x00")
+            transfer, debited_at_ms = codec.decode_pending(raw, request_id)
+            page.append((account, transfer, debited_at_ms))
+        following = rows[-1][0] + b"\x00" if len(rows) == limit else b""
+        return page, following
+
     def _remember(self, account: str, stored: StoredAccount) -> None:
         accounts = self._accounts
         if len(accounts) >= MAX_CACHED_ACCOUNTS and account not in accounts:
@@ -169,7 +235,21 @@ class LedgerStateMachine:
         accounts[account] = stored
 
 
-def _decision(operation: Operation, verdict: Applied | Refused, slot: int) -> Decision:
+def recent_key(operation: Operation) -> tuple[str, str, str]:
+    """What tells an entry's decisions apart: the decision key, or for a settlement its
+    kind and the transfer's id."""
+    return decision_key(operation) or (operation.kind.value, "", operation.request_id)
+
+
+def _store_key(account: str, operation: Operation) -> bytes | None:
+    key = decision_key(operation)
+    return None if key is None else codec.decision_store_key(account, key)
+
+
+def _decision(operation: Operation, verdict: Applied | Refused | Settled, slot: int,
+              state: AccountState) -> Decision:
+    if isinstance(verdict, Settled):  # unnumbered: the position its next operation takes
+        return Decision(state.operations, operation, False, "", state.balance, slot)
     if isinstance(verdict, Applied):
         return Decision(verdict.position, operation, False, "", verdict.balance, slot)
     return Decision(verdict.position, operation, True, verdict.reason.value, verdict.balance,

@@ -27,6 +27,11 @@ class DoNothingLedger(pb_grpc.LedgerServicer):
     ) -> pb.TransactionReply:
         return pb.TransactionReply()
 
+    async def Transfer(
+        self, request: pb.TransferRequest, context: grpc.aio.ServicerContext
+    ) -> pb.TransferReply:
+        return pb.TransferReply()
+
     async def Submit(
         self, request: pb.SubmitRequest, context: grpc.aio.ServicerContext
     ) -> pb.SubmitReply:

@@ -10,9 +10,10 @@ LEDGER_CA, LEDGER_CERT, LEDGER_KEY), plaintext only with --insecure (LEDGER_INSE
 opened to each. The accounts are opened, and every mode but `any-node` sends all its
 calls, through the first.
 
-Modes: `spread` (deposits over --accounts accounts), `any-node` (the same deposits, each
-sent to one of the --server addresses picked at random, seeded by --seed: the client
-does not follow leader hints, the nodes forward), `hot` (one account), `batch`
+Modes: `spread` (deposits over --accounts accounts), `transfer` (transfers of 1 from
+each account to the next, over --accounts accounts opened with funds), `any-node` (the
+same deposits, each sent to one of the --server addresses picked at random, seeded by
+--seed: the client does not follow leader hints, the nodes forward), `hot` (one account), `batch`
 (ledger Submit calls of --batch deposits), `client` (--in-flight threads calling
 `LedgerClient.deposit`, ledger.bench.client_load; `client-unary`: the same with the
 client's write stream off, a unary call per deposit). etcd does what a bank app on etcd would:
@@ -58,6 +59,9 @@ class Results:
                 "p999_ms": percentile(0.999)}
 
 
+TRANSFER_FUNDS = 10**9  # each account's opening balance for `transfer`: never runs dry
+
+
 def account_name(index: int) -> str:
     return f"bench-{index}"
 
@@ -73,10 +77,11 @@ class LedgerTarget:
     def nodes(self) -> int:
         return len(self.stubs)
 
-    async def prepare(self, accounts: int) -> None:
+    async def prepare(self, accounts: int, opening_balance: int = 0) -> None:
         for start in range(0, accounts, 5_000):
             ops = [pb.BatchOperation(open_account=pb.OpenAccountRequest(
-                account_id=account_name(i), opening_balance=0, request_id=f"open-{i}"))
+                account_id=account_name(i), opening_balance=opening_balance,
+                request_id=f"open-{i}"))
                 for i in range(start, min(accounts, start + 5_000))]
             await self.stub.Submit(pb.SubmitRequest(operations=ops), timeout=120)
 
@@ -88,6 +93,14 @@ class LedgerTarget:
         await self.stubs[node].Deposit(pb.DepositRequest(
             account_id=account_name(account), amount=1, request_id=self._request_id()),
             timeout=30)
+        return 1
+
+    async def transfer(self, account: int, accounts: int, results: Results) -> int:
+        """1 from `account` to the next one: two logs, a debit and a credit."""
+        await self.stub.Transfer(pb.TransferRequest(
+            from_account_id=account_name(account),
+            to_account_id=account_name((account + 1) % accounts), amount=1,
+            request_id=self._request_id()), timeout=30)
         return 1
 
     async def batch(self, accounts: list[int], results: Results) -> int:
@@ -156,7 +169,10 @@ async def drive(target: LedgerTarget | EtcdTarget, mode: str, accounts: int, in_
     results = Results()
     pick = random.Random(seed)
     calls = [0] * target.nodes
-    await target.prepare(1 if mode == "hot" else accounts)
+    if isinstance(target, LedgerTarget) and mode == "transfer":
+        await target.prepare(accounts, opening_balance=TRANSFER_FUNDS)
+    else:
+        await target.prepare(1 if mode == "hot" else accounts)
     deadline = time.monotonic() + seconds
     cursor = 0
 
@@ -174,6 +190,9 @@ async def drive(target: LedgerTarget | EtcdTarget, mode: str, accounts: int, in_
             call: Awaitable[int]
             if mode == "batch":
                 call = target.batch(next_accounts(batch), results)
+            elif mode == "transfer":
+                assert isinstance(target, LedgerTarget)
+                call = target.transfer(next_accounts(1)[0], accounts, results)
             else:
                 (one,) = next_accounts(1)
                 node = pick.randrange(target.nodes) if mode == "any-node" else 0
@@ -219,7 +238,7 @@ def main() -> None:
                         help="HOST:PORT; repeat it or separate several with commas (the "
                              "first gets every call unless --mode any-node)")
     parser.add_argument("--mode", choices=("spread", "any-node", "hot", "batch", "client",
-                                           "client-unary"),
+                                           "client-unary", "transfer"),
                         default="spread")
     parser.add_argument("--seed", type=int, default=0, help="any-node's random node choice")
     parser.add_argument("--accounts", type=int, default=1_000)
@@ -240,6 +259,8 @@ def main() -> None:
     if not addresses:
         parser.error("--server names no address")
 
+    if args.mode == "transfer" and args.system != "ledger":
+        parser.error("--mode transfer is the ledger's Transfer call: no etcd twin")
     if args.mode in ("client", "client-unary"):
         if args.system != "ledger":
             parser.error("--mode client is the ledger's Python client library: no etcd twin")

@@ -54,6 +54,8 @@ SCENARIOS = {
                        etcd=False),
     "client-unary": Scenario("client library, unary calls, 64 threads", "client-unary", 64,
                              etcd=False),
+    "transfer": Scenario("transfers, 64 in flight, 1,000 accounts", "transfer", 64,
+                         etcd=False),
 }
 
 

@@ -30,6 +30,7 @@ from ledger.tools.replicas import converged, node_view, node_views
 
 CONVERGENCE_TIMEOUT_S = 90.0
 STATUS_TIMEOUT_S = 5.0  # per node, per status read
+SETTLE_ATTEMPTS = 5  # readings of the logs, at most, until no log moved during one
 PORT = 7001
 
 
@@ -111,7 +112,7 @@ def run(config: ChaosConfig, topology: Topology | None = None) -> Report:
                 problems.append(Violation("nemesis", node.node_id,
                                           f"not serving after the heal: {error}"))
         converged = all_serving and wait_for_convergence(addresses, security)
-        record = RunRecord(recorder.ops, nemesis.events, read_logs(addresses, security))
+        record = RunRecord(recorder.ops, nemesis.events, settled_logs(addresses, security))
     violations = problems + check(record)
     report = summarize(config, record, converged, violations)
     write_jsonl(config.out_dir / "history.jsonl", record.ops)
@@ -170,6 +171,27 @@ def wait_for_convergence(addresses: list[str], security: Security,
             return True
         time.sleep(0.25)
     return False
+
+
+def settled_logs(addresses: list[str], security: Security
+                 ) -> dict[str, dict[str, list[LogEntry]]]:
+    """Every replica's histories, read while no log moved.
+
+    A write whose client gave up (its outcome unknown) may still be chosen after the
+    replicas converged: its proposer retries until a majority answers. Read across
+    such a decision, the replicas read first would look a slot short. So the logs are
+    read again until the replicas' views before and after the reading are the same
+    converged view (the last reading is kept if they never settle).
+    """
+    logs: dict[str, dict[str, list[LogEntry]]] = {}
+    for _ in range(SETTLE_ATTEMPTS):
+        before = converged(node_views(addresses, STATUS_TIMEOUT_S, security))
+        logs = read_logs(addresses, security)
+        after = converged(node_views(addresses, STATUS_TIMEOUT_S, security))
+        if before is not None and before == after:
+            return logs
+        wait_for_convergence(addresses, security)
+    return logs
 
 
 def read_logs(addresses: list[str], security: Security

@@ -22,8 +22,9 @@ from ledger.bench.spy import INSTALL, Profiler, py_spy, summarise_recordings
               help=f"Comma-separated: {', '.join(SCENARIOS)}. any-node sends each write to "
                    "one of the three nodes (etcd: members) at random, not following leader "
                    "hints; client is 64 threads calling LedgerClient.deposit in one process "
-                   "(against etcd's unary figure); the others send everything to the "
-                   "first.")
+                   "(against etcd's unary figure); transfer moves 1 between accounts "
+                   "(ledger only: compare with spread's deposits); the others send "
+                   "everything to the first.")
 @click.option("--vs-etcd", is_flag=True,
               help="Also run a 3-member etcd (installed from Debian if missing, as root).")
 @click.option("--vs-insecure", is_flag=True,

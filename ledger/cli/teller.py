@@ -42,6 +42,8 @@ T = TypeVar("T")
 
 DEFAULT_SERVERS = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
 EXIT_REFUSED, EXIT_BAD_INPUT, EXIT_UNKNOWN, EXIT_MISSING = 1, 2, 3, 4
+#: How a history line names a transfer's other account.
+TRANSFER_LINKS = {"transfer_out": "to", "transfer_in": "from", "transfer_refund": "back from"}
 
 EXIT_CODES = """\b
 Exit codes:
@@ -156,7 +158,8 @@ def call(settings: Settings, action: Callable[[LedgerClient], T],
 
 
 def unknown_outcome(reason: str, retry_command: list[str]) -> str:
-    verb = next(word for word in retry_command if word in ("open", "deposit", "withdraw"))
+    verb = next(word for word in retry_command
+                if word in ("open", "deposit", "withdraw", "transfer"))
     what = {"open": "opening", "withdraw": "withdrawal"}.get(verb, verb)
     return (f"outcome unknown: {reason}; the {what} may or may not have "
             "happened.\nTo retry it safely (it cannot apply twice), run:\n  "
@@ -170,8 +173,9 @@ def refusal_text(error: Refused) -> str:
     where = f" (operation {error.position}, kept in the history)" if error.position is not None \
         else ""
     if isinstance(error, InsufficientFunds):
+        what = "transfer" if "transfer" in str(error) else "withdrawal"
         return (f"insufficient funds: the balance was {format_amount(error.balance)} when the "
-                f"withdrawal of {format_amount(error.amount)} was decided{where}")
+                f"{what} of {format_amount(error.amount)} was decided{where}")
     if isinstance(error, BalanceLimit):
         return (f"balance limit: a deposit of {format_amount(error.amount)} would take the "
                 f"balance of {format_amount(error.balance)} past the limit of "
@@ -248,6 +252,41 @@ teller.add_command(transfer_command("deposit"))
 teller.add_command(transfer_command("withdraw"))
 
 
+@teller.command("transfer", context_settings={"ignore_unknown_options": True})
+@click.argument("from_account")
+@click.argument("to_account")
+@click.argument("amount", callback=amount_argument(allow_zero=False))
+@click.option("--memo", default="", help="A note kept with both sides of the transfer.")
+@click.option("--request-id", help="Idempotency key; reuse it to retry safely.")
+@common_options(group=False)
+@click.pass_context
+def transfer(ctx: click.Context, from_account: str, to_account: str, amount: int, memo: str,
+             request_id: str | None, servers: str | None, as_json: bool | None,
+             timeout_s: float | None) -> None:
+    """Move AMOUNT from FROM_ACCOUNT to TO_ACCOUNT (exactly once; refused without funds).
+
+    A transfer the destination cannot take (it would pass the balance limit) bounces:
+    the money goes back to FROM_ACCOUNT, and teller exits 1, as for a refusal."""
+    settings = settings_for(ctx, servers, as_json, timeout_s)
+    request_id = request_id_or_new(request_id)
+    words = ["transfer", from_account, to_account, format_amount(amount),
+             "--request-id", request_id] + (["--memo", memo] if memo else [])
+    receipt = call(settings, lambda bank: bank.transfer(from_account, to_account, amount, memo,
+                                                        request_id),
+                   retry_line(settings, *words))
+    again = " (already done earlier with this request id; nothing new was written)"
+    text = (f"transferred {format_amount(amount)} from {from_account} (balance "
+            f"{format_amount(receipt.from_balance)}, operation {receipt.from_position}) to "
+            f"{to_account} (operation {receipt.to_position}){again if receipt.duplicate else ''}")
+    if receipt.bounced:
+        text = (f"bounced: {to_account} would have passed the balance limit of "
+                f"{format_amount(MAX_BALANCE)}; the {format_amount(amount)} went back to "
+                f"{from_account} (operation {receipt.refund_position})")
+    emit(settings, asdict(receipt), text)
+    if receipt.bounced:
+        raise TellerError("the transfer bounced (see above)", EXIT_REFUSED)
+
+
 @teller.command()
 @click.argument("account")
 @click.option("--local", is_flag=True,
@@ -279,13 +318,16 @@ def history(ctx: click.Context, account: str, from_position: int, limit: int,
     if settings.as_json:
         click.echo(json.dumps([asdict(e) for e in entries]))
         return
-    click.echo(f"{'#':>5}  {'when (UTC)':<19}  {'kind':<10} {'amount':>14} {'balance':>14}  "
+    click.echo(f"{'#':>5}  {'when (UTC)':<19}  {'kind':<15} {'amount':>14} {'balance':>14}  "
                f"{'by':<16}  note")
     for e in entries:
         when = datetime.fromtimestamp(e.recorded_at_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
         note = f"REFUSED: {e.reject_reason}" if e.rejected else e.memo
+        if e.counterparty:  # a transfer: where to find its other side (with its request id)
+            link = TRANSFER_LINKS.get(e.kind, "with")
+            note = f"{link} {e.counterparty} ({e.request_id}) {note}".rstrip()
         by = e.principal or "-"  # "-": recorded before principals were
-        click.echo(f"{e.position:>5}  {when:<19}  {e.kind:<10} {format_amount(e.amount):>14} "
+        click.echo(f"{e.position:>5}  {when:<19}  {e.kind:<15} {format_amount(e.amount):>14} "
                    f"{format_amount(e.balance_after):>14}  {by:<16}  {note}")
 
 
@@ -298,7 +340,8 @@ def history(ctx: click.Context, account: str, from_position: int, limit: int,
 @click.pass_context
 def import_(ctx: click.Context, file: BinaryIO, import_name: str | None, servers: str | None,
             as_json: bool | None, timeout_s: float | None) -> None:
-    """Import FILE.csv: columns account,kind,amount,memo[,request_id] under a header line.
+    """Import FILE.csv: columns account,kind,amount,memo[,request_id][,to_account] under a
+    header line (kind: open, deposit, withdraw, or transfer to to_account).
 
     Rows without a request_id get one derived from the import's name and the row's
     own content (and its occurrence among identical rows), so running the import

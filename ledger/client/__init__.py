@@ -14,6 +14,7 @@ from ledger.client.client import (
     HistoryEntry,
     LedgerClient,
     Transaction,
+    TransferReceipt,
     new_request_id,
     with_request_ids,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "Security",
     "SecurityConfigError",
     "Transaction",
+    "TransferReceipt",
     "Unauthenticated",
     "Unavailable",
     "client_security",

@@ -59,14 +59,30 @@ class Transaction:
 
 
 @dataclass(frozen=True, slots=True)
+class TransferReceipt:
+    """A transfer's outcome on both sides."""
+
+    from_account_id: str
+    to_account_id: str
+    from_position: int  # the debit's number in the source's history
+    from_balance: int  # the source's balance right after the debit
+    to_position: int  # the credit's number in the destination's history
+    duplicate: bool  # this request id had already been used for this transfer
+    bounced: bool  # the destination would have passed the balance limit: money refunded
+    refund_position: int  # when bounced: the refund's number in the source's history
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class BatchWrite:
     """One write of a `submit` batch. An empty request_id gets a fresh one."""
 
-    kind: str  # "open" (amount is the opening balance), "deposit" or "withdraw"/"withdrawal"
-    account_id: str
+    kind: str  # "open" (amount: the opening balance), "deposit", "withdraw" or "transfer"
+    account_id: str  # for a transfer, the source
     amount: int
     memo: str = ""
     request_id: str = ""
+    to_account: str = ""  # for a transfer, the destination
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +104,7 @@ class HistoryEntry:
     reject_reason: str
     recorded_at_ms: int
     principal: str = ""  # who asked ("anonymous" under --insecure; "" if recorded before)
+    counterparty: str = ""  # a transfer's other account (with request_id, its other entry)
 
 
 def with_request_ids(writes: Sequence[BatchWrite], request_ids: Sequence[str]
@@ -173,6 +190,23 @@ class LedgerClient:
         return self._write(pb.BatchOperation(withdraw=request), lambda stub: stub.Withdraw,
                            request, timeout_s)
 
+    def transfer(self, from_account_id: str, to_account_id: str, amount: int, memo: str = "",
+                 request_id: str | None = None, timeout_s: float | None = None,
+                 ) -> TransferReceipt:
+        """Move `amount` between accounts, exactly once whatever is retried: the answer
+        comes once the destination is credited (or the credit bounced and the money went
+        back). Refused without funds (InsufficientFunds: nothing moved)."""
+        request_id = request_id or new_request_id()
+        request = pb.TransferRequest(from_account_id=from_account_id,
+                                     to_account_id=to_account_id, amount=amount,
+                                     request_id=request_id, memo=memo)
+        reply = self._call(lambda stub: stub.Transfer, request, timeout_s, request_id,
+                           from_account_id)
+        self._learn_leader(from_account_id, reply.leader)
+        return TransferReceipt(reply.from_account_id, reply.to_account_id, reply.from_position,
+                               reply.from_balance, reply.to_position, reply.duplicate,
+                               reply.bounced, reply.refund_position, request_id)
+
     def submit(self, writes: Sequence[BatchWrite], timeout_s: float | None = None
                ) -> list[Transaction | errors.LedgerError]:
         """Many writes in one call (at most 10,000): a result or a typed error for each,
@@ -224,7 +258,8 @@ class LedgerClient:
         reply = self._call(lambda stub: stub.GetHistory, request, timeout_s)
         return [HistoryEntry(e.position, _kind_name(e.kind), e.amount,
                              e.balance_after, e.request_id, e.memo, e.rejected,
-                             e.reject_reason, e.recorded_at_ms, e.principal)
+                             e.reject_reason, e.recorded_at_ms, e.principal,
+                             e.counterparty_account_id)
                 for e in reply.entries]
 
     def list_accounts(self, after: str = "", limit: int = 0,
@@ -368,9 +403,10 @@ def _write_request(write: BatchWrite, request_id: str) -> WriteRequest:
     try:
         kind = Kind.parse(write.kind)
     except ValueError:
-        raise ValueError(f"unknown kind of write {write.kind!r}: open, deposit or withdraw"
-                         ) from None
-    return WriteRequest(kind, write.account_id, write.amount, request_id, write.memo)
+        raise ValueError(f"unknown kind of write {write.kind!r}: open, deposit, withdraw or "
+                         "transfer") from None
+    return WriteRequest(kind, write.account_id, write.amount, request_id, write.memo,
+                        counterparty=write.to_account)
 
 
 def _typed(error: grpc.RpcError, request_id: str | None) -> errors.LedgerError:

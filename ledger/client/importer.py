@@ -1,8 +1,10 @@
 """Importing a CSV of transactions through the batch API, safely re-runnable.
 
-Rows: `account,kind,amount,memo[,request_id]` with a header line. Without a
+Rows: `account,kind,amount,memo[,request_id][,to_account]` with a header line; kind
+is open, deposit, withdraw or transfer (from `account` to `to_account`). Without a
 request_id column, a row's id is derived from the import's name (the file's name
-unless the user gives one), the row's own content (account, kind, amount, memo) and
+unless the user gives one), the row's own content (account, kind, amount, memo, and a
+transfer's to_account) and
 its occurrence among identical rows of the file. So running the same import again
 applies nothing twice, and neither does running it after editing other rows, adding
 rows, or re-saving the file (a trailing newline, another line ending): only rows that
@@ -57,12 +59,12 @@ class ImportReport:
 
 
 def row_request_id(import_name: str, account: str, kind: Kind, amount: int, memo: str,
-                   occurrence: int) -> str:
+                   occurrence: int, to_account: str = "") -> str:
     """A row's request id: the same for the same row of the same import, wherever it
     stands in the file and whatever else the file holds (at most 64 characters)."""
     name = hashlib.sha256(import_name.encode()).hexdigest()[:8]
-    content = hashlib.sha256(
-        "\x1f".join((account, kind.value, str(amount), memo)).encode()).hexdigest()[:20]
+    fields = (account, kind.value, str(amount), memo) + ((to_account,) if to_account else ())
+    content = hashlib.sha256("\x1f".join(fields).encode()).hexdigest()[:20]
     return f"import-{name}-{content}-{occurrence}"
 
 
@@ -77,16 +79,22 @@ def parse(data: bytes, import_name: str) -> tuple[list[Row], list[RowProblem]]:
     missing = [c for c in REQUIRED_COLUMNS if c not in columns]
     if missing:
         raise BadFile(f"the header must name the columns account,kind,amount,memo"
-                      f"[,request_id]; missing: {', '.join(missing)}")
+                      f"[,request_id][,to_account]; missing: {', '.join(missing)}")
     rows, problems = [], []
-    seen: Counter[tuple[str, Kind, int, str]] = Counter()  # identical rows so far
+    seen: Counter[tuple[str, Kind, int, str, str]] = Counter()  # identical rows so far
     for number, record in enumerate(reader, start=2):
         fields = {k.strip(): (v or "").strip() for k, v in record.items() if k is not None}
         try:
             kind = Kind.parse(fields["kind"])
         except ValueError:
             problems.append(RowProblem(number, "bad-input",
-                                       f"kind {fields['kind']!r} is not deposit or withdraw"))
+                                       f"kind {fields['kind']!r} is not open, deposit, "
+                                       "withdraw or transfer"))
+            continue
+        to_account = fields.get("to_account", "")
+        if (kind is Kind.TRANSFER_OUT) != bool(to_account):
+            problems.append(RowProblem(number, "bad-input",
+                                       "a transfer names its to_account, and only a transfer"))
             continue
         try:
             amount = parse_amount(fields["amount"], allow_zero=kind is Kind.OPEN)
@@ -94,10 +102,12 @@ def parse(data: bytes, import_name: str) -> tuple[list[Row], list[RowProblem]]:
             problems.append(RowProblem(number, "bad-input", str(error)))
             continue
         account, memo = fields["account"], fields.get("memo", "")
-        seen[(account, kind, amount, memo)] += 1
+        content = (account, kind, amount, memo, to_account)
+        seen[content] += 1
         request_id = fields.get("request_id") or row_request_id(
-            import_name, account, kind, amount, memo, seen[(account, kind, amount, memo)])
-        rows.append(Row(number, BatchWrite(kind.value, account, amount, memo, request_id)))
+            import_name, account, kind, amount, memo, seen[content], to_account)
+        rows.append(Row(number, BatchWrite(kind.value, account, amount, memo, request_id,
+                                           to_account)))
     return rows, problems
 
 

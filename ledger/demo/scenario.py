@@ -3,7 +3,9 @@
 It opens a few accounts, runs three tellers concurrently through different nodes
 (deposits, withdrawals that must be refused, retries with the same request id),
 kills one replica with SIGKILL mid-run, keeps going, restarts it, and then shows
-every replica converging to the balances the acknowledged operations imply.
+every replica converging to the balances the acknowledged operations imply. Then
+two transfers: one that completes, and one whose node dies between its debit and
+its credit, completed by another node.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from ledger.demo.tellers import (
     Tally,
     teller_work,
 )
+from ledger.demo.transfers import show_transfers
 from ledger.tools.localcluster import ProcessCluster
 
 
@@ -84,7 +87,13 @@ def _run(cluster: ProcessCluster, say: Say, explain: bool, seed: int) -> bool:
     if converged:
         say("Every replica holds the same log and the balances the tellers' acknowledged "
             "operations imply.")
-    else:
+        transferred = show_transfers(cluster, tally, say)
+        say("Waiting for every replica to agree again, the transfers included:")
+        converged = watch_convergence(cluster, tally, say) and transferred
+        if converged:
+            say("Every replica holds the same log again, each transfer debited once and "
+                "credited once.")
+    if not converged:
         say("The replicas did NOT converge in time: see the node logs.")
     if explain:
         explain_transactions(cluster, say)

@@ -24,6 +24,7 @@ METHOD_ROLES: dict[str, frozenset[Role]] = {
     "/ledger.v1.Ledger/OpenAccount": frozenset({TELLER}),
     "/ledger.v1.Ledger/Deposit": frozenset({TELLER}),
     "/ledger.v1.Ledger/Withdraw": frozenset({TELLER}),
+    "/ledger.v1.Ledger/Transfer": frozenset({TELLER}),
     "/ledger.v1.Ledger/Submit": frozenset({TELLER, MEMBER}),
     "/ledger.v1.Ledger/SubmitStream": frozenset({TELLER, MEMBER}),
     "/ledger.v1.Ledger/GetBalance": READERS,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ledger.api.wire import KIND_TO_ENTRY_KIND
 from ledger.bank.model import Balance, HistoryEntry, TransactionResult
+from ledger.bank.transfers import TransferResult
 from ledger.v1 import ledger_pb2 as pb
 
 
@@ -24,7 +25,17 @@ def history_entry(entry: HistoryEntry) -> pb.Entry:
                     amount=entry.amount, balance_after=entry.balance_after,
                     request_id=entry.request_id, memo=entry.memo, rejected=entry.rejected,
                     reject_reason=entry.reject_reason, recorded_at_ms=entry.recorded_at_ms,
-                    principal=entry.principal)
+                    principal=entry.principal, counterparty_account_id=entry.counterparty)
+
+
+def transfer_reply(result: TransferResult, leader: str = "") -> pb.TransferReply:
+    delivery = result.delivery
+    return pb.TransferReply(from_account_id=result.from_account,
+                            to_account_id=result.to_account,
+                            from_position=result.from_position,
+                            from_balance=result.from_balance, to_position=delivery.to_position,
+                            duplicate=result.duplicate, bounced=delivery.bounced,
+                            refund_position=delivery.refund_position, leader=leader)
 
 
 def strong(consistency: int) -> bool:

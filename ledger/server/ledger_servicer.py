@@ -12,6 +12,7 @@ from ledger.accounts import WriteRequest
 from ledger.api import wire
 from ledger.bank.model import TransactionResult
 from ledger.bank.service import MAX_BATCH_OPERATIONS, Bank
+from ledger.bank.transfers import TransferResult
 from ledger.security.principal import current_principal
 from ledger.server import convert, on_behalf, write_stream
 from ledger.server.deadlines import time_budget_s
@@ -35,10 +36,13 @@ async def answer(context: grpc.aio.ServicerContext, call: Callable[[], Awaitable
         raise  # unreachable: abort raises
 
 
-def _submitted(outcome: TransactionResult | errors.LedgerError,
+def _submitted(outcome: TransactionResult | TransferResult | errors.LedgerError,
                leader: Callable[[str], str]) -> pb.OperationResult:
     if isinstance(outcome, errors.LedgerError):
         return wire.operation_result(outcome)
+    if isinstance(outcome, TransferResult):
+        return wire.operation_result(convert.transfer_reply(outcome,
+                                                            leader(outcome.from_account)))
     return wire.operation_result(convert.transaction_reply(outcome,
                                                            leader(outcome.account_id)))
 
@@ -90,6 +94,15 @@ class LedgerServicer(pb_grpc.LedgerServicer):
             request.account_id, request.amount, request.request_id, request.memo,
             self._budget_s(context), principal))
         return convert.transaction_reply(result, self._leader(result.account_id))
+
+    async def Transfer(
+        self, request: pb.TransferRequest, context: grpc.aio.ServicerContext
+    ) -> pb.TransferReply:
+        principal = current_principal().name
+        result = await answer(context, lambda: self._bank.transfer(
+            request.from_account_id, request.to_account_id, request.amount, request.request_id,
+            request.memo, self._budget_s(context), principal))
+        return convert.transfer_reply(result, self._leader(result.from_account))
 
     async def GetBalance(
         self, request: pb.GetBalanceRequest, context: grpc.aio.ServicerContext

@@ -60,7 +60,9 @@ class NodeServer:
             config.node_id, config.cluster.as_pairs(), Incarnation.new(0))
         assert self.identity.incarnation is not None  # check_identity refuses the rest
         self.book = PeerBook(store)
-        boot = random.getrandbits(63)  # this process, among the lives of the directory
+        # This process, among the lives of the directory (its peers check the directory's
+        # commit count when it changes).
+        self.boot = boot = random.getrandbits(63)
         self.admitted = asyncio.Event()
         self.transport = PeerTransport(config.cluster, index, self._on_answers, self.dropped,
                                        self.identity.incarnation, store.durable_seq,
@@ -191,6 +193,7 @@ class NodeServer:
     async def _serve_paxos(self) -> None:
         self.transport.start()
         self._driver_task = asyncio.create_task(self.driver.run())
+        self.bank.start()
         self.admitted.set()
         for service in ("", "ledger.v1.Ledger"):
             await self.health.set(service, health_pb2.HealthCheckResponse.SERVING)

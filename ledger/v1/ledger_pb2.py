@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16ledger/v1/ledger.proto\x12\tledger.v1\"U\n\x12OpenAccountRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x17\n\x0fopening_balance\x18\x02 \x01(\x03\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"V\n\x0e\x44\x65positRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x03\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x0c\n\x04memo\x18\x04 \x01(\t\"W\n\x0fWithdrawRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x03\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x0c\n\x04memo\x18\x04 \x01(\t\"l\n\x10TransactionReply\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x10\n\x08position\x18\x02 \x01(\x04\x12\x0f\n\x07\x62\x61lance\x18\x03 \x01(\x03\x12\x11\n\tduplicate\x18\x04 \x01(\x08\x12\x0e\n\x06leader\x18\x05 \x01(\t\"T\n\x11GetBalanceRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12+\n\x0b\x63onsistency\x18\x02 \x01(\x0e\x32\x16.ledger.v1.Consistency\"E\n\x0c\x42\x61lanceReply\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61lance\x18\x02 \x01(\x03\x12\x10\n\x08position\x18\x03 \x01(\x04\"z\n\x11GetHistoryRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x15\n\rfrom_position\x18\x02 \x01(\x04\x12\r\n\x05limit\x18\x03 \x01(\r\x12+\n\x0b\x63onsistency\x18\x04 \x01(\x0e\x32\x16.ledger.v1.Consistency\"\xda\x01\n\x05\x45ntry\x12\x10\n\x08position\x18\x01 \x01(\x04\x12\"\n\x04kind\x18\x02 \x01(\x0e\x32\x14.ledger.v1.EntryKind\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x03\x12\x15\n\rbalance_after\x18\x04 \x01(\x03\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x0c\n\x04memo\x18\x06 \x01(\t\x12\x10\n\x08rejected\x18\x07 \x01(\x08\x12\x15\n\rreject_reason\x18\x08 \x01(\t\x12\x16\n\x0erecorded_at_ms\x18\t \x01(\x03\x12\x11\n\tprincipal\x18\n \x01(\t\"E\n\x0cHistoryReply\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12!\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x10.ledger.v1.Entry\"3\n\x13ListAccountsRequest\x12\r\n\x05\x61\x66ter\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\"(\n\x11ListAccountsReply\x12\x13\n\x0b\x61\x63\x63ount_ids\x18\x01 \x03(\t\"\xb2\x01\n\x0e\x42\x61tchOperation\x12\x35\n\x0copen_account\x18\x01 \x01(\x0b\x32\x1d.ledger.v1.OpenAccountRequestH\x00\x12,\n\x07\x64\x65posit\x18\x02 \x01(\x0b\x32\x19.ledger.v1.DepositRequestH\x00\x12.\n\x08withdraw\x18\x03 \x01(\x0b\x32\x1a.ledger.v1.WithdrawRequestH\x00\x42\x0b\n\toperation\"T\n\rSubmitRequest\x12-\n\noperations\x18\x01 \x03(\x0b\x32\x19.ledger.v1.BatchOperation\x12\x14\n\x0con_behalf_of\x18\x02 \x03(\t\"\x81\x01\n\x0fOperationResult\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12*\n\x05reply\x18\x03 \x01(\x0b\x32\x1b.ledger.v1.TransactionReply\x12#\n\x07refusal\x18\x04 \x01(\x0b\x32\x12.ledger.v1.Refusal\"L\n\x07Refusal\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61lance\x18\x02 \x01(\x03\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x03\x12\x10\n\x08position\x18\x04 \x01(\x04\":\n\x0bSubmitReply\x12+\n\x07results\x18\x01 \x03(\x0b\x32\x1a.ledger.v1.OperationResult\"u\n\rStreamRequest\x12\x0b\n\x03tag\x18\x01 \x01(\x04\x12-\n\noperations\x18\x02 \x03(\x0b\x32\x19.ledger.v1.BatchOperation\x12\x12\n\ntimeout_ms\x18\x03 \x01(\r\x12\x14\n\x0con_behalf_of\x18\x04 \x03(\t\"G\n\x0bStreamReply\x12\x0b\n\x03tag\x18\x01 \x01(\x04\x12+\n\x07results\x18\x02 \x03(\x0b\x32\x1a.ledger.v1.OperationResult*Y\n\x0b\x43onsistency\x12\x1b\n\x17\x43ONSISTENCY_UNSPECIFIED\x10\x00\x12\x16\n\x12\x43ONSISTENCY_STRONG\x10\x01\x12\x15\n\x11\x43ONSISTENCY_LOCAL\x10\x02*o\n\tEntryKind\x12\x1a\n\x16\x45NTRY_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x45NTRY_KIND_OPEN\x10\x01\x12\x16\n\x12\x45NTRY_KIND_DEPOSIT\x10\x02\x12\x19\n\x15\x45NTRY_KIND_WITHDRAWAL\x10\x03\x32\xb5\x04\n\x06Ledger\x12I\n\x0bOpenAccount\x12\x1d.ledger.v1.OpenAccountRequest\x1a\x1b.ledger.v1.TransactionReply\x12\x41\n\x07\x44\x65posit\x12\x19.ledger.v1.DepositRequest\x1a\x1b.ledger.v1.TransactionReply\x12\x43\n\x08Withdraw\x12\x1a.ledger.v1.WithdrawRequest\x1a\x1b.ledger.v1.TransactionReply\x12\x43\n\nGetBalance\x12\x1c.ledger.v1.GetBalanceRequest\x1a\x17.ledger.v1.BalanceReply\x12\x43\n\nGetHistory\x12\x1c.ledger.v1.GetHistoryRequest\x1a\x17.ledger.v1.HistoryReply\x12L\n\x0cListAccounts\x12\x1e.ledger.v1.ListAccountsRequest\x1a\x1c.ledger.v1.ListAccountsReply\x12:\n\x06Submit\x12\x18.ledger.v1.SubmitRequest\x1a\x16.ledger.v1.SubmitReply\x12\x44\n\x0cSubmitStream\x12\x18.ledger.v1.StreamRequest\x1a\x16.ledger.v1.StreamReply(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16ledger/v1/ledger.proto\x12\tledger.v1\"U\n\x12OpenAccountRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x17\n\x0fopening_balance\x18\x02 \x01(\x03\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"V\n\x0e\x44\x65positRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x03\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x0c\n\x04memo\x18\x04 \x01(\t\"W\n\x0fWithdrawRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x03\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x0c\n\x04memo\x18\x04 \x01(\t\"l\n\x10TransactionReply\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x10\n\x08position\x18\x02 \x01(\x04\x12\x0f\n\x07\x62\x61lance\x18\x03 \x01(\x03\x12\x11\n\tduplicate\x18\x04 \x01(\x08\x12\x0e\n\x06leader\x18\x05 \x01(\t\"s\n\x0fTransferRequest\x12\x17\n\x0f\x66rom_account_id\x18\x01 \x01(\t\x12\x15\n\rto_account_id\x18\x02 \x01(\t\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x03\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x0c\n\x04memo\x18\x05 \x01(\t\"\xce\x01\n\rTransferReply\x12\x17\n\x0f\x66rom_account_id\x18\x01 \x01(\t\x12\x15\n\rto_account_id\x18\x02 \x01(\t\x12\x15\n\rfrom_position\x18\x03 \x01(\x04\x12\x14\n\x0c\x66rom_balance\x18\x04 \x01(\x03\x12\x13\n\x0bto_position\x18\x05 \x01(\x04\x12\x11\n\tduplicate\x18\x06 \x01(\x08\x12\x0f\n\x07\x62ounced\x18\x07 \x01(\x08\x12\x17\n\x0frefund_position\x18\x08 \x01(\x04\x12\x0e\n\x06leader\x18\t \x01(\t\"T\n\x11GetBalanceRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12+\n\x0b\x63onsistency\x18\x02 \x01(\x0e\x32\x16.ledger.v1.Consistency\"E\n\x0c\x42\x61lanceReply\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61lance\x18\x02 \x01(\x03\x12\x10\n\x08position\x18\x03 \x01(\x04\"z\n\x11GetHistoryRequest\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12\x15\n\rfrom_position\x18\x02 \x01(\x04\x12\r\n\x05limit\x18\x03 \x01(\r\x12+\n\x0b\x63onsistency\x18\x04 \x01(\x0e\x32\x16.ledger.v1.Consistency\"\xfb\x01\n\x05\x45ntry\x12\x10\n\x08position\x18\x01 \x01(\x04\x12\"\n\x04kind\x18\x02 \x01(\x0e\x32\x14.ledger.v1.EntryKind\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x03\x12\x15\n\rbalance_after\x18\x04 \x01(\x03\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x0c\n\x04memo\x18\x06 \x01(\t\x12\x10\n\x08rejected\x18\x07 \x01(\x08\x12\x15\n\rreject_reason\x18\x08 \x01(\t\x12\x16\n\x0erecorded_at_ms\x18\t \x01(\x03\x12\x11\n\tprincipal\x18\n \x01(\t\x12\x1f\n\x17\x63ounterparty_account_id\x18\x0b \x01(\t\"E\n\x0cHistoryReply\x12\x12\n\naccount_id\x18\x01 \x01(\t\x12!\n\x07\x65ntries\x18\x02 \x03(\x0b\x32\x10.ledger.v1.Entry\"3\n\x13ListAccountsRequest\x12\r\n\x05\x61\x66ter\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\r\"(\n\x11ListAccountsReply\x12\x13\n\x0b\x61\x63\x63ount_ids\x18\x01 \x03(\t\"\xe2\x01\n\x0e\x42\x61tchOperation\x12\x35\n\x0copen_account\x18\x01 \x01(\x0b\x32\x1d.ledger.v1.OpenAccountRequestH\x00\x12,\n\x07\x64\x65posit\x18\x02 \x01(\x0b\x32\x19.ledger.v1.DepositRequestH\x00\x12.\n\x08withdraw\x18\x03 \x01(\x0b\x32\x1a.ledger.v1.WithdrawRequestH\x00\x12.\n\x08transfer\x18\x04 \x01(\x0b\x32\x1a.ledger.v1.TransferRequestH\x00\x42\x0b\n\toperation\"T\n\rSubmitRequest\x12-\n\noperations\x18\x01 \x03(\x0b\x32\x19.ledger.v1.BatchOperation\x12\x14\n\x0con_behalf_of\x18\x02 \x03(\t\"\xad\x01\n\x0fOperationResult\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12*\n\x05reply\x18\x03 \x01(\x0b\x32\x1b.ledger.v1.TransactionReply\x12#\n\x07refusal\x18\x04 \x01(\x0b\x32\x12.ledger.v1.Refusal\x12*\n\x08transfer\x18\x05 \x01(\x0b\x32\x18.ledger.v1.TransferReply\"L\n\x07Refusal\x12\x0e\n\x06reason\x18\x01 \x01(\t\x12\x0f\n\x07\x62\x61lance\x18\x02 \x01(\x03\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x03\x12\x10\n\x08position\x18\x04 \x01(\x04\":\n\x0bSubmitReply\x12+\n\x07results\x18\x01 \x03(\x0b\x32\x1a.ledger.v1.OperationResult\"u\n\rStreamRequest\x12\x0b\n\x03tag\x18\x01 \x01(\x04\x12-\n\noperations\x18\x02 \x03(\x0b\x32\x19.ledger.v1.BatchOperation\x12\x12\n\ntimeout_ms\x18\x03 \x01(\r\x12\x14\n\x0con_behalf_of\x18\x04 \x03(\t\"G\n\x0bStreamReply\x12\x0b\n\x03tag\x18\x01 \x01(\x04\x12+\n\x07results\x18\x02 \x03(\x0b\x32\x1a.ledger.v1.OperationResult*Y\n\x0b\x43onsistency\x12\x1b\n\x17\x43ONSISTENCY_UNSPECIFIED\x10\x00\x12\x16\n\x12\x43ONSISTENCY_STRONG\x10\x01\x12\x15\n\x11\x43ONSISTENCY_LOCAL\x10\x02*\xc8\x01\n\tEntryKind\x12\x1a\n\x16\x45NTRY_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x45NTRY_KIND_OPEN\x10\x01\x12\x16\n\x12\x45NTRY_KIND_DEPOSIT\x10\x02\x12\x19\n\x15\x45NTRY_KIND_WITHDRAWAL\x10\x03\x12\x1b\n\x17\x45NTRY_KIND_TRANSFER_OUT\x10\x04\x12\x1a\n\x16\x45NTRY_KIND_TRANSFER_IN\x10\x05\x12\x1e\n\x1a\x45NTRY_KIND_TRANSFER_REFUND\x10\x06\x32\xf7\x04\n\x06Ledger\x12I\n\x0bOpenAccount\x12\x1d.ledger.v1.OpenAccountRequest\x1a\x1b.ledger.v1.TransactionReply\x12\x41\n\x07\x44\x65posit\x12\x19.ledger.v1.DepositRequest\x1a\x1b.ledger.v1.TransactionReply\x12\x43\n\x08Withdraw\x12\x1a.ledger.v1.WithdrawRequest\x1a\x1b.ledger.v1.TransactionReply\x12\x43\n\nGetBalance\x12\x1c.ledger.v1.GetBalanceRequest\x1a\x17.ledger.v1.BalanceReply\x12\x43\n\nGetHistory\x12\x1c.ledger.v1.GetHistoryRequest\x1a\x17.ledger.v1.HistoryReply\x12L\n\x0cListAccounts\x12\x1e.ledger.v1.ListAccountsRequest\x1a\x1c.ledger.v1.ListAccountsReply\x12:\n\x06Submit\x12\x18.ledger.v1.SubmitRequest\x1a\x16.ledger.v1.SubmitReply\x12\x44\n\x0cSubmitStream\x12\x18.ledger.v1.StreamRequest\x1a\x16.ledger.v1.StreamReply(\x01\x30\x01\x12@\n\x08Transfer\x12\x1a.ledger.v1.TransferRequest\x1a\x18.ledger.v1.TransferReplyb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ledger.v1.ledger_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CONSISTENCY']._serialized_start=1808
-  _globals['_CONSISTENCY']._serialized_end=1897
-  _globals['_ENTRYKIND']._serialized_start=1899
-  _globals['_ENTRYKIND']._serialized_end=2010
+  _globals['_CONSISTENCY']._serialized_start=2259
+  _globals['_CONSISTENCY']._serialized_end=2348
+  _globals['_ENTRYKIND']._serialized_start=2351
+  _globals['_ENTRYKIND']._serialized_end=2551
   _globals['_OPENACCOUNTREQUEST']._serialized_start=37
   _globals['_OPENACCOUNTREQUEST']._serialized_end=122
   _globals['_DEPOSITREQUEST']._serialized_start=124
@@ -43,34 +43,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WITHDRAWREQUEST']._serialized_end=299
   _globals['_TRANSACTIONREPLY']._serialized_start=301
   _globals['_TRANSACTIONREPLY']._serialized_end=409
-  _globals['_GETBALANCEREQUEST']._serialized_start=411
-  _globals['_GETBALANCEREQUEST']._serialized_end=495
-  _globals['_BALANCEREPLY']._serialized_start=497
-  _globals['_BALANCEREPLY']._serialized_end=566
-  _globals['_GETHISTORYREQUEST']._serialized_start=568
-  _globals['_GETHISTORYREQUEST']._serialized_end=690
-  _globals['_ENTRY']._serialized_start=693
-  _globals['_ENTRY']._serialized_end=911
-  _globals['_HISTORYREPLY']._serialized_start=913
-  _globals['_HISTORYREPLY']._serialized_end=982
-  _globals['_LISTACCOUNTSREQUEST']._serialized_start=984
-  _globals['_LISTACCOUNTSREQUEST']._serialized_end=1035
-  _globals['_LISTACCOUNTSREPLY']._serialized_start=1037
-  _globals['_LISTACCOUNTSREPLY']._serialized_end=1077
-  _globals['_BATCHOPERATION']._serialized_start=1080
-  _globals['_BATCHOPERATION']._serialized_end=1258
-  _globals['_SUBMITREQUEST']._serialized_start=1260
-  _globals['_SUBMITREQUEST']._serialized_end=1344
-  _globals['_OPERATIONRESULT']._serialized_start=1347
-  _globals['_OPERATIONRESULT']._serialized_end=1476
-  _globals['_REFUSAL']._serialized_start=1478
-  _globals['_REFUSAL']._serialized_end=1554
-  _globals['_SUBMITREPLY']._serialized_start=1556
-  _globals['_SUBMITREPLY']._serialized_end=1614
-  _globals['_STREAMREQUEST']._serialized_start=1616
-  _globals['_STREAMREQUEST']._serialized_end=1733
-  _globals['_STREAMREPLY']._serialized_start=1735
-  _globals['_STREAMREPLY']._serialized_end=1806
-  _globals['_LEDGER']._serialized_start=2013
-  _globals['_LEDGER']._serialized_end=2578
+  _globals['_TRANSFERREQUEST']._serialized_start=411
+  _globals['_TRANSFERREQUEST']._serialized_end=526
+  _globals['_TRANSFERREPLY']._serialized_start=529
+  _globals['_TRANSFERREPLY']._serialized_end=735
+  _globals['_GETBALANCEREQUEST']._serialized_start=737
+  _globals['_GETBALANCEREQUEST']._serialized_end=821
+  _globals['_BALANCEREPLY']._serialized_start=823
+  _globals['_BALANCEREPLY']._serialized_end=892
+  _globals['_GETHISTORYREQUEST']._serialized_start=894
+  _globals['_GETHISTORYREQUEST']._serialized_end=1016
+  _globals['_ENTRY']._serialized_start=1019
+  _globals['_ENTRY']._serialized_end=1270
+  _globals['_HISTORYREPLY']._serialized_start=1272
+  _globals['_HISTORYREPLY']._serialized_end=1341
+  _globals['_LISTACCOUNTSREQUEST']._serialized_start=1343
+  _globals['_LISTACCOUNTSREQUEST']._serialized_end=1394
+  _globals['_LISTACCOUNTSREPLY']._serialized_start=1396
+  _globals['_LISTACCOUNTSREPLY']._serialized_end=1436
+  _globals['_BATCHOPERATION']._serialized_start=1439
+  _globals['_BATCHOPERATION']._serialized_end=1665
+  _globals['_SUBMITREQUEST']._serialized_start=1667
+  _globals['_SUBMITREQUEST']._serialized_end=1751
+  _globals['_OPERATIONRESULT']._serialized_start=1754
+  _globals['_OPERATIONRESULT']._serialized_end=1927
+  _globals['_REFUSAL']._serialized_start=1929
+  _globals['_REFUSAL']._serialized_end=2005
+  _globals['_SUBMITREPLY']._serialized_start=2007
+  _globals['_SUBMITREPLY']._serialized_end=2065
+  _globals['_STREAMREQUEST']._serialized_start=2067
+  _globals['_STREAMREQUEST']._serialized_end=2184
+  _globals['_STREAMREPLY']._serialized_start=2186
+  _globals['_STREAMREPLY']._serialized_end=2257
+  _globals['_LEDGER']._serialized_start=2554
+  _globals['_LEDGER']._serialized_end=3185
 # @@protoc_insertion_point(module_scope)

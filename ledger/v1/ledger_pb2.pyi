@@ -19,6 +19,9 @@ class EntryKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ENTRY_KIND_OPEN: _ClassVar[EntryKind]
     ENTRY_KIND_DEPOSIT: _ClassVar[EntryKind]
     ENTRY_KIND_WITHDRAWAL: _ClassVar[EntryKind]
+    ENTRY_KIND_TRANSFER_OUT: _ClassVar[EntryKind]
+    ENTRY_KIND_TRANSFER_IN: _ClassVar[EntryKind]
+    ENTRY_KIND_TRANSFER_REFUND: _ClassVar[EntryKind]
 CONSISTENCY_UNSPECIFIED: Consistency
 CONSISTENCY_STRONG: Consistency
 CONSISTENCY_LOCAL: Consistency
@@ -26,6 +29,9 @@ ENTRY_KIND_UNSPECIFIED: EntryKind
 ENTRY_KIND_OPEN: EntryKind
 ENTRY_KIND_DEPOSIT: EntryKind
 ENTRY_KIND_WITHDRAWAL: EntryKind
+ENTRY_KIND_TRANSFER_OUT: EntryKind
+ENTRY_KIND_TRANSFER_IN: EntryKind
+ENTRY_KIND_TRANSFER_REFUND: EntryKind
 
 class OpenAccountRequest(_message.Message):
     __slots__ = ("account_id", "opening_balance", "request_id")
@@ -75,6 +81,42 @@ class TransactionReply(_message.Message):
     leader: str
     def __init__(self, account_id: _Optional[str] = ..., position: _Optional[int] = ..., balance: _Optional[int] = ..., duplicate: _Optional[bool] = ..., leader: _Optional[str] = ...) -> None: ...
 
+class TransferRequest(_message.Message):
+    __slots__ = ("from_account_id", "to_account_id", "amount", "request_id", "memo")
+    FROM_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    TO_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    MEMO_FIELD_NUMBER: _ClassVar[int]
+    from_account_id: str
+    to_account_id: str
+    amount: int
+    request_id: str
+    memo: str
+    def __init__(self, from_account_id: _Optional[str] = ..., to_account_id: _Optional[str] = ..., amount: _Optional[int] = ..., request_id: _Optional[str] = ..., memo: _Optional[str] = ...) -> None: ...
+
+class TransferReply(_message.Message):
+    __slots__ = ("from_account_id", "to_account_id", "from_position", "from_balance", "to_position", "duplicate", "bounced", "refund_position", "leader")
+    FROM_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    TO_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_POSITION_FIELD_NUMBER: _ClassVar[int]
+    FROM_BALANCE_FIELD_NUMBER: _ClassVar[int]
+    TO_POSITION_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    BOUNCED_FIELD_NUMBER: _ClassVar[int]
+    REFUND_POSITION_FIELD_NUMBER: _ClassVar[int]
+    LEADER_FIELD_NUMBER: _ClassVar[int]
+    from_account_id: str
+    to_account_id: str
+    from_position: int
+    from_balance: int
+    to_position: int
+    duplicate: bool
+    bounced: bool
+    refund_position: int
+    leader: str
+    def __init__(self, from_account_id: _Optional[str] = ..., to_account_id: _Optional[str] = ..., from_position: _Optional[int] = ..., from_balance: _Optional[int] = ..., to_position: _Optional[int] = ..., duplicate: _Optional[bool] = ..., bounced: _Optional[bool] = ..., refund_position: _Optional[int] = ..., leader: _Optional[str] = ...) -> None: ...
+
 class GetBalanceRequest(_message.Message):
     __slots__ = ("account_id", "consistency")
     ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -106,7 +148,7 @@ class GetHistoryRequest(_message.Message):
     def __init__(self, account_id: _Optional[str] = ..., from_position: _Optional[int] = ..., limit: _Optional[int] = ..., consistency: _Optional[_Union[Consistency, str]] = ...) -> None: ...
 
 class Entry(_message.Message):
-    __slots__ = ("position", "kind", "amount", "balance_after", "request_id", "memo", "rejected", "reject_reason", "recorded_at_ms", "principal")
+    __slots__ = ("position", "kind", "amount", "balance_after", "request_id", "memo", "rejected", "reject_reason", "recorded_at_ms", "principal", "counterparty_account_id")
     POSITION_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
@@ -117,6 +159,7 @@ class Entry(_message.Message):
     REJECT_REASON_FIELD_NUMBER: _ClassVar[int]
     RECORDED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    COUNTERPARTY_ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
     position: int
     kind: EntryKind
     amount: int
@@ -127,7 +170,8 @@ class Entry(_message.Message):
     reject_reason: str
     recorded_at_ms: int
     principal: str
-    def __init__(self, position: _Optional[int] = ..., kind: _Optional[_Union[EntryKind, str]] = ..., amount: _Optional[int] = ..., balance_after: _Optional[int] = ..., request_id: _Optional[str] = ..., memo: _Optional[str] = ..., rejected: _Optional[bool] = ..., reject_reason: _Optional[str] = ..., recorded_at_ms: _Optional[int] = ..., principal: _Optional[str] = ...) -> None: ...
+    counterparty_account_id: str
+    def __init__(self, position: _Optional[int] = ..., kind: _Optional[_Union[EntryKind, str]] = ..., amount: _Optional[int] = ..., balance_after: _Optional[int] = ..., request_id: _Optional[str] = ..., memo: _Optional[str] = ..., rejected: _Optional[bool] = ..., reject_reason: _Optional[str] = ..., recorded_at_ms: _Optional[int] = ..., principal: _Optional[str] = ..., counterparty_account_id: _Optional[str] = ...) -> None: ...
 
 class HistoryReply(_message.Message):
     __slots__ = ("account_id", "entries")
@@ -152,14 +196,16 @@ class ListAccountsReply(_message.Message):
     def __init__(self, account_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class BatchOperation(_message.Message):
-    __slots__ = ("open_account", "deposit", "withdraw")
+    __slots__ = ("open_account", "deposit", "withdraw", "transfer")
     OPEN_ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     DEPOSIT_FIELD_NUMBER: _ClassVar[int]
     WITHDRAW_FIELD_NUMBER: _ClassVar[int]
+    TRANSFER_FIELD_NUMBER: _ClassVar[int]
     open_account: OpenAccountRequest
     deposit: DepositRequest
     withdraw: WithdrawRequest
-    def __init__(self, open_account: _Optional[_Union[OpenAccountRequest, _Mapping]] = ..., deposit: _Optional[_Union[DepositRequest, _Mapping]] = ..., withdraw: _Optional[_Union[WithdrawRequest, _Mapping]] = ...) -> None: ...
+    transfer: TransferRequest
+    def __init__(self, open_account: _Optional[_Union[OpenAccountRequest, _Mapping]] = ..., deposit: _Optional[_Union[DepositRequest, _Mapping]] = ..., withdraw: _Optional[_Union[WithdrawRequest, _Mapping]] = ..., transfer: _Optional[_Union[TransferRequest, _Mapping]] = ...) -> None: ...
 
 class SubmitRequest(_message.Message):
     __slots__ = ("operations", "on_behalf_of")
@@ -170,16 +216,18 @@ class SubmitRequest(_message.Message):
     def __init__(self, operations: _Optional[_Iterable[_Union[BatchOperation, _Mapping]]] = ..., on_behalf_of: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class OperationResult(_message.Message):
-    __slots__ = ("code", "message", "reply", "refusal")
+    __slots__ = ("code", "message", "reply", "refusal", "transfer")
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     REPLY_FIELD_NUMBER: _ClassVar[int]
     REFUSAL_FIELD_NUMBER: _ClassVar[int]
+    TRANSFER_FIELD_NUMBER: _ClassVar[int]
     code: int
     message: str
     reply: TransactionReply
     refusal: Refusal
-    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., reply: _Optional[_Union[TransactionReply, _Mapping]] = ..., refusal: _Optional[_Union[Refusal, _Mapping]] = ...) -> None: ...
+    transfer: TransferReply
+    def __init__(self, code: _Optional[int] = ..., message: _Optional[str] = ..., reply: _Optional[_Union[TransactionReply, _Mapping]] = ..., refusal: _Optional[_Union[Refusal, _Mapping]] = ..., transfer: _Optional[_Union[TransferReply, _Mapping]] = ...) -> None: ...
 
 class Refusal(_message.Message):
     __slots__ = ("reason", "balance", "amount", "position")

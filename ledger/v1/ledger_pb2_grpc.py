@@ -74,6 +74,11 @@ class LedgerStub:
                 request_serializer=ledger_dot_v1_dot_ledger__pb2.StreamRequest.SerializeToString,
                 response_deserializer=ledger_dot_v1_dot_ledger__pb2.StreamReply.FromString,
                 _registered_method=True)
+        self.Transfer = channel.unary_unary(
+                '/ledger.v1.Ledger/Transfer',
+                request_serializer=ledger_dot_v1_dot_ledger__pb2.TransferRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_ledger__pb2.TransferReply.FromString,
+                _registered_method=True)
 
 
 class LedgerServicer:
@@ -135,6 +140,17 @@ class LedgerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Transfer(self, request, context):
+        """Move money from one account to another, atomically and exactly once: the debit is
+        decided in the source's log (refused there without funds, FAILED_PRECONDITION),
+        then the credit in the destination's; the reply comes once the credit is chosen.
+        A credit that would take the destination past the balance limit bounces: the money
+        goes back to the source (exactly once), and the reply says so.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LedgerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -177,6 +193,11 @@ def add_LedgerServicer_to_server(servicer, server):
                     servicer.SubmitStream,
                     request_deserializer=ledger_dot_v1_dot_ledger__pb2.StreamRequest.FromString,
                     response_serializer=ledger_dot_v1_dot_ledger__pb2.StreamReply.SerializeToString,
+            ),
+            'Transfer': grpc.unary_unary_rpc_method_handler(
+                    servicer.Transfer,
+                    request_deserializer=ledger_dot_v1_dot_ledger__pb2.TransferRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_ledger__pb2.TransferReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -395,6 +416,33 @@ class Ledger:
             '/ledger.v1.Ledger/SubmitStream',
             ledger_dot_v1_dot_ledger__pb2.StreamRequest.SerializeToString,
             ledger_dot_v1_dot_ledger__pb2.StreamReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Transfer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.Ledger/Transfer',
+            ledger_dot_v1_dot_ledger__pb2.TransferRequest.SerializeToString,
+            ledger_dot_v1_dot_ledger__pb2.TransferReply.FromString,
             options,
             channel_credentials,
             insecure,

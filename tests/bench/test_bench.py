@@ -22,15 +22,16 @@ from ledger.tools.localcluster import ProcessCluster
 def test_the_benchmark_measures_every_figure_from_real_work() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "ledger", "bench", "--seconds", "1", "--rounds", "1",
-         "--scenarios", "single,any-node,batch,client,client-unary", "--floor", "--vs-insecure",
+         "--scenarios", "single,any-node,batch,client,client-unary,transfer", "--floor",
+         "--vs-insecure",
          "--restart-entries", "3000", "--catch-up-entries", "2000", "--json"],
         capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout)
     load, recovery = report["load"], report["recovery"]
-    assert set(load) == {"single", "any-node", "batch", "client", "client-unary"}
-    for name in ("single", "any-node", "batch", "client", "client-unary"):
+    assert set(load) == {"single", "any-node", "batch", "client", "client-unary", "transfer"}
+    for name in ("single", "any-node", "batch", "client", "client-unary", "transfer"):
         ledger = load[name]["ledger"]
         assert ledger["operations"] > 0 and ledger["errors"] == 0, ledger
         assert ledger["p50_ms"] > 0 and ledger["cpu_s_per_1000"] > 0
@@ -97,7 +98,8 @@ def test_the_load_generator_takes_servers_repeated_or_comma_separated() -> None:
 
 def test_any_node_is_a_default_scenario_with_its_own_name_in_the_table() -> None:
     assert list(SCENARIOS) == ["single", "spread", "any-node", "hot", "batch", "client",
-                               "client-unary"]
+                               "client-unary", "transfer"]
+    assert (SCENARIOS["transfer"].mode, SCENARIOS["transfer"].etcd) == ("transfer", False)
     assert (SCENARIOS["client"].mode, SCENARIOS["client"].etcd) == ("client", False)
     assert (SCENARIOS["client-unary"].mode, SCENARIOS["client-unary"].etcd) == (
         "client-unary", False)

@@ -62,6 +62,10 @@ def test_the_demo_converges_narrates_and_cleans_up() -> None:
         assert len(balances) == 3 and set(balances) == {expected}, row
         assert len(set(lengths)) == 1 and len(set(digests)) == 1, row
     assert "Every replica holds the same log" in out
+    assert re.search(r"Transfer of 25\.00 from alice to carol through n2: done", out)
+    assert re.search(r"after \d+s: dave credited 40\.00 from bob", out)
+    assert "asking again with the same request id: already done earlier" in out
+    assert "each transfer debited once and credited once" in out
     assert_cleaned_up(out)
 
 

@@ -97,14 +97,17 @@ def test_hostile_peer_messages(run: Run, target: int, source: int,
         except grpc.RpcError as error:
             assert error.code() in CLEAR, f"{error.code()}: {error.details()}"
     # As the member itself would send them: its own incarnation (a stranger's is refused
-    # before any message is looked at, which would leave nothing fuzzed).
+    # before any message is looked at, which would leave nothing fuzzed) and its process's
+    # boot (another boot would make the peer check the commit count again, and the
+    # member's own request in flight, counted before ours, would look rolled back).
     sender = cluster.servers.nodes[source]
     assert sender is not None
     request = pb.StepRequest(cluster_fingerprint=cluster.servers.cluster.fingerprint,
                              source_node_id=f"n{source + 1}", messages=messages,
                              source_incarnation=peer_codec.incarnation_pb(
                                  sender.identity.incarnation),
-                             source_durable_seq=sender.store.durable_seq())
+                             source_durable_seq=sender.store.durable_seq(),
+                             source_boot=sender.boot)
     try:
         run.replicas[target].Step(request, timeout=10)
     except grpc.RpcError as error:

@@ -51,7 +51,7 @@ def test_refusals_name_the_caller_its_roles_and_what_was_needed() -> None:
     assert policy.refusal("/ledger.v1.Ledger/Deposit", auditor) == (
         "audrey (roles: auditor) may not call /ledger.v1.Ledger/Deposit: it needs teller")
     assert "not in the authorisation table" in (
-        policy.refusal("/ledger.v1.Ledger/Transfer", ANONYMOUS) or "")
+        policy.refusal("/ledger.v1.Ledger/CloseAccount", ANONYMOUS) or "")
     for method in policy.METHOD_ROLES:  # --insecure: every role, every call
         assert policy.refusal(method, ANONYMOUS) is None
     member = Principal("n1", frozenset({Role.MEMBER}), 2)
