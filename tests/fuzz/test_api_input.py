@@ -27,10 +27,11 @@ pytestmark = pytest.mark.xdist_group("fuzz-api")
 
 EXAMPLES = int(os.environ.get("LEDGER_FUZZ_EXAMPLES", "1500"))
 ACCOUNTS = st.one_of(st.sampled_from(["api-a", "api-b", "api-c"]), hostile_text)
-METHODS = ["OpenAccount", "Deposit", "Withdraw", "GetBalance", "GetHistory", "ListAccounts",
-           "Submit"]
+METHODS = ["OpenAccount", "Deposit", "Withdraw", "Transfer", "GetBalance", "GetHistory",
+           "ListAccounts", "Submit"]
 REPLIES = {"OpenAccount": api.TransactionReply, "Deposit": api.TransactionReply,
-           "Withdraw": api.TransactionReply, "GetBalance": api.BalanceReply,
+           "Withdraw": api.TransactionReply, "Transfer": api.TransferReply,
+           "GetBalance": api.BalanceReply,
            "GetHistory": api.HistoryReply, "ListAccounts": api.ListAccountsReply,
            "Submit": api.SubmitReply}
 #: The answers a call may get; UNKNOWN or INTERNAL would be a failure nobody handled.

@@ -98,8 +98,8 @@ def api_calls(draw: st.DrawFn, accounts: st.SearchStrategy[str]
               ) -> tuple[str, object]:
     """A public API call (its method name and request), every field drawn from hostile
     values (valid ones among them)."""
-    method = draw(st.sampled_from(["OpenAccount", "Deposit", "Withdraw", "GetBalance",
-                                   "GetHistory", "ListAccounts", "Submit"]))
+    method = draw(st.sampled_from(["OpenAccount", "Deposit", "Withdraw", "Transfer",
+                                   "GetBalance", "GetHistory", "ListAccounts", "Submit"]))
     request_ids = st.one_of(hostile_text, st.text(alphabet="abc0123", min_size=1, max_size=8))
     if method == "OpenAccount":
         return method, api.OpenAccountRequest(account_id=draw(accounts),
@@ -109,6 +109,8 @@ def api_calls(draw: st.DrawFn, accounts: st.SearchStrategy[str]
         request_type = api.DepositRequest if method == "Deposit" else api.WithdrawRequest
         return method, request_type(account_id=draw(accounts), amount=draw(int64s()),
                                     request_id=draw(request_ids), memo=draw(hostile_text))
+    if method == "Transfer":
+        return method, transfer_request(draw, accounts, request_ids)
     if method == "GetBalance":
         return method, api.GetBalanceRequest(account_id=draw(accounts),
                                              consistency=draw(st.integers(0, 5)))
@@ -121,8 +123,12 @@ def api_calls(draw: st.DrawFn, accounts: st.SearchStrategy[str]
                                                limit=draw(st.integers(0, 2**32 - 1)))
     operations = []
     for _ in range(draw(st.integers(0, 4))):
-        which = draw(st.sampled_from(["open_account", "deposit", "withdraw", "none"]))
-        if which == "open_account":
+        which = draw(st.sampled_from(["open_account", "deposit", "withdraw", "transfer",
+                                      "none"]))
+        if which == "transfer":
+            operations.append(api.BatchOperation(
+                transfer=transfer_request(draw, accounts, request_ids)))
+        elif which == "open_account":
             operations.append(api.BatchOperation(open_account=api.OpenAccountRequest(
                 account_id=draw(accounts), opening_balance=draw(int64s()),
                 request_id=draw(request_ids))))
@@ -139,3 +145,10 @@ def api_calls(draw: st.DrawFn, accounts: st.SearchStrategy[str]
 #: A peer's incarnation for hand-made peer calls to a node that has not heard from that
 #: peer yet (it records the first incarnation it hears from each peer).
 TEST_INCARNATION = peer.Incarnation(generation=0, id=b"test-incarnatio!")
+
+
+def transfer_request(draw: st.DrawFn, accounts: st.SearchStrategy[str],
+                     request_ids: st.SearchStrategy[str]) -> api.TransferRequest:
+    return api.TransferRequest(from_account_id=draw(accounts), to_account_id=draw(accounts),
+                               amount=draw(int64s()), request_id=draw(request_ids),
+                               memo=draw(hostile_text))
