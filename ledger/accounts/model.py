@@ -51,8 +51,10 @@ class Kind(enum.Enum):
 
 # "withdraw" is the verb the API and the teller use for a withdrawal, "transfer" for the
 # debit that starts a transfer.
+# (Every kind a client may ask for parses from its own value too.)
 _KIND_NAMES = {"open": Kind.OPEN, "deposit": Kind.DEPOSIT, "withdrawal": Kind.WITHDRAWAL,
-               "withdraw": Kind.WITHDRAWAL, "transfer": Kind.TRANSFER_OUT}
+               "withdraw": Kind.WITHDRAWAL, "transfer": Kind.TRANSFER_OUT,
+               "transfer_out": Kind.TRANSFER_OUT}
 
 
 @dataclass(frozen=True, slots=True)

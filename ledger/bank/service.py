@@ -12,6 +12,7 @@ import contextlib
 import random
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from ledger import errors
 from ledger.accounts import Kind, WriteRequest
@@ -101,7 +102,8 @@ class Bank:
         Each is exactly the single call it stands for (same validation, same
         idempotency); requests for one account share log entries. A transfer
         (TRANSFER_OUT: its debit's account, `counterparty` the destination) runs as
-        the Transfer call does, beside the rest.
+        the Transfer call does, once the batch's earlier writes to either of its
+        accounts are decided (an open, then a transfer to it, works in one batch).
         """
         if len(requests) > MAX_BATCH_OPERATIONS:
             raise errors.InvalidRequest(
@@ -110,20 +112,27 @@ class Bank:
         now_ms = self._clock_ms()
         results: list[TransactionResult | errors.LedgerError | PendingWrite
                       | asyncio.Task[TransferResult]] = []
+        earlier: dict[str, list[asyncio.Future[Any]]] = {}  # each account's writes so far
         for write in requests:
             if write.kind is Kind.TRANSFER_OUT:
-                results.append(asyncio.create_task(self._transfers.transfer(
-                    TransferRequest(write.account_id, write.counterparty, write.amount,
-                                    write.request_id, write.memo, write.principal),
-                    timeout_s)))
+                before = [*earlier.get(write.account_id, ()),
+                          *earlier.get(write.counterparty, ())]
+                task = asyncio.create_task(self._transfer_after(before, TransferRequest(
+                    write.account_id, write.counterparty, write.amount, write.request_id,
+                    write.memo, write.principal), deadline))
+                results.append(task)
+                for account in (write.account_id, write.counterparty):
+                    earlier.setdefault(account, []).append(task)
                 continue
             try:
                 operation = operation_for(write, now_ms)
             except errors.InvalidRequest as invalid:
                 results.append(invalid)
             else:
-                results.append(self._writers.enqueue(write.account_id, operation, deadline,
-                                                     forwarded))
+                pending = self._writers.enqueue(write.account_id, operation, deadline,
+                                                forwarded)
+                results.append(pending)
+                earlier.setdefault(write.account_id, []).append(pending.future)
         # One wait for the whole batch (not a timer per operation).
         pending = [r.future if isinstance(r, PendingWrite) else r for r in results
                    if isinstance(r, PendingWrite | asyncio.Task)]
@@ -147,6 +156,12 @@ class Bank:
         return await self._transfers.transfer(
             TransferRequest(from_account, to_account, amount, request_id, memo, principal),
             timeout_s)
+
+    async def _transfer_after(self, before: list[asyncio.Future[Any]],
+                              request: TransferRequest, deadline: float) -> TransferResult:
+        if before:
+            await asyncio.wait(before, timeout=max(deadline - time.monotonic(), 0.001))
+        return await self._transfers.transfer(request, max(deadline - time.monotonic(), 0.001))
 
     async def _write(self, write: WriteRequest, timeout_s: float) -> TransactionResult:
         operation = operation_for(write, self._clock_ms())

@@ -468,3 +468,63 @@ def test_teller_import_ids_survive_editing_other_rows_and_resaving(
     renamed.write_text(path.read_text())
     code, output = run_teller(servers, "--json", "import", str(renamed), "--name", "edits.csv")
     assert json.loads(output.strip().splitlines()[-1])["duplicates"] == 4
+
+
+def test_a_transfer_moves_money_and_each_history_names_the_other_account(servers: str) -> None:
+    ok(["open", "t-from", "--opening-balance", "10"], servers)
+    ok(["open", "t-to"], servers)
+    out = ok(["transfer", "t-from", "t-to", "2.50", "--memo", "lunch", "--request-id", "x1"],
+             servers)
+    assert "transferred 2.50 from t-from (balance 7.50" in out and "to t-to" in out
+    again = ok_json(["transfer", "t-from", "t-to", "2.50", "--memo", "lunch",
+                     "--request-id", "x1"], servers)
+    assert again["duplicate"] and again["from_balance"] == 750
+    assert balance_of("t-to", servers) == 250 and balance_of("t-from", servers) == 750
+    assert "to t-to (x1) lunch" in ok(["history", "t-from"], servers)
+    assert "from t-from (x1) lunch" in ok(["history", "t-to"], servers)
+    [credit] = [e for e in ok_json(["history", "t-to"], servers) if e["kind"] == "transfer_in"]
+    assert (credit["counterparty"], credit["request_id"]) == ("t-from", "x1")
+
+
+def test_transfer_refusals_and_missing_accounts_keep_the_exit_codes(servers: str) -> None:
+    ok(["open", "t-short", "--opening-balance", "1"], servers)
+    refused = invoke(["--servers", servers, "transfer", "t-short", "t-to-2", "5"])
+    assert refused.exit_code == 4, refused.output  # the destination does not exist
+    ok(["open", "t-to-2"], servers)
+    short = invoke(["--servers", servers, "transfer", "t-short", "t-to-2", "5"])
+    assert short.exit_code == 1
+    line = one_line_error(short.stderr)
+    assert "insufficient funds" in line and "transfer of 5.00" in line
+    same = invoke(["--servers", servers, "transfer", "t-short", "t-short", "0.50"])
+    assert same.exit_code == 2 and "two accounts" in one_line_error(same.stderr)
+    assert balance_of("t-short", servers) == 100 and balance_of("t-to-2", servers) == 0
+
+
+def test_a_bounced_transfer_is_exit_1_and_the_money_comes_back(servers: str) -> None:
+    deposits = MAX_BALANCE // MAX_AMOUNT - 1  # after these the balance is exactly the limit
+    with LedgerClient(servers) as bank:
+        bank.open_account("t-full", MAX_AMOUNT)
+        bank.open_account("t-sender", 500)
+        with ThreadPoolExecutor(32) as pool:
+            list(pool.map(lambda _: bank.deposit("t-full", MAX_AMOUNT), range(deposits)))
+    result = invoke(["--servers", servers, "transfer", "t-sender", "t-full", "1"])
+    assert result.exit_code == 1, result.output
+    assert "bounced: t-full would have passed the balance limit" in result.stdout
+    assert balance_of("t-sender", servers) == 500
+    kinds = [e["kind"] for e in ok_json(["history", "t-sender"], servers)]
+    assert kinds == ["open", "transfer_out", "transfer_refund"]
+
+
+def test_teller_import_takes_transfer_rows(servers: str, tmp_path: pathlib.Path) -> None:
+    lines = ["account,kind,amount,memo,to_account", "imx-a,open,10.00,,", "imx-b,open,0,,",
+             "imx-a,transfer,4.00,rent,imx-b", "imx-a,transfer,1.00,no destination,",
+             "imx-a,deposit,1.00,not a transfer,imx-b"]
+    path = tmp_path / "transfers.csv"
+    path.write_text("\n".join(lines) + "\n")
+    code, output = run_teller(servers, "--json", "import", str(path))
+    summary = json.loads(output.strip().splitlines()[-1])
+    assert (summary["applied"], summary["bad-input"]) == (3, 2), output  # open, then to it
+    assert code == 2
+    code, output = run_teller(servers, "--json", "import", str(path))
+    assert json.loads(output.strip().splitlines()[-1])["duplicates"] == 3
+    assert balance_of("imx-b", servers) == 400 and balance_of("imx-a", servers) == 600
