@@ -200,8 +200,12 @@ class LedgerClient:
         request = pb.TransferRequest(from_account_id=from_account_id,
                                      to_account_id=to_account_id, amount=amount,
                                      request_id=request_id, memo=memo)
-        reply = self._call(lambda stub: stub.Transfer, request, timeout_s, request_id,
-                           from_account_id)
+        if self._streams is None:
+            reply = self._call(lambda stub: stub.Transfer, request, timeout_s, request_id,
+                               from_account_id)
+        else:  # coalesced with other callers' writes, as deposits are
+            reply = self._streamed(pb.BatchOperation(transfer=request), timeout_s, request_id,
+                                   from_account_id).transfer
         self._learn_leader(from_account_id, reply.leader)
         return TransferReceipt(reply.from_account_id, reply.to_account_id, reply.from_position,
                                reply.from_balance, reply.to_position, reply.duplicate,
@@ -289,14 +293,19 @@ class LedgerClient:
         if self._streams is None:
             reply = self._call(method, request, timeout_s, request_id, account)
         else:
-            [result] = self._call_streaming([operation], timeout_s, request_id, account)
-            outcome = wire.operation_outcome(result)
-            if isinstance(outcome, errors.LedgerError):
-                outcome.request_id = request_id
-                raise outcome
-            reply = outcome
+            reply = self._streamed(operation, timeout_s, request_id, account).reply
         self._learn_leader(account, reply.leader)
         return _transaction(reply, request_id)
+
+    def _streamed(self, operation: pb.BatchOperation, timeout_s: float | None,
+                  request_id: str, account: str) -> pb.OperationResult:
+        """One write's result over the write stream; its typed error raised."""
+        [result] = self._call_streaming([operation], timeout_s, request_id, account)
+        outcome = wire.operation_outcome(result)
+        if isinstance(outcome, errors.LedgerError):
+            outcome.request_id = request_id
+            raise outcome
+        return result
 
     def _call_streaming(self, operations: Sequence[pb.BatchOperation], timeout_s: float | None,
                         request_id: str | None = None, account: str | None = None,

@@ -13,6 +13,7 @@ import pytest
 
 from ledger.accounts import MAX_AMOUNT, MAX_BALANCE
 from ledger.bank import failpoints
+from ledger.client import InsufficientFunds, LedgerClient
 from ledger.tools.localcluster import ProcessCluster
 from ledger.v1 import ledger_pb2 as pb
 from ledger.v1 import ledger_pb2_grpc as pb_grpc
@@ -189,3 +190,18 @@ def test_a_transfer_whose_node_dies_after_the_debit_is_completed_by_another(
         finally:
             for channel in channels:
                 channel.close()
+
+
+@pytest.mark.parametrize("stream_writes", [True, False])
+def test_the_client_transfers_over_its_write_stream_or_a_call_of_its_own(
+    shared_cluster: ProcessCluster, stubs: list[pb_grpc.LedgerStub], stream_writes: bool,
+) -> None:
+    source, target = opened(stubs[0], 100), opened(stubs[0], 0)
+    with LedgerClient(shared_cluster.addresses, security=shared_cluster.security,
+                      stream_writes=stream_writes) as bank:
+        receipt = bank.transfer(source, target, 30, memo="m", request_id="c1")
+        assert (receipt.from_balance, receipt.to_position, receipt.duplicate) == (70, 1, False)
+        assert bank.transfer(source, target, 30, memo="m", request_id="c1").duplicate
+        with pytest.raises(InsufficientFunds):
+            bank.transfer(source, target, 71, request_id="c2")
+    assert balance(stubs[1], target) == 30
