@@ -203,4 +203,5 @@ def decision_store_key(account: str, key: DecisionKey) -> bytes:
 
 
 def pending_key(account: str, request_id: str) -> bytes:
-    return account.encode() + b"\x00" + request_id.encode()
+    """A pending transfer's key in its own table: the shape of a request's key."""
+    return request_key(account, request_id)

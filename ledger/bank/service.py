@@ -112,9 +112,12 @@ class Bank:
         now_ms = self._clock_ms()
         results: list[TransactionResult | errors.LedgerError | PendingWrite
                       | asyncio.Task[TransferResult]] = []
-        earlier: dict[str, list[asyncio.Future[Any]]] = {}  # each account's writes so far
+        # Each account's writes so far, which a transfer waits for (kept only when the
+        # batch holds a transfer: nothing per write that transfers alone need).
+        earlier: dict[str, list[asyncio.Future[Any]]] | None = (
+            {} if any(write.kind is Kind.TRANSFER_OUT for write in requests) else None)
         for write in requests:
-            if write.kind is Kind.TRANSFER_OUT:
+            if earlier is not None and write.kind is Kind.TRANSFER_OUT:
                 before = [*earlier.get(write.account_id, ()),
                           *earlier.get(write.counterparty, ())]
                 task = asyncio.create_task(self._transfer_after(before, TransferRequest(
@@ -132,7 +135,8 @@ class Bank:
                 pending = self._writers.enqueue(write.account_id, operation, deadline,
                                                 forwarded)
                 results.append(pending)
-                earlier.setdefault(write.account_id, []).append(pending.future)
+                if earlier is not None:
+                    earlier.setdefault(write.account_id, []).append(pending.future)
         # One wait for the whole batch (not a timer per operation).
         pending = [r.future if isinstance(r, PendingWrite) else r for r in results
                    if isinstance(r, PendingWrite | asyncio.Task)]

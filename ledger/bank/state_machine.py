@@ -91,7 +91,9 @@ class LedgerStateMachine:
         state = stored.state
         decided_here: dict[tuple[str, str, str], Decision] = {}
         for operation, key in zip(operations, keys, strict=True):
-            pending_key = codec.pending_key(account, operation.request_id)
+            # (Only a transfer's operations touch the pending table: no key for the rest.)
+            pending_key = (codec.pending_key(account, operation.request_id)
+                           if operation.kind.in_transfer else b"")
             transfer = (self._pending(pending_key, operation.request_id, pending)
                         if operation.kind.ends_transfer else None)
             state, verdict = apply_operation(state, operation, key in decided, transfer)
