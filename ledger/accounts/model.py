@@ -68,6 +68,11 @@ class Operation:
     recorded_at_ms: int = 0  # the proposing node's wall clock; informational only
     principal: str = ""  # who asked (a certificate's name); "" if written before principals
     counterparty: str = ""  # a transfer's other account; "" for every other kind
+    # TRANSFER_IN: its debit's slot in the source's log; TRANSFER_SETTLE: its credit's slot
+    # in the destination's (0 for every other kind: no debit or credit sits at slot 0, the
+    # open's). A replica applies the operation only once it has applied that slot, so
+    # its applied state is always a consistent cut: no credit without its debit.
+    counterparty_slot: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +138,7 @@ class Pending:
     amount: int
     memo: str = ""  # the transfer's, for its credit and refund
     principal: str = ""  # who asked for it, recorded with its credit and refund too
+    debit_slot: int = 0  # where the debit sits in the source's log (its credit follows it)
 
 
 @dataclass(frozen=True, slots=True)

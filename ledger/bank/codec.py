@@ -13,6 +13,7 @@ from google.protobuf.message import DecodeError
 from ledger.accounts import MAX_AMOUNT, AccountState, DecisionKey, Kind, Operation, Pending
 from ledger.accounts.validation import ACCOUNT_ID, MAX_MEMO_CHARS, REQUEST_ID
 from ledger.bank.model import HistoryEntry
+from ledger.node.peer_limits import MAX_SLOT
 from ledger.security.principal import check_name
 from ledger.v1 import records_pb2
 
@@ -35,7 +36,8 @@ def encode_entry(operations: Sequence[Operation], nonce: int = 0) -> bytes:
         records_pb2.LogOperation(kind=KIND_TO_RECORD[op.kind], amount=op.amount,
                                  request_id=op.request_id, memo=op.memo,
                                  recorded_at_ms=op.recorded_at_ms, principal=op.principal,
-                                 counterparty=op.counterparty)
+                                 counterparty=op.counterparty,
+                                 counterparty_slot=op.counterparty_slot)
         for op in operations
     ], nonce=nonce).SerializeToString()
 
@@ -53,7 +55,8 @@ def decode_entry(value: bytes) -> list[Operation]:
     try:
         entry = records_pb2.LogEntry.FromString(value)
         operations = [Operation(RECORD_TO_KIND[op.kind], op.amount, op.request_id, op.memo,
-                                op.recorded_at_ms, op.principal, op.counterparty)
+                                op.recorded_at_ms, op.principal, op.counterparty,
+                                op.counterparty_slot)
                       for op in entry.operations]
     except (DecodeError, KeyError) as error:
         raise MalformedEntry(f"not a ledger entry: {error!r}") from error
@@ -77,6 +80,11 @@ def decode_entry(value: bytes) -> list[Operation]:
         elif operation.counterparty:
             raise MalformedEntry(f"not a ledger entry: a {operation.kind.value} names another "
                                  "account")
+        follows = operation.counterparty_slot
+        if follows and (operation.kind not in (Kind.TRANSFER_IN, Kind.TRANSFER_SETTLE)
+                        or not 0 < follows <= MAX_SLOT):
+            raise MalformedEntry(f"not a ledger entry: a {operation.kind.value} that follows "
+                                 f"slot {follows} of its other account")
     return operations
 
 
@@ -173,7 +181,7 @@ def decode_pending(raw: bytes, request_id: str) -> tuple[Pending, int]:
     """A pending transfer and when its debit was proposed (the proposer's wall clock)."""
     record = records_pb2.PendingRecord.FromString(raw)
     return (Pending(request_id, record.to_account, record.amount, record.memo,
-                    record.principal), record.recorded_at_ms)
+                    record.principal, record.slot), record.recorded_at_ms)
 
 
 # Keys: the account, a NUL (account ids never contain one), then the rest.

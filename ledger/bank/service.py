@@ -17,6 +17,7 @@ from typing import Any
 from ledger import errors
 from ledger.accounts import Kind, WriteRequest
 from ledger.accounts.validation import MAX_BATCH_OPERATIONS
+from ledger.bank.audit import Audit
 from ledger.bank.courier import Courier
 from ledger.bank.forwarding import Forward, Forwarding
 from ledger.bank.model import Balance, HistoryEntry, TransactionResult
@@ -45,6 +46,7 @@ class Bank:
     ) -> None:
         self._clock_ms = clock_ms
         self._consensus = consensus
+        self._machine = machine
         self._forwarding = Forwarding(consensus, forward)
         self._writers = AccountWriters(consensus, machine, self._forwarding,
                                        rng or random.Random())
@@ -190,6 +192,11 @@ class Bank:
 
     def list_accounts(self, after: str, limit: int) -> list[str]:
         return self._reads.list_accounts(after, limit)
+
+    def audit(self) -> Audit:
+        """Every balance and the money in flight, as one consistent cut of this node's
+        applied state (LOCAL: it may trail the cluster, never contradict it)."""
+        return self._machine.audit()
 
     async def close(self) -> None:
         """Stop the courier and the account workers (their callers get UNAVAILABLE)."""

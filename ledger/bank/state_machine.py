@@ -12,7 +12,7 @@ trail the log: after a crash the driver re-applies what they are missing.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from itertools import islice
 
@@ -29,6 +29,7 @@ from ledger.accounts import (
     decision_key,
 )
 from ledger.bank import codec
+from ledger.bank.audit import Audit, take_audit
 from ledger.bank.codec import Decision, StoredAccount
 from ledger.bank.model import HistoryEntry
 from ledger.node.consensus import Committed
@@ -40,6 +41,9 @@ MAX_CACHED_ACCOUNTS = 4_096  # applied account records kept in memory (a cache)
 NEVER_APPLIED = StoredAccount(AccountState(), -1)
 MAX_RECENT_ENTRIES = 4_096  # applied log entries whose decisions are kept for their writers
 MAX_RECENT_DECISIONS = 20_000  # ... and the decisions they hold, in all
+
+# A chosen entry, decoded: its operations and their decision keys.
+_Decoded = tuple[Committed, list[Operation], list[bytes | None]]
 
 
 class LedgerStateMachine:
@@ -55,6 +59,11 @@ class LedgerStateMachine:
         self._recent: OrderedDict[tuple[str, int], dict[str, Decision]] = OrderedDict()
         self._recent_decisions = 0
         self._unwritten: set[str] = set()  # accounts whose record changed since flush()
+        # Chosen entries waiting for another account's slot (and every later entry of
+        # their account); what each such account waits for; who waits on an account.
+        self._held: dict[str, deque[_Decoded]] = {}
+        self._blocked_on: dict[str, tuple[str, int]] = {}
+        self._waiters: dict[str, set[str]] = {}
 
     # ------------------------------------------------------------------ apply
 
@@ -64,22 +73,87 @@ class LedgerStateMachine:
     def apply(self, entries: Sequence[Committed]) -> list[AppWrite]:
         """Apply chosen entries (each account's in log order); return the writes recording them.
 
+        An entry holding a credit whose debit (or a settlement whose credit) is not
+        applied here yet waits, with every later entry of its account, until that
+        slot is applied: then it applies, within whichever call applied that slot.
         Whether each request id was decided before is looked up for the whole batch
         at once: one read of the store instead of one per operation.
         """
-        decoded = []
-        for committed in entries:
-            operations = self._operations(committed)
-            keys = [_store_key(committed.account, op) for op in operations]
-            decoded.append((committed, operations, keys))
-        wanted = list({key for _, _, keys in decoded for key in keys if key is not None})
-        decided = {key for key, raw in zip(wanted, self._store.app_get_many("requests", wanted),
-                                           strict=True) if raw is not None}
+        decoded = [self._decode(committed) for committed in entries]
+        decided = self._decided(decoded, set())
         writes: list[AppWrite] = []
         pending: dict[bytes, Pending | None] = {}  # what this batch changed, over the table
-        for committed, operations, keys in decoded:
-            self._apply_one(committed, operations, keys, decided, pending, writes)
+        released: list[str] = []  # accounts that applied something: their waiters may go
+        for entry in decoded:
+            committed = entry[0]
+            held = self._held.get(committed.account)
+            if held is not None:
+                if committed.slot > held[-1][0].slot:  # (a re-fed held entry is there already)
+                    held.append(entry)
+                continue
+            if self._hold_if_waiting(entry):
+                continue
+            self._apply_one(*entry, decided, pending, writes)
+            released.append(committed.account)
+        if self._waiters:
+            self._release(released, decided, pending, writes)
         return writes
+
+    def waiting_on(self) -> dict[str, int]:
+        """The slots other accounts must be applied through before held entries can apply:
+        what this node must learn (catch up on) to move on."""
+        return dict(self._blocked_on.values())
+
+    def _decode(self, committed: Committed) -> _Decoded:
+        operations = self._operations(committed)
+        return committed, operations, [_store_key(committed.account, op) for op in operations]
+
+    def _decided(self, entries: Sequence[_Decoded], decided: set[bytes]) -> set[bytes]:
+        """`decided` and the keys of `entries` that the store holds a decision for."""
+        wanted = list({key for _, _, keys in entries for key in keys
+                       if key is not None and key not in decided})
+        decided.update(key for key, raw in zip(
+            wanted, self._store.app_get_many("requests", wanted), strict=True) if raw is not None)
+        return decided
+
+    def _unmet(self, operations: list[Operation]) -> tuple[str, int] | None:
+        """The first other-account slot these operations follow that is not applied here."""
+        for operation in operations:
+            follows = operation.counterparty_slot
+            if follows and self.applied_slot(operation.counterparty) < follows:
+                return operation.counterparty, follows
+        return None
+
+    def _hold_if_waiting(self, entry: _Decoded) -> bool:
+        committed, operations, _ = entry
+        unmet = self._unmet(operations)
+        if unmet is None:
+            return False
+        account = committed.account
+        self._held.setdefault(account, deque()).append(entry)
+        self._blocked_on[account] = unmet
+        self._waiters.setdefault(unmet[0], set()).add(account)
+        return True
+
+    def _release(self, advanced: list[str], decided: set[bytes],
+                 pending: dict[bytes, Pending | None], writes: list[AppWrite]) -> None:
+        """Apply held entries whose awaited slots are applied now, and what they free."""
+        work = list(dict.fromkeys(advanced))
+        while work:
+            for account in self._waiters.pop(work.pop(), ()):
+                held = self._held[account]
+                del self._blocked_on[account]
+                while held and (unmet := self._unmet(held[0][1])) is None:
+                    entry = held.popleft()
+                    self._decided([entry], decided)
+                    self._apply_one(*entry, decided, pending, writes)
+                if held:
+                    assert unmet is not None
+                    self._blocked_on[account] = unmet
+                    self._waiters.setdefault(unmet[0], set()).add(account)
+                else:
+                    del self._held[account]
+                work.append(account)
 
     def _apply_one(self, committed: Committed, operations: list[Operation],
                    keys: list[bytes | None], decided: set[bytes],
@@ -169,6 +243,11 @@ class LedgerStateMachine:
             return None
         raw = self._store.app_get("requests", codec.decision_store_key(account, key))
         return None if raw is None else codec.decode_decision(raw, operation.request_id)
+
+    def audit(self) -> Audit:
+        """Every balance and the money in flight, as this node has applied them: one
+        consistent cut (see `ledger.bank.audit`)."""
+        return take_audit(self._store)
 
     def pending_transfer(self, account: str, request_id: str) -> Pending | None:
         """The transfer `request_id` that `account` sent, if it is pending here."""

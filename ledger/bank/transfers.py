@@ -105,8 +105,10 @@ class Transfers:
         await self._confirm_open(request.to_account, deadline)
         debited = await self._decide(request.from_account, debit, deadline)
         failpoints.reached(failpoints.AFTER_TRANSFER_DEBIT)
+        decision = self._machine.decision_of(request.from_account, debit)
+        assert decision is not None, "a decided debit has its decision applied here"
         transfer = Pending(request.request_id, request.to_account, request.amount,
-                           request.memo, request.principal)
+                           request.memo, request.principal, decision.slot)
         delivery = await self.deliver(request.from_account, transfer, deadline)
         return TransferResult(request.from_account, request.to_account, debited.position,
                               debited.balance, debited.duplicate, delivery)
@@ -116,7 +118,8 @@ class Transfers:
         any number of times."""
         now_ms = self._clock_ms()
         credit = Operation(Kind.TRANSFER_IN, transfer.amount, transfer.request_id,
-                           transfer.memo, now_ms, transfer.principal, source)
+                           transfer.memo, now_ms, transfer.principal, source,
+                           transfer.debit_slot)
         try:
             credited = await self._decide(transfer.to_account, credit, deadline)
         except errors.BalanceLimit as bounced:
@@ -125,8 +128,11 @@ class Transfers:
             refunded = await self._decide(source, refund, deadline)
             to_position = bounced.position if bounced.position is not None else 0
             return Delivery(to_position, True, refunded.position)
+        applied = self._machine.decision_of(transfer.to_account, credit)
+        assert applied is not None, "a decided credit has its decision applied here"
         settle = Operation(Kind.TRANSFER_SETTLE, transfer.amount, transfer.request_id,
-                           transfer.memo, now_ms, transfer.principal, transfer.to_account)
+                           transfer.memo, now_ms, transfer.principal, transfer.to_account,
+                           applied.slot)
         # Nobody waits for the settlement: the credit is what the caller asked about.
         # Should it fail, the transfer stays pending and the courier settles it.
         settling = self._writers.enqueue(source, settle, time.monotonic() + SETTLE_TIMEOUT_S)

@@ -8,6 +8,7 @@ import click
 import grpc
 
 from ledger.cli.security_options import ClientTls, client_options
+from ledger.client import BankAudit, LedgerClient, LedgerError
 from ledger.client.admin import status_pages
 from ledger.client.money import format_amount
 from ledger.security.tls import Security, handshake_hint
@@ -42,6 +43,31 @@ def fetch_status(address: str, timeout_s: float, security: Security
         return f"unreachable ({error.code().name})" + (f": {hint}" if hint else "")
 
 
+def fetch_audit(address: str, timeout_s: float, security: Security) -> BankAudit | str:
+    """A node's audit totals (its consistent cut of the bank), or why it could not be had."""
+    try:
+        with LedgerClient([address], timeout_s=timeout_s, security=security) as bank:
+            return bank.audit(totals_only=True)
+    except LedgerError as error:
+        return f"{error.status}: {error}"
+
+
+def audit_json(audit: BankAudit | str) -> dict[str, object]:
+    if isinstance(audit, str):
+        return {"error": audit}
+    return {"accounts": audit.accounts, "balances": audit.balances,
+            "in_flight": audit.in_flight, "transfers_in_flight": audit.transfers_in_flight,
+            "total": audit.total}
+
+
+def audit_line(audit: BankAudit | str) -> str:
+    if isinstance(audit, str):
+        return f"audit unavailable ({audit})"
+    return (f"audit: balances {format_amount(audit.balances)} + in flight "
+            f"{format_amount(audit.in_flight)} ({audit.transfers_in_flight} transfers) = "
+            f"{format_amount(audit.total)}")
+
+
 @click.command()
 @click.option("--servers", envvar="LEDGER_SERVERS", default=DEFAULT_SERVERS, show_default=True,
               metavar="HOST:PORT,...", help="The nodes to ask (env LEDGER_SERVERS).")
@@ -50,9 +76,11 @@ def fetch_status(address: str, timeout_s: float, security: Security
               help="Seconds per node.")
 @client_options
 def status(servers: str, as_json: bool, timeout: float, tls: ClientTls) -> None:
-    """Each node, whether it answers, how many accounts it knows, and per account the
-    last log slot it applied ("pos"), its balance and log digest: equal rows mean the
-    replicas agree.
+    """Each node, whether it answers, how many accounts it knows, its audit (the
+    balances it has applied plus the money in transfers still in flight, one
+    consistent cut: the total is what was opened plus deposited minus withdrawn), and
+    per account the last log slot it applied ("pos"), its balance and log digest:
+    equal rows mean the replicas agree.
 
     'agree' compares the nodes that answered; a node that is down is shown as such."""
     addresses = list(dict.fromkeys(s.strip() for s in servers.split(",") if s.strip()))
@@ -60,6 +88,8 @@ def status(servers: str, as_json: bool, timeout: float, tls: ClientTls) -> None:
         raise click.BadParameter("no servers given", param_hint="--servers")
     security = tls.security()
     pages = {address: fetch_status(address, timeout, security) for address in addresses}
+    audits = {address: fetch_audit(address, timeout, security)
+              for address, view in pages.items() if not isinstance(view, str)}
     nodes: dict[str, dict[str, object]] = {}
     views: list[NodeView | None] = []
     accounts: dict[str, dict[str, dict[str, object]]] = {}
@@ -71,7 +101,8 @@ def status(servers: str, as_json: bool, timeout: float, tls: ClientTls) -> None:
         known = [a for page in view for a in page.accounts]
         counters = view[-1].counters
         nodes[address] = {"reachable": True, "node_id": view[0].node_id, "accounts": len(known),
-                          **{key: counters.get(key, 0) for key in TROUBLE}}
+                          **{key: counters.get(key, 0) for key in TROUBLE},
+                          "audit": audit_json(audits[address])}
         views.append({a.account: AccountView(a.applied_slot, a.chosen_through, a.digest,
                                              a.balance if a.opened else None) for a in known})
         for a in known:
@@ -91,6 +122,8 @@ def status(servers: str, as_json: bool, timeout: float, tls: ClientTls) -> None:
         trouble = [f"{node[key]} {label}" for key, label in TROUBLE.items() if node.get(key)]
         click.echo(f"{address:<{address_width}}  {state}"
                    + ("" if not trouble else "; " + ", ".join(trouble)))
+        if node["reachable"]:
+            click.echo(f"{'':<{address_width}}  {audit_line(audits[address])}")
     if not accounts:
         click.echo("no accounts")
         return

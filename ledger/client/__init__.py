@@ -9,7 +9,9 @@
 """
 
 from ledger.client.client import (
+    AuditedBalance,
     Balance,
+    BankAudit,
     BatchWrite,
     HistoryEntry,
     LedgerClient,
@@ -37,8 +39,10 @@ __all__ = [
     "INSECURE",
     "AccountExists",
     "AccountNotFound",
+    "AuditedBalance",
     "Balance",
     "BalanceLimit",
+    "BankAudit",
     "BatchWrite",
     "Busy",
     "HistoryEntry",

@@ -107,6 +107,27 @@ class HistoryEntry:
     counterparty: str = ""  # a transfer's other account (with request_id, its other entry)
 
 
+@dataclass(frozen=True, slots=True)
+class AuditedBalance:
+    account_id: str
+    balance: int
+    position: int  # the last operation reflected
+    in_flight: int  # what it sent that is not credited or refunded yet, in the cut
+
+
+@dataclass(frozen=True, slots=True)
+class BankAudit:
+    """One node's consistent cut of the whole bank (sums are exact Python ints)."""
+
+    node: str
+    accounts: int
+    balances: int
+    in_flight: int
+    transfers_in_flight: int
+    total: int  # balances + in_flight: what was opened plus deposited minus withdrawn
+    balances_by_account: tuple[AuditedBalance, ...] = ()  # empty when totals_only
+
+
 def with_request_ids(writes: Sequence[BatchWrite], request_ids: Sequence[str]
                      ) -> list[BatchWrite]:
     """The same writes, each with its request id from `request_ids` (a failed submit's)."""
@@ -270,6 +291,18 @@ class LedgerClient:
                       timeout_s: float | None = None) -> list[str]:
         request = pb.ListAccountsRequest(after=after, limit=limit)
         return list(self._call(lambda stub: stub.ListAccounts, request, timeout_s).account_ids)
+
+    def audit(self, totals_only: bool = False, page_size: int = 0,
+              timeout_s: float | None = None) -> BankAudit:
+        """The bank as the first node that answers has applied it, at one instant."""
+        request = pb.AuditRequest(totals_only=totals_only, page_size=page_size)
+        replies = self._call(lambda stub: lambda r, timeout: list(stub.Audit(r, timeout=timeout)),
+                             request, timeout_s)
+        totals = replies[0].totals
+        return BankAudit(totals.node, totals.accounts, int(totals.balances),
+                         int(totals.in_flight), totals.transfers_in_flight, int(totals.total),
+                         tuple(AuditedBalance(a.account_id, a.balance, a.position, a.in_flight)
+                               for reply in replies[1:] for a in reply.accounts))
 
     # ---------------------------------------------------------------- plumbing
 

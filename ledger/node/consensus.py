@@ -66,9 +66,17 @@ class StateMachine(Protocol):
         ...
 
     def apply(self, entries: Sequence[Committed]) -> list[AppWrite]:
-        """Apply chosen entries, each account's in log order; return the writes recording them."""
+        """Apply chosen entries, each account's in log order; return the writes recording them.
+
+        An entry may be held back (with its account's later ones) until another account
+        is applied through a slot (`waiting_on`): `applied_slot` says how far it got."""
         ...
 
     def flush(self) -> list[AppWrite]:
         """Writes applying has deferred (staged right after a batch of applies)."""
+        ...
+
+    def waiting_on(self) -> dict[str, int]:
+        """Accounts this machine must see applied through a slot before it can apply the
+        entries it holds back; the node catches up on them."""
         ...

@@ -39,6 +39,9 @@ class ProposalQueues:
         self._waiting: dict[str, deque[Proposal]] = defaultdict(deque)
         self._active: dict[str, Proposal] = {}
         self.started = 0  # proposals handed to the core since start
+        # Proposals whose expected slot moved while their account's applied state trails
+        # its chosen prefix: answered (None) once it caught up.
+        self.behind: dict[str, list[Proposal]] = {}
 
     def add(self, proposal: Proposal) -> None:
         self._waiting[proposal.account].append(proposal)
@@ -62,7 +65,8 @@ class ProposalQueues:
         return None
 
     def start(self, core: PaxosNode, now_ms: int, take: Callable[[Ready], None],
-              before_propose: Callable[[str], None]) -> None:
+              before_propose: Callable[[str], None], applied_slot: Callable[[str], int]
+              ) -> None:
         """Hand the core the first waiting proposal of every account with none in flight."""
         for account in [a for a, queue in self._waiting.items() if not queue]:
             del self._waiting[account]  # keep this scan as short as the accounts in play
@@ -78,7 +82,12 @@ class ProposalQueues:
             expected = proposal.expected_slot
             if expected is not None and core.chosen_through(account) + 1 != expected:
                 queue.popleft()
-                proposal.future.set_result(None)
+                if applied_slot(account) < core.chosen_through(account):
+                    # The state machine holds chosen entries back: answer once it has
+                    # applied them, so the caller checks against a prefix that moved.
+                    self.behind.setdefault(account, []).append(proposal)
+                else:
+                    proposal.future.set_result(None)
                 continue
             before_propose(account)
             try:
@@ -108,10 +117,16 @@ class ProposalQueues:
             proposal.future.set_result(outcome)
         return bool(self._waiting.get(outcome.account))
 
+    def caught_up(self, account: str) -> None:
+        """`account` is applied through its chosen prefix: its proposals behind may retry."""
+        for proposal in self.behind.pop(account, []):
+            if not proposal.future.done():
+                proposal.future.set_result(None)
+
     def fail_account(self, account: str, error: Exception) -> None:
         """Every proposal on `account`, in flight or waiting, fails with `error`."""
         proposal = self._active.pop(account, None)
-        waiting = list(self._waiting.pop(account, ()))
+        waiting = [*self._waiting.pop(account, ()), *self.behind.pop(account, [])]
         for failed in [proposal, *waiting]:
             if failed is not None and not failed.future.done():
                 failed.future.set_exception(error)

@@ -3,11 +3,11 @@
 of every service the node serves is listed, so a new RPC cannot go unguarded).
 
 Least privilege: a teller moves money and reads; an auditor only reads balances,
-histories and the account list; an operator reads the node's state and runs admin
-calls (Admin's log, trace and backup expose memos, so only operators get them), but
-never moves money; members, the nodes' own certificates, alone speak the peer
-protocol, and forward clients' writes (Submit, SubmitStream) and fetch peers' copies
-(Admin.Log).
+histories, the account list and the audit; an operator reads the node's state and the
+audit (`ledger status` shows its totals) and runs admin calls (Admin's log, trace and
+backup expose memos, so only operators get them), but never moves money; members, the
+nodes' own certificates, alone speak the peer protocol, and forward clients' writes
+(Submit, SubmitStream) and fetch peers' copies (Admin.Log).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ METHOD_ROLES: dict[str, frozenset[Role]] = {
     "/ledger.v1.Ledger/GetBalance": READERS,
     "/ledger.v1.Ledger/GetHistory": READERS,
     "/ledger.v1.Ledger/ListAccounts": READERS,
+    "/ledger.v1.Ledger/Audit": READERS | {OPERATOR},
     "/ledger.v1.Admin/Status": frozenset({OPERATOR}),
     "/ledger.v1.Admin/Log": frozenset({OPERATOR, MEMBER}),
     "/ledger.v1.Admin/Trace": frozenset({OPERATOR}),

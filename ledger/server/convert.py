@@ -3,7 +3,10 @@ what both ends share lives in `ledger.api.wire`)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from ledger.api.wire import KIND_TO_ENTRY_KIND
+from ledger.bank.audit import Audit
 from ledger.bank.model import Balance, HistoryEntry, TransactionResult
 from ledger.bank.transfers import TransferResult
 from ledger.v1 import ledger_pb2 as pb
@@ -41,3 +44,20 @@ def transfer_reply(result: TransferResult, leader: str = "") -> pb.TransferReply
 def strong(consistency: int) -> bool:
     """STRONG unless the caller asked for LOCAL (unspecified means STRONG)."""
     return consistency != pb.CONSISTENCY_LOCAL
+
+
+def audit_replies(audit: Audit, node_id: str, page_size: int, totals_only: bool
+                  ) -> Iterator[pb.AuditReply]:
+    """The totals first, then the balances a page at a time (sums as decimal strings)."""
+    totals = pb.AuditTotals(accounts=len(audit.accounts), balances=str(audit.balances),
+                            in_flight=str(audit.in_flight),
+                            transfers_in_flight=audit.transfers_in_flight,
+                            total=str(audit.total), node=node_id)
+    yield pb.AuditReply(totals=totals)
+    if totals_only:
+        return
+    for start in range(0, len(audit.accounts), page_size):
+        yield pb.AuditReply(accounts=[
+            pb.AuditedAccount(account_id=a.account_id, balance=a.balance, position=a.position,
+                              in_flight=a.in_flight)
+            for a in audit.accounts[start:start + page_size]])

@@ -10,6 +10,7 @@ import grpc
 from ledger import errors
 from ledger.accounts import WriteRequest
 from ledger.api import wire
+from ledger.bank.audit import Audit, check_page_size
 from ledger.bank.model import TransactionResult
 from ledger.bank.service import MAX_BATCH_OPERATIONS, Bank
 from ledger.bank.transfers import TransferResult
@@ -49,11 +50,14 @@ def _submitted(outcome: TransactionResult | TransferResult | errors.LedgerError,
 
 class LedgerServicer(pb_grpc.LedgerServicer):
     def __init__(self, bank: Bank, max_deadline_s: float,
-                 addresses: Sequence[str] = (), gate: CallGate | None = None) -> None:
+                 addresses: Sequence[str] = (), gate: CallGate | None = None,
+                 node_id: str = "") -> None:
         """`addresses`: every member's address by node index, for the leader hints;
         `gate`: the front door's count of calls in flight, which each batch of a write
-        stream joins (unary calls join it at the door)."""
+        stream joins (unary calls join it at the door); `node_id`: this node's, named
+        in its audits."""
         self._bank = bank
+        self._node_id = node_id
         self._gate = gate
         self._max_deadline_s = max_deadline_s
         self._addresses = tuple(addresses)
@@ -127,6 +131,17 @@ class LedgerServicer(pb_grpc.LedgerServicer):
             return self._bank.list_accounts(request.after, request.limit)
 
         return pb.ListAccountsReply(account_ids=await answer(context, listed))
+
+    async def Audit(
+        self, request: pb.AuditRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.AuditReply]:
+        async def audited() -> tuple[Audit, int]:
+            return self._bank.audit(), check_page_size(request.page_size)
+
+        audit, page_size = await answer(context, audited)
+        for reply in convert.audit_replies(audit, self._node_id, page_size,
+                                           request.totals_only):
+            yield reply
 
     async def Submit(
         self, request: pb.SubmitRequest, context: grpc.aio.ServicerContext

@@ -113,7 +113,7 @@ class NodeServer:
         self.front_door = CallGate(limits.max_client_calls_in_flight)
         add_service(LedgerServicer(self.bank, limits.max_deadline_s,
                                    [m.address for m in config.cluster.members],
-                                   self.front_door), self.server,
+                                   self.front_door, config.node_id), self.server,
                     LEDGER_SERVICE, ledger_pb2, limits.max_client_request_bytes, self.guard,
                     self.front_door)
         # The standard gRPC health service, for orchestrators' probes: on the node's own

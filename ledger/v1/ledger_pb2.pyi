@@ -266,3 +266,47 @@ class StreamReply(_message.Message):
     tag: int
     results: _containers.RepeatedCompositeFieldContainer[OperationResult]
     def __init__(self, tag: _Optional[int] = ..., results: _Optional[_Iterable[_Union[OperationResult, _Mapping]]] = ...) -> None: ...
+
+class AuditRequest(_message.Message):
+    __slots__ = ("totals_only", "page_size")
+    TOTALS_ONLY_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    totals_only: bool
+    page_size: int
+    def __init__(self, totals_only: _Optional[bool] = ..., page_size: _Optional[int] = ...) -> None: ...
+
+class AuditedAccount(_message.Message):
+    __slots__ = ("account_id", "balance", "position", "in_flight")
+    ACCOUNT_ID_FIELD_NUMBER: _ClassVar[int]
+    BALANCE_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    account_id: str
+    balance: int
+    position: int
+    in_flight: int
+    def __init__(self, account_id: _Optional[str] = ..., balance: _Optional[int] = ..., position: _Optional[int] = ..., in_flight: _Optional[int] = ...) -> None: ...
+
+class AuditTotals(_message.Message):
+    __slots__ = ("accounts", "balances", "in_flight", "transfers_in_flight", "total", "node")
+    ACCOUNTS_FIELD_NUMBER: _ClassVar[int]
+    BALANCES_FIELD_NUMBER: _ClassVar[int]
+    IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    TRANSFERS_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    accounts: int
+    balances: str
+    in_flight: str
+    transfers_in_flight: int
+    total: str
+    node: str
+    def __init__(self, accounts: _Optional[int] = ..., balances: _Optional[str] = ..., in_flight: _Optional[str] = ..., transfers_in_flight: _Optional[int] = ..., total: _Optional[str] = ..., node: _Optional[str] = ...) -> None: ...
+
+class AuditReply(_message.Message):
+    __slots__ = ("totals", "accounts")
+    TOTALS_FIELD_NUMBER: _ClassVar[int]
+    ACCOUNTS_FIELD_NUMBER: _ClassVar[int]
+    totals: AuditTotals
+    accounts: _containers.RepeatedCompositeFieldContainer[AuditedAccount]
+    def __init__(self, totals: _Optional[_Union[AuditTotals, _Mapping]] = ..., accounts: _Optional[_Iterable[_Union[AuditedAccount, _Mapping]]] = ...) -> None: ...

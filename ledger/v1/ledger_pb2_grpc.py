@@ -79,6 +79,11 @@ class LedgerStub:
                 request_serializer=ledger_dot_v1_dot_ledger__pb2.TransferRequest.SerializeToString,
                 response_deserializer=ledger_dot_v1_dot_ledger__pb2.TransferReply.FromString,
                 _registered_method=True)
+        self.Audit = channel.unary_stream(
+                '/ledger.v1.Ledger/Audit',
+                request_serializer=ledger_dot_v1_dot_ledger__pb2.AuditRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_ledger__pb2.AuditReply.FromString,
+                _registered_method=True)
 
 
 class LedgerServicer:
@@ -151,6 +156,17 @@ class LedgerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Audit(self, request, context):
+        """The whole bank as the answering node has applied it, at one instant: a cut of every
+        account's log in which each credit's debit is included (a node applies a credit only
+        after its debit). The first reply holds the totals; the balances follow, in pages,
+        sorted by account id. Balances plus the money in flight (debited, not yet credited or
+        refunded) equal what was opened plus deposited minus withdrawn.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LedgerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -198,6 +214,11 @@ def add_LedgerServicer_to_server(servicer, server):
                     servicer.Transfer,
                     request_deserializer=ledger_dot_v1_dot_ledger__pb2.TransferRequest.FromString,
                     response_serializer=ledger_dot_v1_dot_ledger__pb2.TransferReply.SerializeToString,
+            ),
+            'Audit': grpc.unary_stream_rpc_method_handler(
+                    servicer.Audit,
+                    request_deserializer=ledger_dot_v1_dot_ledger__pb2.AuditRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_ledger__pb2.AuditReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -443,6 +464,33 @@ class Ledger:
             '/ledger.v1.Ledger/Transfer',
             ledger_dot_v1_dot_ledger__pb2.TransferRequest.SerializeToString,
             ledger_dot_v1_dot_ledger__pb2.TransferReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Audit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ledger.v1.Ledger/Audit',
+            ledger_dot_v1_dot_ledger__pb2.AuditRequest.SerializeToString,
+            ledger_dot_v1_dot_ledger__pb2.AuditReply.FromString,
             options,
             channel_credentials,
             insecure,

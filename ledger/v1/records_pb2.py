@@ -24,25 +24,25 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17ledger/v1/records.proto\x12\tledger.v1\"\xa9\x01\n\x0cLogOperation\x12&\n\x04kind\x18\x01 \x01(\x0e\x32\x18.ledger.v1.OperationKind\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x03\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x0c\n\x04memo\x18\x04 \x01(\t\x12\x16\n\x0erecorded_at_ms\x18\x05 \x01(\x03\x12\x11\n\tprincipal\x18\x06 \x01(\t\x12\x14\n\x0c\x63ounterparty\x18\x07 \x01(\t\"F\n\x08LogEntry\x12+\n\noperations\x18\x01 \x03(\x0b\x32\x17.ledger.v1.LogOperation\x12\r\n\x05nonce\x18\x02 \x01(\x06\"o\n\rAccountRecord\x12\x14\n\x0c\x61pplied_slot\x18\x01 \x01(\x12\x12\x0e\n\x06opened\x18\x02 \x01(\x08\x12\x0f\n\x07\x62\x61lance\x18\x03 \x01(\x03\x12\x12\n\noperations\x18\x04 \x01(\x04\x12\x13\n\x0bpending_out\x18\x05 \x01(\x03\"z\n\rPendingRecord\x12\x12\n\nto_account\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x03\x12\x0c\n\x04slot\x18\x03 \x01(\x04\x12\x16\n\x0erecorded_at_ms\x18\x04 \x01(\x03\x12\x0c\n\x04memo\x18\x05 \x01(\t\x12\x11\n\tprincipal\x18\x06 \x01(\t\"\xcb\x01\n\rRequestRecord\x12\x10\n\x08position\x18\x01 \x01(\x04\x12&\n\x04kind\x18\x02 \x01(\x0e\x32\x18.ledger.v1.OperationKind\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x03\x12\x0c\n\x04memo\x18\x04 \x01(\t\x12\x10\n\x08rejected\x18\x05 \x01(\x08\x12\x15\n\rreject_reason\x18\x06 \x01(\t\x12\x15\n\rbalance_after\x18\x07 \x01(\x03\x12\x0c\n\x04slot\x18\x08 \x01(\x04\x12\x14\n\x0c\x63ounterparty\x18\t \x01(\t\"\xfc\x01\n\rHistoryRecord\x12\x10\n\x08position\x18\x01 \x01(\x04\x12&\n\x04kind\x18\x02 \x01(\x0e\x32\x18.ledger.v1.OperationKind\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x03\x12\x15\n\rbalance_after\x18\x04 \x01(\x03\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x0c\n\x04memo\x18\x06 \x01(\t\x12\x10\n\x08rejected\x18\x07 \x01(\x08\x12\x15\n\rreject_reason\x18\x08 \x01(\t\x12\x16\n\x0erecorded_at_ms\x18\t \x01(\x03\x12\x11\n\tprincipal\x18\n \x01(\t\x12\x14\n\x0c\x63ounterparty\x18\x0b \x01(\t*\x8c\x02\n\rOperationKind\x12\x1e\n\x1aOPERATION_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13OPERATION_KIND_OPEN\x10\x01\x12\x1a\n\x16OPERATION_KIND_DEPOSIT\x10\x02\x12\x1d\n\x19OPERATION_KIND_WITHDRAWAL\x10\x03\x12\x1f\n\x1bOPERATION_KIND_TRANSFER_OUT\x10\x04\x12\x1e\n\x1aOPERATION_KIND_TRANSFER_IN\x10\x05\x12\"\n\x1eOPERATION_KIND_TRANSFER_REFUND\x10\x06\x12\"\n\x1eOPERATION_KIND_TRANSFER_SETTLE\x10\x07\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17ledger/v1/records.proto\x12\tledger.v1\"\xc4\x01\n\x0cLogOperation\x12&\n\x04kind\x18\x01 \x01(\x0e\x32\x18.ledger.v1.OperationKind\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x03\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x0c\n\x04memo\x18\x04 \x01(\t\x12\x16\n\x0erecorded_at_ms\x18\x05 \x01(\x03\x12\x11\n\tprincipal\x18\x06 \x01(\t\x12\x14\n\x0c\x63ounterparty\x18\x07 \x01(\t\x12\x19\n\x11\x63ounterparty_slot\x18\x08 \x01(\x03\"F\n\x08LogEntry\x12+\n\noperations\x18\x01 \x03(\x0b\x32\x17.ledger.v1.LogOperation\x12\r\n\x05nonce\x18\x02 \x01(\x06\"o\n\rAccountRecord\x12\x14\n\x0c\x61pplied_slot\x18\x01 \x01(\x12\x12\x0e\n\x06opened\x18\x02 \x01(\x08\x12\x0f\n\x07\x62\x61lance\x18\x03 \x01(\x03\x12\x12\n\noperations\x18\x04 \x01(\x04\x12\x13\n\x0bpending_out\x18\x05 \x01(\x03\"z\n\rPendingRecord\x12\x12\n\nto_account\x18\x01 \x01(\t\x12\x0e\n\x06\x61mount\x18\x02 \x01(\x03\x12\x0c\n\x04slot\x18\x03 \x01(\x04\x12\x16\n\x0erecorded_at_ms\x18\x04 \x01(\x03\x12\x0c\n\x04memo\x18\x05 \x01(\t\x12\x11\n\tprincipal\x18\x06 \x01(\t\"\xcb\x01\n\rRequestRecord\x12\x10\n\x08position\x18\x01 \x01(\x04\x12&\n\x04kind\x18\x02 \x01(\x0e\x32\x18.ledger.v1.OperationKind\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x03\x12\x0c\n\x04memo\x18\x04 \x01(\t\x12\x10\n\x08rejected\x18\x05 \x01(\x08\x12\x15\n\rreject_reason\x18\x06 \x01(\t\x12\x15\n\rbalance_after\x18\x07 \x01(\x03\x12\x0c\n\x04slot\x18\x08 \x01(\x04\x12\x14\n\x0c\x63ounterparty\x18\t \x01(\t\"\xfc\x01\n\rHistoryRecord\x12\x10\n\x08position\x18\x01 \x01(\x04\x12&\n\x04kind\x18\x02 \x01(\x0e\x32\x18.ledger.v1.OperationKind\x12\x0e\n\x06\x61mount\x18\x03 \x01(\x03\x12\x15\n\rbalance_after\x18\x04 \x01(\x03\x12\x12\n\nrequest_id\x18\x05 \x01(\t\x12\x0c\n\x04memo\x18\x06 \x01(\t\x12\x10\n\x08rejected\x18\x07 \x01(\x08\x12\x15\n\rreject_reason\x18\x08 \x01(\t\x12\x16\n\x0erecorded_at_ms\x18\t \x01(\x03\x12\x11\n\tprincipal\x18\n \x01(\t\x12\x14\n\x0c\x63ounterparty\x18\x0b \x01(\t*\x8c\x02\n\rOperationKind\x12\x1e\n\x1aOPERATION_KIND_UNSPECIFIED\x10\x00\x12\x17\n\x13OPERATION_KIND_OPEN\x10\x01\x12\x1a\n\x16OPERATION_KIND_DEPOSIT\x10\x02\x12\x1d\n\x19OPERATION_KIND_WITHDRAWAL\x10\x03\x12\x1f\n\x1bOPERATION_KIND_TRANSFER_OUT\x10\x04\x12\x1e\n\x1aOPERATION_KIND_TRANSFER_IN\x10\x05\x12\"\n\x1eOPERATION_KIND_TRANSFER_REFUND\x10\x06\x12\"\n\x1eOPERATION_KIND_TRANSFER_SETTLE\x10\x07\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ledger.v1.records_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_OPERATIONKIND']._serialized_start=981
-  _globals['_OPERATIONKIND']._serialized_end=1249
+  _globals['_OPERATIONKIND']._serialized_start=1008
+  _globals['_OPERATIONKIND']._serialized_end=1276
   _globals['_LOGOPERATION']._serialized_start=39
-  _globals['_LOGOPERATION']._serialized_end=208
-  _globals['_LOGENTRY']._serialized_start=210
-  _globals['_LOGENTRY']._serialized_end=280
-  _globals['_ACCOUNTRECORD']._serialized_start=282
-  _globals['_ACCOUNTRECORD']._serialized_end=393
-  _globals['_PENDINGRECORD']._serialized_start=395
-  _globals['_PENDINGRECORD']._serialized_end=517
-  _globals['_REQUESTRECORD']._serialized_start=520
-  _globals['_REQUESTRECORD']._serialized_end=723
-  _globals['_HISTORYRECORD']._serialized_start=726
-  _globals['_HISTORYRECORD']._serialized_end=978
+  _globals['_LOGOPERATION']._serialized_end=235
+  _globals['_LOGENTRY']._serialized_start=237
+  _globals['_LOGENTRY']._serialized_end=307
+  _globals['_ACCOUNTRECORD']._serialized_start=309
+  _globals['_ACCOUNTRECORD']._serialized_end=420
+  _globals['_PENDINGRECORD']._serialized_start=422
+  _globals['_PENDINGRECORD']._serialized_end=544
+  _globals['_REQUESTRECORD']._serialized_start=547
+  _globals['_REQUESTRECORD']._serialized_end=750
+  _globals['_HISTORYRECORD']._serialized_start=753
+  _globals['_HISTORYRECORD']._serialized_end=1005
 # @@protoc_insertion_point(module_scope)

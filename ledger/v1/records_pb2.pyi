@@ -27,7 +27,7 @@ OPERATION_KIND_TRANSFER_REFUND: OperationKind
 OPERATION_KIND_TRANSFER_SETTLE: OperationKind
 
 class LogOperation(_message.Message):
-    __slots__ = ("kind", "amount", "request_id", "memo", "recorded_at_ms", "principal", "counterparty")
+    __slots__ = ("kind", "amount", "request_id", "memo", "recorded_at_ms", "principal", "counterparty", "counterparty_slot")
     KIND_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
@@ -35,6 +35,7 @@ class LogOperation(_message.Message):
     RECORDED_AT_MS_FIELD_NUMBER: _ClassVar[int]
     PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
     COUNTERPARTY_FIELD_NUMBER: _ClassVar[int]
+    COUNTERPARTY_SLOT_FIELD_NUMBER: _ClassVar[int]
     kind: OperationKind
     amount: int
     request_id: str
@@ -42,7 +43,8 @@ class LogOperation(_message.Message):
     recorded_at_ms: int
     principal: str
     counterparty: str
-    def __init__(self, kind: _Optional[_Union[OperationKind, str]] = ..., amount: _Optional[int] = ..., request_id: _Optional[str] = ..., memo: _Optional[str] = ..., recorded_at_ms: _Optional[int] = ..., principal: _Optional[str] = ..., counterparty: _Optional[str] = ...) -> None: ...
+    counterparty_slot: int
+    def __init__(self, kind: _Optional[_Union[OperationKind, str]] = ..., amount: _Optional[int] = ..., request_id: _Optional[str] = ..., memo: _Optional[str] = ..., recorded_at_ms: _Optional[int] = ..., principal: _Optional[str] = ..., counterparty: _Optional[str] = ..., counterparty_slot: _Optional[int] = ...) -> None: ...
 
 class LogEntry(_message.Message):
     __slots__ = ("operations", "nonce")

@@ -176,8 +176,20 @@ def test_a_transfer_whose_node_dies_after_the_debit_is_completed_by_another(
                 transfer(stubs[0], source, target, 40, "orphan")
             assert cluster.nodes[0].process is not None
             assert cluster.nodes[0].process.wait(timeout=TIMEOUT_S) == failpoints.EXIT_CODE
-            eventually(lambda: balance(stubs[1], target) == 40, timeout_s=60,
-                       what="another node credits the orphaned transfer")
+            seen: set[tuple[int, int, int]] = set()
+
+            def completed() -> bool:
+                """Every audit meanwhile is a consistent cut: the 40 not debited yet (a node
+                that has not learned the debit), in flight, or credited."""
+                for stub in stubs[1:]:
+                    cut = {a.account_id: a for a in audit(stub)[1]}
+                    shape = (cut[source].balance, cut[source].in_flight, cut[target].balance)
+                    assert shape in ((100, 0, 0), (60, 40, 0), (60, 0, 40)), shape
+                    seen.add(shape)
+                return balance(stubs[1], target) == 40
+
+            eventually(completed, timeout_s=60, what="another node credits the orphaned transfer")
+            assert (60, 0, 40) in seen
             assert balance(stubs[2], source) == 60
             # Asking again finds it done: debited once, credited once. (On node 1 back
             # without the failpoint: every node of this cluster has it.)
@@ -190,6 +202,47 @@ def test_a_transfer_whose_node_dies_after_the_debit_is_completed_by_another(
         finally:
             for channel in channels:
                 channel.close()
+
+
+def audit(stub: pb_grpc.LedgerStub, page_size: int = 0, totals_only: bool = False
+          ) -> tuple[pb.AuditTotals, list[pb.AuditedAccount], int]:
+    """The totals, every audited account, and how many replies carried them."""
+    replies = list(stub.Audit(pb.AuditRequest(page_size=page_size, totals_only=totals_only),
+                              timeout=TIMEOUT_S))
+    return replies[0].totals, [a for r in replies[1:] for a in r.accounts], len(replies)
+
+
+def test_every_node_audits_the_bank_as_a_consistent_cut(
+    shared_cluster: ProcessCluster, stubs: list[pb_grpc.LedgerStub],
+) -> None:
+    source, target = opened(stubs[0], 500), opened(stubs[0], 7)
+    transfer(stubs[0], source, target, 120, "audited")
+    transfer(stubs[0], target, source, 20, "audited-back")
+    for index, stub in enumerate(stubs):
+        eventually(lambda stub=stub: {a.account_id: a.balance for a in audit(stub)[1]}.get(
+            target) == 107, what=f"node {index + 1} applies the transfers")
+        totals, accounts, replies = audit(stub, page_size=1)
+        assert replies == 1 + len(accounts) and totals.node == f"n{index + 1}"
+        assert [a.account_id for a in accounts] == sorted(a.account_id for a in accounts)
+        assert totals.accounts == len(accounts)
+        assert int(totals.balances) == sum(a.balance for a in accounts)
+        assert int(totals.in_flight) == sum(a.in_flight for a in accounts)
+        assert int(totals.total) == int(totals.balances) + int(totals.in_flight)
+        mine = {a.account_id: (a.balance, a.in_flight) for a in accounts
+                if a.account_id in (source, target)}
+        assert sum(balance + flying for balance, flying in mine.values()) == 507
+        assert audit(stub, totals_only=True)[1:] == ([], 1)
+    refused(CODE.INVALID_ARGUMENT, lambda: audit(stubs[0], page_size=10_001), "page_size")
+
+
+def test_the_client_reads_an_audit_with_every_balance(shared_cluster: ProcessCluster) -> None:
+    with LedgerClient(shared_cluster.addresses, security=shared_cluster.security) as bank:
+        cut = bank.audit(page_size=2)
+        totals = bank.audit(totals_only=True)
+    assert cut.total == cut.balances + cut.in_flight
+    assert len(cut.balances_by_account) == cut.accounts
+    assert cut.balances == sum(a.balance for a in cut.balances_by_account)
+    assert totals.balances_by_account == () and totals.node == cut.node
 
 
 @pytest.mark.parametrize("stream_writes", [True, False])

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import ledger.cli.status as status_module
-from ledger.client import LedgerClient
+from ledger.client import BankAudit, LedgerClient
 from ledger.tools.localcluster import ProcessCluster
 from ledger.v1 import replica_pb2 as pb
 from tests.support.cli import LEDGER, invoke_ledger, run
@@ -75,8 +75,15 @@ def test_status_shows_each_node_and_every_account_agreeing(accounts: ProcessClus
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     for index, address in enumerate(accounts.addresses):
-        assert lines[index].split() == [address, "node", f"n{index + 1},", str(known),
-                                        "accounts"]
+        assert lines[2 * index].split() == [address, "node", f"n{index + 1},", str(known),
+                                            "accounts"]
+        # Its audit: balances plus what is in flight, the two adding up to the total.
+        words = lines[2 * index + 1].split()
+        assert words[:2] == ["audit:", "balances"] and words[-2] == "=", words
+    for node in view["nodes"].values():
+        audit = node["audit"]
+        assert audit["total"] == audit["balances"] + audit["in_flight"]
+        assert audit["accounts"] == known
     rows = table_rows(result.stdout)
     header = next(line for line in lines if line.startswith("account "))
     assert header.split() == ["account", *accounts.addresses, "agree"]
@@ -139,7 +146,10 @@ def test_status_says_no_when_replicas_differ(monkeypatch: pytest.MonkeyPatch) ->
     }
     monkeypatch.setattr(status_module, "fetch_status",
                         lambda address, timeout, security: views[address])
+    monkeypatch.setattr(status_module, "fetch_audit",
+                        lambda address, timeout, security: "UNAVAILABLE: gone")
     result = invoke_ledger(["status", "--servers", "a:1,b:2,c:3"])
+    assert "audit unavailable (UNAVAILABLE: gone)" in result.stdout
     rows = table_rows(result.stdout)
     assert rows["same"][-1] == "yes"
     assert rows["lags"][-1] == "NO"
@@ -157,9 +167,13 @@ def test_status_shows_what_a_node_refused_or_stopped_on(monkeypatch: pytest.Monk
     views = {"a:1": quiet, "b:2": troubled}
     monkeypatch.setattr(status_module, "fetch_status",
                         lambda address, timeout, security: views[address])
+    monkeypatch.setattr(status_module, "fetch_audit", lambda address, timeout, security:
+                        BankAudit("n1", 1, 10**20, 250, 1, 10**20 + 250))
     lines = invoke_ledger(["status", "--servers", "a:1,b:2"]).stdout.splitlines()
     assert lines[0] == "a:1  node n1, 1 accounts"
-    assert lines[1] == ("b:2  node n2, 1 accounts; 3 malformed peer messages dropped, 1 "
+    assert lines[1] == ("     audit: balances 1000000000000000000.00 + in flight 2.50 "
+                        "(1 transfers) = 1000000000000000002.50")
+    assert lines[2] == ("b:2  node n2, 1 accounts; 3 malformed peer messages dropped, 1 "
                         "accounts quarantined on an ALARM (see the node's log)")
     as_json = json.loads(invoke_ledger(["status", "--servers", "a:1,b:2", "--json"]).stdout)
     assert as_json["nodes"]["b:2"]["peer_messages_dropped"] == 3

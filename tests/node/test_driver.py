@@ -161,7 +161,7 @@ async def test_proposals_in_flight_are_bounded_the_rest_wait_their_turn() -> Non
     for index in range(5):
         queues.add(Proposal(f"acct-{index}", b"v", loop.create_future()))
     started: list[str] = []
-    queues.start(core, 0, lambda ready: None, started.append)
+    queues.start(core, 0, lambda ready: None, started.append, lambda account: -1)
     assert started == ["acct-0", "acct-1"]
     assert not queues.startable() and queues.waiting() == 3
 
@@ -180,7 +180,8 @@ async def test_proposals_under_the_cap_take_turns_between_accounts() -> None:
             queues.add(Proposal(account, b"%s-%d" % (account.encode(), round_),
                                 loop.create_future()))
     for _ in range(4):
-        queues.start(core, 0, lambda ready: store.stage(ready.writes), started.append)
+        queues.start(core, 0, lambda ready: store.stage(ready.writes), started.append,
+                     lambda account: -1)
         account = started[-1]
         proposal = queues._active[account]
         queues.finish(Outcome(account, 0, proposal.value, proposal.value))

@@ -31,3 +31,6 @@ class AppliedSlots:
 
     def flush(self) -> list[AppWrite]:
         return []
+
+    def waiting_on(self) -> dict[str, int]:
+        return {}  # it never holds an entry back
