@@ -2,8 +2,9 @@
 
 A node's applied state is a cut of every account's log, and a consistent one: a
 credit applies only after its debit, a settlement only after its credit (the state
-machine holds entries back until then). So, read in one go with nothing applied
-in between (no await), it adds up: balances plus the money in flight, debited and
+machine holds entries back until then). So, read with nothing applied meanwhile
+(the bank pauses applying while an audit reads, a page at a time, letting the node
+serve between pages), it adds up: balances plus the money in flight, debited and
 neither credited nor refunded, are what was opened plus deposited minus withdrawn.
 
 In flight is found from the pending table alone (transfers debited and not settled
@@ -13,6 +14,7 @@ not what is stored. Sums are Python ints, which cannot overflow.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from ledger import errors
@@ -61,10 +63,10 @@ class Audit:
         return self.balances + self.in_flight
 
 
-def take_audit(store: Store) -> Audit:
-    """The cut this node has applied, read without yielding (the caller must not await
-    while it runs: that is what makes it one instant)."""
-    in_flight, transfers = _in_flight(store)
+async def take_audit(store: Store) -> Audit:
+    """The cut this node has applied. The caller keeps applying paused while it runs
+    (it yields between pages): that is what makes it one instant."""
+    in_flight, transfers = await _in_flight(store)
     accounts: list[AuditedAccount] = []
     start = b""
     while True:
@@ -78,9 +80,10 @@ def take_audit(store: Store) -> Audit:
         if len(rows) < PAGE_ROWS:
             return Audit(accounts, transfers)
         start = rows[-1][0] + b"\x00"
+        await asyncio.sleep(0)  # let the node serve (applying is paused meanwhile)
 
 
-def _in_flight(store: Store) -> tuple[dict[str, int], int]:
+async def _in_flight(store: Store) -> tuple[dict[str, int], int]:
     """Per source account, the pending transfers' money whose credit has not applied
     (not yet, or it bounced and the refund has not); and how many transfers that is."""
     by_source: dict[str, int] = {}
@@ -107,3 +110,4 @@ def _in_flight(store: Store) -> tuple[dict[str, int], int]:
         if len(rows) < PAGE_ROWS:
             return by_source, transfers
         start = rows[-1][0] + b"\x00"
+        await asyncio.sleep(0)

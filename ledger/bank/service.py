@@ -193,10 +193,15 @@ class Bank:
     def list_accounts(self, after: str, limit: int) -> list[str]:
         return self._reads.list_accounts(after, limit)
 
-    def audit(self) -> Audit:
+    async def audit(self) -> Audit:
         """Every balance and the money in flight, as one consistent cut of this node's
-        applied state (LOCAL: it may trail the cluster, never contradict it)."""
-        return self._machine.audit()
+        applied state (LOCAL: it may trail the cluster, never contradict it). Applying
+        pauses while it reads: writes and STRONG reads here wait for it meanwhile."""
+        self._consensus.pause_applying()
+        try:
+            return await self._machine.audit()
+        finally:
+            self._consensus.resume_applying()
 
     async def close(self) -> None:
         """Stop the courier and the account workers (their callers get UNAVAILABLE)."""

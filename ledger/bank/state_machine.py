@@ -244,10 +244,11 @@ class LedgerStateMachine:
         raw = self._store.app_get("requests", codec.decision_store_key(account, key))
         return None if raw is None else codec.decode_decision(raw, operation.request_id)
 
-    def audit(self) -> Audit:
+    async def audit(self) -> Audit:
         """Every balance and the money in flight, as this node has applied them: one
-        consistent cut (see `ledger.bank.audit`)."""
-        return take_audit(self._store)
+        consistent cut, provided nothing is applied while it reads (see
+        `ledger.bank.audit`)."""
+        return await take_audit(self._store)
 
     def pending_transfer(self, account: str, request_id: str) -> Pending | None:
         """The transfer `request_id` that `account` sent, if it is pending here."""

@@ -57,6 +57,16 @@ class Consensus(Protocol):
         """Why this node stopped acting on `account` (None: it did not)."""
         ...
 
+    def pause_applying(self) -> None:
+        """Apply no chosen entry until `resume_applying`: the state machine stands still
+        (for a reader that must see it at one instant across several turns). What is
+        chosen meanwhile waits, in order, and so do outcomes and reads that need it."""
+        ...
+
+    def resume_applying(self) -> None:
+        """Undo one `pause_applying`; the last one applies what waited."""
+        ...
+
 
 class StateMachine(Protocol):
     """What chosen entries are applied to, in log order per account."""

@@ -25,6 +25,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 
+from ledger.node.applying import Applying
 from ledger.node.consensus import (
     AccountQuarantined,
     NoQuorum,
@@ -42,7 +43,6 @@ from ledger.node.repair import FetchChosen, Repairs
 from ledger.node.trace import Tracer
 from ledger.paxos import Alarm, Envelope, Outcome, PaxosConfig, PaxosNode, Ready
 from ledger.paxos.backoff import RandomSource
-from ledger.paxos.ready import BarrierDone
 from ledger.storage.base import ChosenRepair, Corruption, StorageError, Store
 
 log = logging.getLogger(__name__)
@@ -62,12 +62,7 @@ def monotonic_ms() -> int:
     return time.monotonic_ns() // 1_000_000
 
 
-def _retrieved(future: asyncio.Future[int]) -> None:
-    if not future.cancelled():
-        future.exception()  # a catch-up read that failed is simply made again
-
-
-class NodeDriver(Flushing):
+class NodeDriver(Flushing, Applying):
     """Owns the core, the store and the state machine; serialises all access to them.
 
     Implements `ledger.node.consensus.Consensus` for the layer above.
@@ -99,10 +94,7 @@ class NodeDriver(Flushing):
         self._repairs = Repairs(self)
         self.counters = DriverCounters()
         self.storage_error: str | None = None
-        # Answers waiting for their slot to be applied here, by account; the reads that
-        # catch up on accounts held entries wait for (see `_catch_up_awaited`).
-        self._parked: dict[str, list[Outcome | BarrierDone]] = {}
-        self._fetching: dict[str, asyncio.Future[int]] = {}
+        self._init_applying()
 
     # ------------------------------------------------------------------ inputs
 
@@ -186,15 +178,21 @@ class NodeDriver(Flushing):
         self._store.stage([repair])
         self._store.sync()  # committed before it is read back, by the applies below
         self.counters.repaired_values += 1
+        if self._pauses:  # the state machine must stand still until then
+            self._reapply_after_pause.append(lambda: self._reapply_repaired(repair.account))
+        else:
+            self._reapply_repaired(repair.account)
+
+    def _reapply_repaired(self, account: str) -> None:
         try:
-            reapply_account(self._store, self._state_machine, repair.account,
-                            self._store.account_summary(repair.account).chosen_through)
+            reapply_account(self._store, self._state_machine, account,
+                            self._store.account_summary(account).chosen_through)
         except Corruption as error:  # another damaged record: its own repair, or recovery
             self.report_damage(error)
             return
         self._store.stage(self._state_machine.flush())
         self._gate.staged()
-        self._core.release_repaired(repair.account)
+        self._core.release_repaired(account)
         self._answer_applied()
         self._catch_up_awaited()
         self.counters.unreadable_accounts = self._core.unreadable_count()
@@ -396,60 +394,7 @@ class NodeDriver(Flushing):
         for peer, envelopes in outbound.items():
             self._send(peer, envelopes)
 
-        # Apply: what applying writes is derived from the log, so it may trail it.
-        committed = [entry for ready in turn.readies for entry in ready.committed]
-        if committed:
-            self.counters.applied += len(committed)
-            self._stage(self._state_machine.apply(committed))
-            self._stage(self._state_machine.flush())
-            self._gate.staged()
-        for ready in turn.readies:
-            for outcome in ready.outcomes:
-                self._answer_when_applied(outcome)
-            for done in ready.barriers:
-                self._answer_when_applied(done)
-        if committed and (self._parked or self._proposals.behind):
-            self._answer_applied()
-        if committed:
-            self._catch_up_awaited()
-
-    def _answer_when_applied(self, done: Outcome | BarrierDone) -> None:
-        """Answer a proposal's outcome or a passed barrier once its slot is applied here
-        (the state machine may hold chosen entries back for another account's)."""
-        if self._state_machine.applied_slot(done.account) < done.slot:
-            self._parked.setdefault(done.account, []).append(done)
-        elif isinstance(done, BarrierDone):
-            self._reads.passed(done)
-        elif self._proposals.finish(done):
-            self._wake.set()
-
-    def _answer_applied(self) -> None:
-        applied_slot = self._state_machine.applied_slot
-        for account in list(self._parked):
-            if all(applied_slot(account) >= done.slot for done in self._parked[account]):
-                for done in self._parked.pop(account):
-                    self._answer_when_applied(done)
-        for account in list(self._proposals.behind):
-            if applied_slot(account) >= self._core.chosen_through(account):
-                self._proposals.caught_up(account)
-                self._wake.set()
-
-    def _catch_up_awaited(self) -> None:
-        """Held entries wait for other accounts' slots: learn those accounts (a read
-        barrier makes this node catch up on an account as far as a majority knows)."""
-        awaited = self._state_machine.waiting_on()
-        for account, slot in awaited.items():
-            fetching = self._fetching.get(account)
-            if self._core.chosen_through(account) >= slot or (
-                    fetching is not None and not fetching.done()):
-                continue  # chosen here (it waits its own turn), or being fetched
-            future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-            future.add_done_callback(_retrieved)
-            self._fetching[account] = future
-            self._inbox.reads.append(Read(account, future))
-            self._wake.set()
-        for account in [a for a, f in self._fetching.items() if f.done() and a not in awaited]:
-            del self._fetching[account]
+        self._apply_and_answer(turn)
 
     def _raise_alarm(self, alarm: Alarm) -> None:
         """A correct cluster never does what the alarm says: tell the operator, and fail

@@ -136,7 +136,8 @@ class LedgerServicer(pb_grpc.LedgerServicer):
         self, request: pb.AuditRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.AuditReply]:
         async def audited() -> tuple[Audit, int]:
-            return self._bank.audit(), check_page_size(request.page_size)
+            page_size = check_page_size(request.page_size)
+            return await self._bank.audit(), page_size
 
         audit, page_size = await answer(context, audited)
         for reply in convert.audit_replies(audit, self._node_id, page_size,
