@@ -14,7 +14,11 @@ It holds the run to the ledger's promises:
 - per account, linearizability: a write acknowledged before another was invoked
   sits at a lower position, and every STRONG read saw every write acknowledged
   before it began (and found the account if one was); no read, STRONG or LOCAL,
-  saw a write invoked after it ended.
+  saw a write invoked after it ended (an acknowledged transfer's credit counts as
+  a write on its destination);
+- transfers (`ledger.chaos.transfer_checks`): each debited once and credited once,
+  refused ones never credited, none half done once the cluster is idle, and every
+  audit a consistent cut in which the vaults hold exactly what they were opened with.
 
 Pure: a RunRecord in, a list of violations out.
 """
@@ -22,43 +26,15 @@ Pure: a RunRecord in, a list of violations out.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 
 from ledger.accounts import MAX_BALANCE
 from ledger.chaos.history import FAILED, INDETERMINATE, OK, REFUSED, LogEntry, Op, RunRecord
+from ledger.chaos.transfer_checks import Request, Violation, check_audits, check_transfers
 
-KIND_IN_LOG = {"open": "open", "deposit": "deposit", "withdraw": "withdrawal"}
+__all__ = ["Violation", "check"]
 
-
-@dataclass(frozen=True)
-class Violation:
-    check: str  # which promise was broken
-    account: str
-    detail: str
-
-    def __str__(self) -> str:
-        return f"[{self.check}] {self.account}: {self.detail}"
-
-
-@dataclass
-class _Request:
-    """All attempts of one write request (one request id on one account)."""
-
-    account: str
-    request_id: str
-    kind: str
-    amount: int
-    attempts: list[Op]
-
-    @property
-    def first_invoke_ms(self) -> float:
-        return min(op.invoke_ms for op in self.attempts)
-
-    def first_ack_ms(self) -> float | None:
-        """When the client first learned the request was decided (applied or refused)."""
-        done = [op.complete_ms for op in self.attempts
-                if op.outcome in (OK, REFUSED) and op.complete_ms is not None]
-        return min(done) if done else None
+KIND_IN_LOG = {"open": "open", "deposit": "deposit", "withdraw": "withdrawal",
+               "transfer": "transfer_out", "credit": "transfer_in"}
 
 
 def check(record: RunRecord) -> list[Violation]:
@@ -72,6 +48,8 @@ def check(record: RunRecord) -> list[Violation]:
         _check_request(request, log.get(request.account, []), violations)
     _check_real_time_order(requests, log, violations)
     _check_reads(record.ops, requests, log, violations)
+    check_transfers(requests, log, violations)
+    check_audits(record.ops, log, violations)
     return violations
 
 
@@ -104,36 +82,39 @@ def _agreed_logs(record: RunRecord, out: list[Violation]) -> dict[str, list[LogE
 
 def _check_log(account: str, entries: list[LogEntry], out: list[Violation]) -> None:
     """Positions 0..n-1, an open first, each balance replayed, never negative."""
-    seen: dict[str, int] = {}
+    seen: dict[tuple[str, str], int] = {}
     balance = 0
-    opening = applied_in = applied_out = 0
+    opening = 0
+    moved = dict.fromkeys(("deposit", "withdrawal", "transfer_out", "transfer_in",
+                           "transfer_refund"), 0)
     for expected_position, entry in enumerate(entries):
         where = f"position {entry.position}"
         if entry.position != expected_position:
             out.append(Violation("log", account, f"{where} where {expected_position} belongs"))
-        if entry.request_id in seen:
+        key = _decision_key(entry)
+        if key in seen:
             out.append(Violation("exactly-once", account,
                                  f"request id {entry.request_id!r} listed at positions "
-                                 f"{seen[entry.request_id]} and {entry.position}"))
-        seen[entry.request_id] = entry.position
+                                 f"{seen[key]} and {entry.position}"))
+        seen[key] = entry.position
+        # What its transfers may still have pending, at most: counted against its limit.
+        pending_at_most = moved["transfer_out"] - moved["transfer_refund"]
         if expected_position == 0:
             if entry.kind != "open":
                 out.append(Violation("log", account, f"{where} is a {entry.kind}, not the open"))
             balance = opening = entry.amount
         elif entry.rejected:
-            if entry.kind not in ("deposit", "withdrawal"):
+            if entry.kind not in ("deposit", "withdrawal", "transfer_out", "transfer_in"):
                 out.append(Violation("log", account, f"{where} is a refused {entry.kind}"))
-            elif (balance + entry.amount <= MAX_BALANCE if entry.kind == "deposit"
-                  else entry.amount <= balance):
+            elif (entry.amount <= balance if entry.kind in ("withdrawal", "transfer_out")
+                  else balance + pending_at_most + entry.amount <= MAX_BALANCE):
                 out.append(Violation("replay", account,
                                      f"{where} refuses a {entry.kind} of {entry.amount} that "
                                      f"the balance of {balance} allowed"))
-        elif entry.kind == "deposit":
-            balance += entry.amount
-            applied_in += entry.amount
-        elif entry.kind == "withdrawal":
-            balance -= entry.amount
-            applied_out += entry.amount
+        elif entry.kind in moved:
+            moved[entry.kind] += entry.amount
+            balance += -entry.amount if entry.kind in ("withdrawal", "transfer_out") \
+                else entry.amount
         else:
             out.append(Violation("log", account, f"{where} is a second {entry.kind}"))
         if balance < 0:
@@ -142,14 +123,26 @@ def _check_log(account: str, entries: list[LogEntry], out: list[Violation]) -> N
             out.append(Violation("replay", account,
                                  f"{where} records balance {entry.balance_after}, replay "
                                  f"gives {balance}"))
-    if entries and entries[-1].balance_after != opening + applied_in - applied_out:
+    final = opening + moved["deposit"] - moved["withdrawal"] + moved["transfer_in"] \
+        - moved["transfer_out"] + moved["transfer_refund"]
+    if entries and entries[-1].balance_after != final:
         out.append(Violation("conservation", account,
                              f"final balance {entries[-1].balance_after} != opening {opening}"
-                             f" + deposits {applied_in} - withdrawals {applied_out}"))
+                             f" + what its entries moved ({moved})"))
+
+
+def _decision_key(entry: LogEntry) -> tuple[str, str]:
+    """What a request id is decided once under: a credit's by its source too, a refund's
+    apart from the debit that shares its id."""
+    if entry.kind == "transfer_in":
+        return (f"credit from {entry.counterparty}", entry.request_id)
+    if entry.kind == "transfer_refund":
+        return ("refund", entry.request_id)
+    return ("request", entry.request_id)
 
 
 def _check_provenance(account: str, entries: list[LogEntry],
-                      requests: dict[tuple[str, str], _Request], out: list[Violation]) -> None:
+                      requests: dict[tuple[str, str], Request], out: list[Violation]) -> None:
     """Conservation against the history: each entry is a write a client sent, as it sent it.
 
     (Replay alone cannot break conservation: a log that replays cleanly adds up by
@@ -163,31 +156,44 @@ def _check_provenance(account: str, entries: list[LogEntry],
             out.append(Violation("conservation", account,
                                  f"{where} holds a {entry.kind} of {entry.amount} under request "
                                  f"id {entry.request_id!r}, which no client sent"))
-        elif KIND_IN_LOG[request.kind] != entry.kind or request.amount != entry.amount:
+        elif (entry.kind != ("transfer_refund" if entry.kind == "transfer_refund"
+                             and request.kind == "transfer" else KIND_IN_LOG[request.kind])
+              or request.amount != entry.amount
+              or request.counterparty != entry.counterparty):
             out.append(Violation("conservation", account,
                                  f"{where} holds request {entry.request_id!r} as a "
-                                 f"{entry.kind} of {entry.amount}; the client sent a "
-                                 f"{request.kind} of {request.amount}"))
+                                 f"{entry.kind} of {entry.amount}"
+                                 f"{' with ' + entry.counterparty if entry.counterparty else ''}"
+                                 f"; the client sent a {request.kind} of {request.amount}"))
 
 
 # --------------------------------------------------------------- the requests
 
 
-def _requests(ops: list[Op]) -> dict[tuple[str, str], _Request]:
-    requests: dict[tuple[str, str], _Request] = {}
+def _requests(ops: list[Op]) -> dict[tuple[str, str], Request]:
+    """Each write request's attempts; a transfer is also a "credit" request on its
+    destination (sharing the transfer's attempts: it is acknowledged with them)."""
+    requests: dict[tuple[str, str], Request] = {}
     for op in ops:
         if not op.is_write:
             continue
         key = (op.account, op.request_id)
         if key not in requests:
-            requests[key] = _Request(op.account, op.request_id, op.kind, op.amount, [])
+            requests[key] = Request(op.account, op.request_id, op.kind, op.amount, [],
+                                    op.counterparty)
+            if op.kind == "transfer":
+                requests[(op.counterparty, op.request_id)] = Request(
+                    op.counterparty, op.request_id, "credit", op.amount,
+                    requests[key].attempts, op.account)
         requests[key].attempts.append(op)
     return requests
 
 
-def _check_request(request: _Request, entries: list[LogEntry], out: list[Violation]) -> None:
+def _check_request(request: Request, entries: list[LogEntry], out: list[Violation]) -> None:
+    if request.kind == "credit":
+        return  # a transfer's credit: see check_transfers
     account, rid = request.account, request.request_id
-    found = [e for e in entries if e.request_id == rid]
+    found = [e for e in entries if e.request_id == rid and e.kind == KIND_IN_LOG[request.kind]]
     outcomes = {op.outcome for op in request.attempts}
     entry = found[0] if found else None
     for op in request.attempts:
@@ -222,15 +228,21 @@ def _check_request(request: _Request, entries: list[LogEntry], out: list[Violati
 # ------------------------------------------------------------ linearizability
 
 
+def _position(request: Request, entries: list[LogEntry]) -> int | None:
+    """Where the request's own entry sits (for a transfer, its debit; not its refund)."""
+    kind = KIND_IN_LOG[request.kind]
+    return next((e.position for e in entries
+                 if e.request_id == request.request_id and e.kind == kind), None)
+
+
 def _check_real_time_order(
-    requests: dict[tuple[str, str], _Request], log: dict[str, list[LogEntry]],
+    requests: dict[tuple[str, str], Request], log: dict[str, list[LogEntry]],
     out: list[Violation],
 ) -> None:
     """A write acknowledged before another was invoked sits at a lower position."""
     by_account: dict[str, list[tuple[int, float, float | None, str]]] = defaultdict(list)
     for request in requests.values():
-        position = next((e.position for e in log.get(request.account, [])
-                         if e.request_id == request.request_id), None)
+        position = _position(request, log.get(request.account, []))
         if position is not None:
             by_account[request.account].append(
                 (position, request.first_invoke_ms, request.first_ack_ms(), request.request_id))
@@ -249,7 +261,7 @@ def _check_real_time_order(
 
 
 def _check_reads(
-    ops: list[Op], requests: dict[tuple[str, str], _Request],
+    ops: list[Op], requests: dict[tuple[str, str], Request],
     log: dict[str, list[LogEntry]], out: list[Violation],
 ) -> None:
     """STRONG reads see every write acknowledged before them; every read a real state."""
@@ -257,7 +269,7 @@ def _check_reads(
     invoked: dict[str, list[tuple[float, int]]] = defaultdict(list)
     for request in requests.values():
         entries = log.get(request.account, [])
-        position = next((e.position for e in entries if e.request_id == request.request_id), None)
+        position = _position(request, entries)
         if position is None:
             continue
         ack_ms = request.first_ack_ms()

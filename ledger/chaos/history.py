@@ -13,7 +13,7 @@ REFUSED = "refused"  # FAILED_PRECONDITION: decided in the log as a refused entr
 FAILED = "failed"  # INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS: nothing written
 INDETERMINATE = "indeterminate"  # UNAVAILABLE, DEADLINE_EXCEEDED: may or may not have happened
 
-WRITES = ("open", "deposit", "withdraw")
+WRITES = ("open", "deposit", "withdraw", "transfer")
 
 
 @dataclass
@@ -23,8 +23,8 @@ class Op:
     index: int
     client: int
     node: str
-    kind: str  # open | deposit | withdraw | read
-    account: str
+    kind: str  # open | deposit | withdraw | transfer | read | audit
+    account: str  # a transfer's source ("" for an audit)
     invoke_ms: float
     amount: int = 0  # the opening balance for an open
     request_id: str = ""
@@ -36,6 +36,11 @@ class Op:
     balance: int | None = None
     duplicate: bool = False
     error: str = ""
+    counterparty: str = ""  # a transfer's destination
+    to_position: int | None = None  # an acknowledged transfer's credit, in the destination
+    bounced: bool = False
+    # An audit: per transfer-only account in the node's cut, [balance, money in flight].
+    audited: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def is_write(self) -> bool:
@@ -47,11 +52,12 @@ class LogEntry:
     """An entry of an account's history as a replica lists it."""
 
     position: int
-    kind: str  # open | deposit | withdrawal
+    kind: str  # open | deposit | withdrawal | transfer_out | transfer_in | transfer_refund
     amount: int
     balance_after: int
     request_id: str
     rejected: bool = False
+    counterparty: str = ""  # a transfer's other account
 
 
 @dataclass

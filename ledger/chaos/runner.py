@@ -23,7 +23,7 @@ from ledger.chaos.history import (
 from ledger.chaos.nemesis import NETWORK_NEMESES, Nemesis
 from ledger.chaos.netns import Topology
 from ledger.chaos.workload import Recorder, WorkloadConfig, open_hot_accounts, run_clients
-from ledger.client import AccountNotFound, LedgerClient
+from ledger.client import AccountNotFound, LedgerClient, LedgerError
 from ledger.security.tls import Security
 from ledger.tools.localcluster import ProcessCluster
 from ledger.tools.replicas import converged, node_view, node_views
@@ -54,6 +54,9 @@ class Report:
     operations: int
     outcomes: dict[str, int]
     acknowledged_writes: int
+    acknowledged_transfers: int
+    refused_transfers: int
+    audits: int
     faults: dict[str, int]
     converged: bool
     accounts: int
@@ -72,7 +75,9 @@ class Report:
             f"chaos run: {self.config['nodes']} nodes, nemeses {nemeses}, "
             f"{self.config['seconds']} s, seed {self.config['seed']}",
             f"operations: {self.operations} ({outcomes})",
-            f"acknowledged writes: {self.acknowledged_writes}",
+            f"acknowledged writes: {self.acknowledged_writes} (transfers "
+            f"{self.acknowledged_transfers}, {self.refused_transfers} more refused); "
+            f"audits {self.audits}",
             f"faults injected: {faults}",
             f"replicas converged: {'yes' if self.converged else 'NO'}; "
             f"{self.accounts} accounts, {self.log_entries} log entries",
@@ -111,7 +116,8 @@ def run(config: ChaosConfig, topology: Topology | None = None) -> Report:
                 all_serving = False
                 problems.append(Violation("nemesis", node.node_id,
                                           f"not serving after the heal: {error}"))
-        converged = all_serving and wait_for_convergence(addresses, security)
+        converged = all_serving and wait_for_transfers(addresses, security) and \
+            wait_for_convergence(addresses, security)
         record = RunRecord(recorder.ops, nemesis.events, settled_logs(addresses, security))
     violations = problems + check(record)
     report = summarize(config, record, converged, violations)
@@ -154,6 +160,11 @@ def summarize(config: ChaosConfig, record: RunRecord, converged: bool,
         operations=len(record.ops),
         outcomes=dict(outcomes),
         acknowledged_writes=sum(1 for op in record.ops if op.is_write and op.outcome == OK),
+        acknowledged_transfers=sum(1 for op in record.ops
+                                   if op.kind == "transfer" and op.outcome == OK),
+        refused_transfers=sum(1 for op in record.ops
+                              if op.kind == "transfer" and op.outcome == REFUSED),
+        audits=sum(1 for op in record.ops if op.kind == "audit" and op.outcome == OK),
         faults=dict(Counter(e.kind for e in record.faults if e.kind != "heal")),
         converged=converged,
         accounts=len(reference),
@@ -168,6 +179,26 @@ def wait_for_convergence(addresses: list[str], security: Security,
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if converged(node_views(addresses, STATUS_TIMEOUT_S, security)) is not None:
+            return True
+        time.sleep(0.25)
+    return False
+
+
+def wait_for_transfers(addresses: list[str], security: Security,
+                       timeout_s: float = CONVERGENCE_TIMEOUT_S) -> bool:
+    """Poll until no node's audit has a transfer in flight: those whose proposer gave up
+    (or died) are completed by the nodes' couriers, without a client asking again."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            audits = []
+            for address in addresses:
+                with LedgerClient([address], timeout_s=STATUS_TIMEOUT_S,
+                                  security=security) as bank:
+                    audits.append(bank.audit(totals_only=True))
+        except LedgerError:
+            audits = []
+        if audits and all(audit.transfers_in_flight == 0 for audit in audits):
             return True
         time.sleep(0.25)
     return False
@@ -211,7 +242,8 @@ def read_logs(addresses: list[str], security: Security
                     except AccountNotFound:
                         break  # known to the log but not open here (nothing applied)
                     entries.extend(LogEntry(e.position, e.kind, e.amount, e.balance_after,
-                                            e.request_id, e.rejected) for e in page)
+                                            e.request_id, e.rejected, e.counterparty)
+                                   for e in page)
                     if len(page) < 1_000:
                         break
                 per_account[account] = entries

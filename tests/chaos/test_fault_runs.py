@@ -49,6 +49,9 @@ def assert_meaningful(report: dict, nemesis: str) -> None:  # type: ignore[type-
     assert report["acknowledged_writes"] > 50, "the workload barely ran"
     assert report["outcomes"]["refused"] > 0, "no overdraft was attempted"
     assert report["outcomes"]["failed"] > 0, "no invalid request was made"
+    assert report["acknowledged_transfers"] > 10, "the bank workload barely ran"
+    assert report["refused_transfers"] > 0, "no transfer without funds was attempted"
+    assert report["audits"] > 5, "no consistent cut was read during the run"
     injected = set(report["faults"])
     wanted = {"kill", "pause", "partition", "loss", "disk"} if nemesis == "all" else {nemesis}
     if "disk" in wanted:  # every harmed directory was refused, then recovered
