@@ -102,7 +102,10 @@ class LedgerStateMachine:
     def waiting_on(self) -> dict[str, int]:
         """The slots other accounts must be applied through before held entries can apply:
         what this node must learn (catch up on) to move on."""
-        return dict(self._blocked_on.values())
+        awaited: dict[str, int] = {}
+        for account, slot in self._blocked_on.values():
+            awaited[account] = max(slot, awaited.get(account, slot))
+        return awaited
 
     def _decode(self, committed: Committed) -> _Decoded:
         operations = self._operations(committed)

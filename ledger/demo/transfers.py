@@ -7,7 +7,7 @@ import os
 import time
 
 from ledger.bank import failpoints
-from ledger.client import LedgerClient, LedgerError, TransferReceipt
+from ledger.client import BankAudit, LedgerClient, LedgerError, TransferReceipt
 from ledger.client.money import format_amount
 from ledger.demo.tellers import Say, Tally
 from ledger.tools.localcluster import ProcessCluster
@@ -53,6 +53,7 @@ def show_transfers(cluster: ProcessCluster, tally: Tally, say: Say) -> bool:
 def _wait_for_credit(cluster: ProcessCluster, say: Say) -> bool:
     started = time.monotonic()
     with LedgerClient(cluster.addresses[:2], timeout_s=5, security=cluster.security) as bank:
+        say(f"  {_audit_text(bank.audit(totals_only=True))}")
         while time.monotonic() - started < ORPHAN_WAIT_S:
             dave = bank.balance("dave").balance
             credited = [e for e in bank.history("dave", limit=1_000)
@@ -63,6 +64,7 @@ def _wait_for_credit(cluster: ProcessCluster, say: Say) -> bool:
                     f"(operation {credited[0].position}); balance {format_amount(dave)}.")
                 again = bank.transfer("bob", "dave", 40_00, request_id="demo-orphan")
                 say(f"  asking again with the same request id: {_text(again)}")
+                say(f"  {_audit_text(bank.audit(totals_only=True))}")
                 return True
             time.sleep(POLL_S)
     say("  the orphaned transfer was NOT completed in time: see the node logs.")
@@ -81,3 +83,10 @@ def _text(receipt: TransferReceipt) -> str:
     return (f"{done}; the debit is operation {receipt.from_position} of "
             f"{receipt.from_account_id} (balance {format_amount(receipt.from_balance)}), the "
             f"credit operation {receipt.to_position} of {receipt.to_account_id}")
+
+
+def _audit_text(audit: BankAudit) -> str:
+    return (f"{audit.node}'s audit, one consistent cut of the bank: balances "
+            f"{format_amount(audit.balances)} + in flight {format_amount(audit.in_flight)} "
+            f"({audit.transfers_in_flight} transfers) = {format_amount(audit.total)}, what was "
+            "opened plus deposited minus withdrawn")

@@ -1,5 +1,6 @@
-"""Each nemesis alone, and all of them mixed, against 3 real nodes (the disk nemesis on 3
-and on 5): the checker must pass.
+"""Each nemesis alone against 3 real nodes, all of them mixed on 3 and on 5 (the disk
+nemesis alone on 3 and on 5), with the bank workload of transfers and audits beside
+the deposits: the checker must pass.
 
 The network nemeses (partition, loss) run each node in its own network namespace
 with nftables dropping traffic; they need root and skip, saying why, without it.
@@ -10,7 +11,9 @@ refuse it, and `ledger recover` brings it back.
 from __future__ import annotations
 
 import json
+import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import threading
@@ -25,6 +28,7 @@ from ledger.tools.localcluster import ProcessCluster
 
 pytestmark = pytest.mark.xdist_group("processes")
 
+ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 SECONDS = 12  # of faults per run; a long run is `python -m ledger.chaos --seconds 300`
 NETWORK_REASON = unavailable_reason()
 
@@ -73,8 +77,11 @@ def test_network_faults(tmp_path: pathlib.Path, nemesis: str) -> None:
 
 
 @pytest.mark.skipif(NETWORK_REASON is not None, reason=f"network faults: {NETWORK_REASON}")
-def test_all_faults_mixed(tmp_path: pathlib.Path) -> None:
-    assert_meaningful(chaos(tmp_path, "all", seed=3, seconds=25), "all")
+@pytest.mark.parametrize("nodes", [3, 5])
+def test_all_faults_mixed(tmp_path: pathlib.Path, nodes: int) -> None:
+    report = chaos(tmp_path, "all", seed=3, seconds=25, nodes=nodes)
+    assert report["config"]["nodes"] == nodes
+    assert_meaningful(report, "all")
 
 
 def faults(tmp_path: pathlib.Path) -> list[FaultEvent]:
@@ -121,6 +128,32 @@ def test_the_disk_nemesis_fails_the_run_when_serve_takes_a_harmed_directory(
     assert [kind for kind, _ in events] == ["not-refused"]
     [(node, detail)] = failures
     assert node == "n2" and "did not refuse" in detail and "SERVING" in detail, detail
+
+
+def test_the_bank_checker_catches_nodes_that_credit_before_the_debit(
+    tmp_path: pathlib.Path,
+) -> None:
+    """A planted copy of the package whose nodes apply a credit (or a settlement) without
+    waiting for the slot it follows: audits of a node catching up after a restart no
+    longer add up, and the run fails."""
+    planted = tmp_path / "planted"
+    shutil.copytree(ROOT / "ledger", planted / "ledger",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    machine = planted / "ledger" / "bank" / "state_machine.py"
+    waits = "            if follows and self.applied_slot(operation.counterparty) < follows:"
+    assert waits in machine.read_text()
+    machine.write_text(machine.read_text().replace(waits, "            if False:  # planted"))
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "ledger.chaos", "--nemesis", "kill", "--seconds", "20",
+         "--seed", "1", "--out", str(out)],
+        # PYTHONPATH first: the planted copy shadows the installed package, in the
+        # runner and in every `ledger serve` it starts.
+        env={**os.environ, "PYTHONPATH": str(planted)}, capture_output=True, text=True,
+        timeout=600)
+    report = json.loads((out / "report.json").read_text())
+    assert result.returncode == 1, result.stdout + result.stderr[-3000:]
+    assert any(v.startswith("[audit]") for v in report["violations"]), report["violations"]
 
 
 def test_an_unknown_nemesis_is_refused() -> None:

@@ -66,6 +66,10 @@ def test_the_demo_converges_narrates_and_cleans_up() -> None:
     assert re.search(r"after \d+s: dave credited 40\.00 from bob", out)
     assert "asking again with the same request id: already done earlier" in out
     assert "each transfer debited once and credited once" in out
+    # An audit while the orphan is pending and one after: the same total either way.
+    totals = re.findall(r"audit, one consistent cut of the bank: balances [\d.]+ \+ in flight "
+                        r"[\d.]+ \(\d+ transfers\) = ([\d.]+)", out)
+    assert len(totals) == 2 and totals[0] == totals[1], totals
     assert_cleaned_up(out)
 
 
