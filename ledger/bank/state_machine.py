@@ -146,17 +146,20 @@ class LedgerStateMachine:
             for account in self._waiters.pop(work.pop(), ()):
                 held = self._held[account]
                 del self._blocked_on[account]
+                applied = False
                 while held and (unmet := self._unmet(held[0][1])) is None:
                     entry = held.popleft()
                     self._decided([entry], decided)
                     self._apply_one(*entry, decided, pending, writes)
+                    applied = True
                 if held:
                     assert unmet is not None
                     self._blocked_on[account] = unmet
                     self._waiters.setdefault(unmet[0], set()).add(account)
                 else:
                     del self._held[account]
-                work.append(account)
+                if applied:  # (only then may its own waiters go: no loop on a stuck one)
+                    work.append(account)
 
     def _apply_one(self, committed: Committed, operations: list[Operation],
                    keys: list[bytes | None], decided: set[bytes],

@@ -104,7 +104,8 @@ def status(servers: str, as_json: bool, timeout: float, tls: ClientTls) -> None:
                           **{key: counters.get(key, 0) for key in TROUBLE},
                           "audit": audit_json(audits[address])}
         views.append({a.account: AccountView(a.applied_slot, a.chosen_through, a.digest,
-                                             a.balance if a.opened else None) for a in known})
+                                             a.balance if a.opened else None, a.highest_slot)
+                      for a in known})
         for a in known:
             accounts.setdefault(a.account, {})[address] = {
                 "applied_position": a.applied_slot, "chosen_through": a.chosen_through,

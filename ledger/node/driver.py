@@ -165,6 +165,10 @@ class NodeDriver(Flushing, Applying):
     def applied_slot(self, account: str) -> int:
         return self._state_machine.applied_slot(account)
 
+    def highest_slot(self, account: str) -> int:
+        """The highest slot of `account` this node has voted on or knows to be chosen."""
+        return self._core.highest_slot(account)
+
     def quarantine_reason(self, account: str) -> str | None:
         return self._core.quarantine_reason(account)
 

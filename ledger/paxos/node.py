@@ -100,6 +100,15 @@ class PaxosNode:
             return state.chosen_through
         return self._store.account_record(account).chosen_through
 
+    def highest_slot(self, account: str) -> int:
+        """The highest slot of `account` this node knows anything of: chosen, voted on or
+        learned (past `chosen_through`: a slot it has not seen settled yet)."""
+        state = self._accounts.get(account)
+        if state is not None:
+            return state.highest_slot()
+        record = self._store.account_record(account)
+        return max([record.chosen_through, *(vote.slot for vote in record.accepted)])
+
     def is_proposing(self, account: str) -> bool:
         """True while a proposal of this node's own is in flight on `account`."""
         state = self._accounts.get(account)

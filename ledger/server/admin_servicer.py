@@ -51,7 +51,8 @@ class AdminServicer(pb_grpc.AdminServicer):
             accounts=[
                 pb.AccountStatus(account=a.account, applied_slot=a.applied_slot,
                                  chosen_through=a.chosen_through, digest=a.digest,
-                                 opened=a.balance is not None, balance=a.balance or 0)
+                                 opened=a.balance is not None, balance=a.balance or 0,
+                                 highest_slot=a.highest_slot)
                 for a in status.accounts
             ],
             complete=status.complete,

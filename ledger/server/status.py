@@ -22,6 +22,7 @@ class AccountStatus:
     chosen_through: int
     digest: bytes
     balance: int | None
+    highest_slot: int  # past chosen_through: a vote or a chosen slot not settled here yet
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +42,7 @@ def node_status(
     summaries = store.account_summaries(after, limit)
     accounts = tuple(
         AccountStatus(s.account, driver.applied_slot(s.account), s.chosen_through, s.digest,
-                      balance_of(s.account))
+                      balance_of(s.account), driver.highest_slot(s.account))
         for s in summaries
     )
     peers = tuple(f"{m.node_id}={m.address}" for m in cluster.members)

@@ -3,7 +3,8 @@
 One helper for every caller that asks (`ledger status`, the demo, chaos runs and the
 tests), so "converged" means the same thing everywhere: every node answered, holds
 the same accounts with identical chosen logs (same length, same chained digest, same
-balance), and has applied everything it holds.
+balance), has applied everything it holds, and has no vote on a slot it has not seen
+settled.
 """
 
 from __future__ import annotations
@@ -23,11 +24,15 @@ class AccountView:
     chosen_through: int  # the last slot of the chosen prefix held there
     digest: bytes  # chained digest of the chosen values 0..chosen_through
     balance: int | None  # as applied there; None while the account is not open there
+    highest_slot: int = -1  # the highest slot it voted on or knows chosen
 
     @property
     def caught_up(self) -> bool:
-        """Has the node applied everything it holds of this account's log?"""
-        return self.applied_slot == self.chosen_through
+        """Has the node applied everything it holds of this account's log, and seen every
+        slot it voted on settled? (A vote past the chosen prefix may belong to a value
+        that is chosen, its learners killed before they said so: it settles once the
+        account idles.)"""
+        return self.applied_slot == self.chosen_through >= self.highest_slot
 
 
 #: account -> its view on one node; None for a node that did not answer.
@@ -39,7 +44,8 @@ def node_view(address: str, timeout_s: float, security: Security) -> NodeView | 
     if statuses is None:
         return None
     return {a.account: AccountView(a.applied_slot, a.chosen_through, a.digest,
-                                   a.balance if a.opened else None) for a in statuses}
+                                   a.balance if a.opened else None, a.highest_slot)
+            for a in statuses}
 
 
 def node_views(addresses: Sequence[str], timeout_s: float, security: Security

@@ -309,20 +309,22 @@ class StatusRequest(_message.Message):
     def __init__(self, after: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class AccountStatus(_message.Message):
-    __slots__ = ("account", "applied_slot", "chosen_through", "digest", "opened", "balance")
+    __slots__ = ("account", "applied_slot", "chosen_through", "digest", "opened", "balance", "highest_slot")
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     APPLIED_SLOT_FIELD_NUMBER: _ClassVar[int]
     CHOSEN_THROUGH_FIELD_NUMBER: _ClassVar[int]
     DIGEST_FIELD_NUMBER: _ClassVar[int]
     OPENED_FIELD_NUMBER: _ClassVar[int]
     BALANCE_FIELD_NUMBER: _ClassVar[int]
+    HIGHEST_SLOT_FIELD_NUMBER: _ClassVar[int]
     account: str
     applied_slot: int
     chosen_through: int
     digest: bytes
     opened: bool
     balance: int
-    def __init__(self, account: _Optional[str] = ..., applied_slot: _Optional[int] = ..., chosen_through: _Optional[int] = ..., digest: _Optional[bytes] = ..., opened: _Optional[bool] = ..., balance: _Optional[int] = ...) -> None: ...
+    highest_slot: int
+    def __init__(self, account: _Optional[str] = ..., applied_slot: _Optional[int] = ..., chosen_through: _Optional[int] = ..., digest: _Optional[bytes] = ..., opened: _Optional[bool] = ..., balance: _Optional[int] = ..., highest_slot: _Optional[int] = ...) -> None: ...
 
 class StatusReply(_message.Message):
     __slots__ = ("node_id", "peers", "cluster_fingerprint", "accounts", "complete", "counters")
