@@ -104,10 +104,15 @@ def run(config: ChaosConfig, topology: Topology | None = None) -> Report:
         stop = threading.Event()
         nemesis.start()
         try:
-            run_clients(addresses, security, workload, recorder, config.seconds, stop)
+            stuck = run_clients(addresses, security, workload, recorder, config.seconds, stop,
+                                config.out_dir / "stuck-clients.txt")
         finally:
             nemesis.stop_and_heal()
         problems = list(nemesis.failures)  # what the nemeses saw go wrong
+        problems += [Violation("workload", f"client {number}",
+                               "still running long after the run ended (an operation "
+                               "without a deadline?): its stack is in stuck-clients.txt")
+                     for number in stuck]
         all_serving = True
         for index, node in enumerate(cluster.nodes):
             try:

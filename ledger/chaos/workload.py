@@ -15,6 +15,8 @@ became of the deposits elsewhere.
 
 from __future__ import annotations
 
+import faulthandler
+import pathlib
 import random
 import threading
 import time
@@ -24,6 +26,11 @@ from ledger import errors
 from ledger.chaos.history import FAILED, INDETERMINATE, OK, REFUSED, Op
 from ledger.client import LedgerClient, new_request_id
 from ledger.security.tls import Security
+
+# A client still running this long after the run's end is stuck: every operation has
+# a deadline, and a step makes at most a couple of them.
+STUCK_AFTER_OPERATIONS = 5
+STUCK_GRACE_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -220,15 +227,29 @@ def open_hot_accounts(addresses: list[str], security: Security, config: Workload
 
 
 def run_clients(addresses: list[str], security: Security, config: WorkloadConfig,
-                recorder: Recorder, seconds: float, stop: threading.Event) -> None:
-    """Run the clients concurrently for `seconds` (or until `stop`)."""
+                recorder: Recorder, seconds: float, stop: threading.Event,
+                stuck_report: pathlib.Path | None = None) -> list[int]:
+    """Run the clients concurrently for `seconds` (or until `stop`). Returns the clients
+    that did not finish in time after that (every operation has a deadline, so none
+    should): the run then goes on without them, their threads' stacks in
+    `stuck_report`."""
     deadline = time.monotonic() + seconds
     clients = [Client(n, addresses, security, config, recorder) for n in range(config.clients)]
     threads = [threading.Thread(target=c.run, args=(deadline, stop), daemon=True)
                for c in clients]
     for thread in threads:
         thread.start()
+    give_up = deadline + STUCK_AFTER_OPERATIONS * config.op_timeout_s + STUCK_GRACE_S
     for thread in threads:
-        thread.join()
-    for client in clients:
-        client.close()
+        thread.join(max(0.0, give_up - time.monotonic()))
+    stuck = [client.number for client, thread in zip(clients, threads, strict=True)
+             if thread.is_alive()]
+    if stuck:
+        stop.set()
+        if stuck_report is not None:
+            with stuck_report.open("w") as out:
+                faulthandler.dump_traceback(out, all_threads=True)
+    for client, thread in zip(clients, threads, strict=True):
+        if not thread.is_alive():
+            client.close()
+    return stuck
