@@ -407,6 +407,7 @@ class NodeDriver(Flushing, Applying):
                   alarm.reason)
         self.counters.alarms += 1
         error = AccountQuarantined(alarm.reason)
+        self._parked.pop(alarm.account, None)  # their callers fail just below
         self._proposals.fail_account(alarm.account, error)
         self._reads.fail_account(alarm.account, error)
 

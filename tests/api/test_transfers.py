@@ -183,7 +183,11 @@ def test_a_transfer_whose_node_dies_after_the_debit_is_completed_by_another(
                 that has not learned the debit), in flight, or credited."""
                 for stub in stubs[1:]:
                     cut = {a.account_id: a for a in audit(stub)[1]}
-                    shape = (cut[source].balance, cut[source].in_flight, cut[target].balance)
+                    if source not in cut:
+                        continue  # a node that has not applied the opens yet
+                    # (A destination not open there yet has nothing credited either.)
+                    credited = cut[target].balance if target in cut else 0
+                    shape = (cut[source].balance, cut[source].in_flight, credited)
                     assert shape in ((100, 0, 0), (60, 40, 0), (60, 0, 40)), shape
                     seen.add(shape)
                 return balance(stubs[1], target) == 40
