@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pathlib
+import signal
 import time
 
 import click
@@ -32,11 +33,19 @@ def up(nodes: int, base_port: int, data_dir: pathlib.Path, insecure: bool) -> No
     later; the `export LEDGER_...` lines for clients are printed."""
     local = ProcessCluster(data_dir, nodes, ports=range(base_port, base_port + nodes),
                            tls=not insecure)
+    # SIGTERM (a supervisor, `kill`) and SIGHUP (a closed terminal) stop the nodes too,
+    # as Ctrl-C does: by default they would end this process and leave them running.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
     try:
         local.start()
     except (RuntimeError, TimeoutError, CertificateError) as error:
-        local.stop()
+        _stop(local)
         raise click.ClickException(f"the cluster did not come up: {error}") from error
+    except KeyboardInterrupt:
+        _stop(local)
+        click.echo("cluster stopped before it was up", err=True)
+        return
     click.echo(f"cluster {local.cluster_flag} is up; data and logs in {data_dir}/", err=True)
     if local.certs is None:
         click.echo("PLAINTEXT (--insecure): clients need LEDGER_INSECURE=1", err=True)
@@ -46,7 +55,7 @@ def up(nodes: int, base_port: int, data_dir: pathlib.Path, insecure: bool) -> No
                    "and other clients, in another shell:", err=True)
         for line in local.certs.export_lines():
             click.echo(line)
-    click.echo("Ctrl-C stops every node", err=True)
+    click.echo("Ctrl-C (or SIGTERM) stops every node", err=True)
     reported: set[str] = set()
     try:
         while True:
@@ -58,5 +67,15 @@ def up(nodes: int, base_port: int, data_dir: pathlib.Path, insecure: bool) -> No
     except KeyboardInterrupt:
         pass
     finally:
-        local.stop()
+        _stop(local)
         click.echo("cluster stopped", err=True)
+
+
+def _stop(local: ProcessCluster) -> None:
+    for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(signum, signal.SIG_IGN)  # stopping the nodes is not interrupted
+    local.stop()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import pathlib
 
 import click
 
+from ledger.cli import logs
 from ledger.cli.security_options import (
     node_tls,
     node_tls_options,
@@ -70,9 +70,13 @@ def build_config(
               help="Validate the flags, print what they mean, and exit without serving.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--log-format", default="text", show_default=True, type=click.Choice(logs.FORMATS),
+              help="text: one line per event for people; json: one JSON object per line "
+                   "(time, level, node, logger, message) for log pipelines.")
 def serve(
     node_id: str, data_dir: pathlib.Path, cluster: str, listen: str | None, map_size_mb: int,
-    check_config: bool, log_level: str, tls_dir: pathlib.Path | None, insecure_node: bool,
+    check_config: bool, log_level: str, log_format: str, tls_dir: pathlib.Path | None,
+    insecure_node: bool,
     revocation_list: pathlib.Path | None, health_listen: str | None,
 ) -> None:
     """Run a storage server: a Paxos node for every account, until SIGTERM or Ctrl-C.
@@ -93,10 +97,7 @@ def serve(
                    f"mutual TLS with {config.tls.certificate_path}; revocation list "
                    f"{config.revocation_list}")
         return
-    logging.basicConfig(
-        level=log_level.upper(),
-        format=f"%(asctime)s %(levelname)s node={node_id} %(name)s: %(message)s",
-    )
+    logs.configure(node_id, log_level, log_format)
     from ledger.server.event_loop import run as run_loop
     from ledger.server.node_server import serve as run
 

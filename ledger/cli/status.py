@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import click
 import grpc
@@ -74,8 +75,14 @@ def audit_line(audit: BankAudit | str) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 @click.option("--timeout", default=3.0, show_default=True, type=click.FloatRange(min=0.1),
               help="Seconds per node.")
+@click.option("--watch", is_flag=True,
+              help="Redraw every --interval seconds until Ctrl-C (with --json: a document "
+                   "per line).")
+@click.option("--interval", default=2.0, show_default=True, type=click.FloatRange(min=0.2),
+              help="Seconds between redraws with --watch.")
 @client_options
-def status(servers: str, as_json: bool, timeout: float, tls: ClientTls) -> None:
+def status(servers: str, as_json: bool, timeout: float, watch: bool, interval: float,
+           tls: ClientTls) -> None:
     """Each node, whether it answers, how many accounts it knows, its audit (the
     balances it has applied plus the money in transfers still in flight, one
     consistent cut: the total is what was opened plus deposited minus withdrawn), and
@@ -87,6 +94,22 @@ def status(servers: str, as_json: bool, timeout: float, tls: ClientTls) -> None:
     if not addresses:
         raise click.BadParameter("no servers given", param_hint="--servers")
     security = tls.security()
+    if not watch:
+        show(addresses, timeout, security, as_json)
+        return
+    try:
+        while True:
+            if not as_json:
+                click.clear()  # (only on a terminal)
+                click.echo(time.strftime("%H:%M:%S") + f"  every {interval:g}s; Ctrl-C stops\n")
+            show(addresses, timeout, security, as_json)
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
+
+
+def show(addresses: list[str], timeout: float, security: Security, as_json: bool) -> None:
+    """One reading of every node, printed as a table (or one JSON document)."""
     pages = {address: fetch_status(address, timeout, security) for address in addresses}
     audits = {address: fetch_audit(address, timeout, security)
               for address, view in pages.items() if not isinstance(view, str)}

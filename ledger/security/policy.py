@@ -43,6 +43,7 @@ METHOD_ROLES: dict[str, frozenset[Role]] = {
     "/grpc.health.v1.Health/Check": ANY_ROLE,
     "/grpc.health.v1.Health/Watch": ANY_ROLE,
     "/grpc.health.v1.Health/List": ANY_ROLE,
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": ANY_ROLE,
 }
 
 

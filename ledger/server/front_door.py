@@ -176,21 +176,23 @@ def guarded_stream(method: Streaming, guard: Guard, name: str) -> Streaming:
 
     async def handle(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
         principal = await guard.admit(name, context)
-
-        async def checked() -> AsyncIterator[Any]:
-            async for request in requests:
-                # A stream outlives revocations and expiries: each request is checked.
-                guard.still_valid(principal)
-                if isinstance(request, Refused):
-                    raise CallRefused(request.code, request.message)
-                yield request
-
         try:
-            return await method(checked(), context)
+            return await method(checked_requests(requests, guard, principal), context)
         except CallRefused as refused:
             await context.abort(refused.code, refused.message)
 
     return handle
+
+
+async def checked_requests(requests: AsyncIterator[Any], guard: Guard, principal: Principal
+                           ) -> AsyncIterator[Any]:
+    """A stream's requests, each decoded and its caller still valid (a stream outlives
+    revocations and expiries: each request is checked); CallRefused ends it."""
+    async for request in requests:
+        guard.still_valid(principal)
+        if isinstance(request, Refused):
+            raise CallRefused(request.code, request.message)
+        yield request
 
 
 Replying = Callable[[Any, grpc.aio.ServicerContext], AsyncIterator[Any]]

@@ -32,6 +32,7 @@ from ledger.server.ledger_servicer import LedgerServicer
 from ledger.server.limits import ServerLimits
 from ledger.server.peer_copies import PeerCopies
 from ledger.server.recover import recover
+from ledger.server.reflection import add_reflection
 from ledger.server.replica_servicer import ReplicaServicer
 from ledger.storage.base import Incarnation, NodeIdentity, Store
 from ledger.v1 import ledger_pb2, replica_pb2
@@ -121,6 +122,12 @@ class NodeServer:
         # nothing else (Kubernetes' gRPC probes cannot present a certificate).
         self.health = health.aio.HealthServicer()
         add_health(self.health, self.server, self.guard)
+        # Server reflection (`grpcurl HOST:PORT list`), for any certificate of the cluster.
+        add_reflection(self.server, self.guard,
+                       [service.full_name for service in (LEDGER_SERVICE, ADMIN_SERVICE,
+                                                          REPLICA_SERVICE)]
+                       + [health_pb2.DESCRIPTOR.services_by_name["Health"].full_name],
+                       limits.max_client_request_bytes)
         self.health_server: grpc.aio.Server | None = None
         if config.health_listen is not None:
             self.health_server = grpc.aio.server(maximum_concurrent_rpcs=16)

@@ -178,3 +178,26 @@ def test_status_shows_what_a_node_refused_or_stopped_on(monkeypatch: pytest.Monk
     as_json = json.loads(invoke_ledger(["status", "--servers", "a:1,b:2", "--json"]).stdout)
     assert as_json["nodes"]["b:2"]["peer_messages_dropped"] == 3
     assert as_json["nodes"]["b:2"]["alarms"] == 1
+
+
+def test_status_watch_redraws_until_interrupted(accounts: ProcessCluster) -> None:
+    """`--watch` reads the nodes again every interval (here as JSON, a document a line)
+    until Ctrl-C, which ends it cleanly."""
+    import os
+    import signal
+    import subprocess
+
+    command = [*LEDGER, "status", "--servers", servers_flag(accounts), "--watch",
+               "--interval", "0.2", "--json"]
+    watching = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env={**os.environ, **accounts.client_env})
+    try:
+        assert watching.stdout is not None
+        readings = [json.loads(watching.stdout.readline()) for _ in range(2)]
+        assert all(set(r["nodes"]) == set(accounts.addresses) for r in readings)
+        watching.send_signal(signal.SIGINT)
+        _, errors = watching.communicate(timeout=30)
+        assert watching.returncode == 0, errors
+    finally:
+        if watching.poll() is None:
+            watching.kill()

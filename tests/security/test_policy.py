@@ -7,6 +7,7 @@ import pathlib
 import re
 
 from grpc_health.v1 import health_pb2
+from grpc_reflection.v1alpha import reflection_pb2
 
 from ledger.security import policy
 from ledger.security.principal import ANONYMOUS, Principal, Role
@@ -20,7 +21,8 @@ def served_methods() -> set[str]:
     services = [ledger_pb2.DESCRIPTOR.services_by_name["Ledger"],
                 replica_pb2.DESCRIPTOR.services_by_name["Replica"],
                 replica_pb2.DESCRIPTOR.services_by_name["Admin"],
-                health_pb2.DESCRIPTOR.services_by_name["Health"]]
+                health_pb2.DESCRIPTOR.services_by_name["Health"],
+                reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"]]
     return {f"/{service.full_name}/{method.name}"
             for service in services for method in service.methods}
 
