@@ -26,7 +26,7 @@ from ledger.storage.base import StorageError
 def build_config(
     node_id: str, data_dir: pathlib.Path, cluster: str, listen: str | None, map_size_mb: int,
     tls_dir: pathlib.Path | None, insecure: bool, revoked: pathlib.Path | None = None,
-    health_listen: str | None = None,
+    health_listen: str | None = None, metrics_listen: str | None = None,
 ) -> ServeConfig:
     """Validate the flags together; raise click.BadParameter naming the bad one."""
     try:
@@ -37,7 +37,8 @@ def build_config(
         parsed.index_of(node_id)
     except ConfigError as error:
         raise click.BadParameter(str(error), param_hint="--node-id") from error
-    for address, hint in ((listen, "--listen"), (health_listen, "--health-listen")):
+    for address, hint in ((listen, "--listen"), (health_listen, "--health-listen"),
+                          (metrics_listen, "--metrics-listen")):
         if address is not None:
             try:
                 parse_address(address)
@@ -48,7 +49,7 @@ def build_config(
     tls = node_tls(tls_dir, insecure, node_id)
     return ServeConfig(node_id, data_dir, parsed, listen, map_size_mb, tls=tls,
                        revocation_list=revocation_list(tls_dir, revoked),
-                       health_listen=health_listen)
+                       health_listen=health_listen, metrics_listen=metrics_listen)
 
 
 @click.command()
@@ -64,6 +65,9 @@ def build_config(
 @click.option("--health-listen", metavar="HOST:PORT",
               help="Also answer gRPC health checks, and nothing else, in plaintext here "
                    "(Kubernetes' probes cannot present a certificate).")
+@click.option("--metrics-listen", metavar="HOST:PORT",
+              help="Serve Prometheus metrics at http://HOST:PORT/metrics (plaintext HTTP, "
+                   "no authentication: bind 127.0.0.1 or a private interface).")
 @click.option("--map-size-mb", default=1024, show_default=True,
               help="Initial LMDB map size; it grows on its own when full.")
 @click.option("--check-config", is_flag=True,
@@ -78,6 +82,7 @@ def serve(
     check_config: bool, log_level: str, log_format: str, tls_dir: pathlib.Path | None,
     insecure_node: bool,
     revocation_list: pathlib.Path | None, health_listen: str | None,
+    metrics_listen: str | None,
 ) -> None:
     """Run a storage server: a Paxos node for every account, until SIGTERM or Ctrl-C.
 
@@ -88,7 +93,7 @@ def serve(
     `ledger recover` (see README, "Losing a disk").
     """
     config = build_config(node_id, data_dir, cluster, listen, map_size_mb, tls_dir,
-                          insecure_node, revocation_list, health_listen)
+                          insecure_node, revocation_list, health_listen, metrics_listen)
     if check_config:
         click.echo(f"node {config.node_id} (ballot index {config.node_index} of "
                    f"{config.cluster.size}) listens on {config.bind_address}")

@@ -33,6 +33,7 @@ class ServeConfig:
     tls: TlsMaterial | None = None
     revocation_list: pathlib.Path | None = None  # names and serials refused (TLS only)
     health_listen: str | None = None  # a plaintext listener answering health checks only
+    metrics_listen: str | None = None  # plaintext HTTP serving Prometheus' /metrics
 
     @property
     def security(self) -> Security:

@@ -10,6 +10,7 @@ import functools
 import logging
 import random
 import signal
+from collections.abc import Callable
 
 import grpc
 from grpc_health.v1 import health, health_pb2
@@ -30,6 +31,7 @@ from ledger.server.forwarder import Forwarder
 from ledger.server.front_door import CallGate, Guard, add_health, add_service
 from ledger.server.ledger_servicer import LedgerServicer
 from ledger.server.limits import ServerLimits
+from ledger.server.metrics import serve_metrics
 from ledger.server.peer_copies import PeerCopies
 from ledger.server.recover import recover
 from ledger.server.reflection import add_reflection
@@ -43,6 +45,7 @@ LEDGER_SERVICE = ledger_pb2.DESCRIPTOR.services_by_name["Ledger"]
 REPLICA_SERVICE = replica_pb2.DESCRIPTOR.services_by_name["Replica"]
 ADMIN_SERVICE = replica_pb2.DESCRIPTOR.services_by_name["Admin"]
 LIVENESS_SERVICE = "liveness"
+METRICS_COPY_INTERVAL_S = 1.0  # how stale a scrape's counters may be
 
 
 class NodeServer:
@@ -132,6 +135,11 @@ class NodeServer:
         if config.health_listen is not None:
             self.health_server = grpc.aio.server(maximum_concurrent_rpcs=16)
             add_health(self.health, self.health_server, None)
+        # Prometheus reads a copy of the counters, made on this loop once a second: the
+        # scrape's thread never touches the node's own structures.
+        self._counters_seen: dict[str, int] = {}
+        self._metrics_copier: asyncio.Task[None] | None = None
+        self._stop_metrics: Callable[[], None] | None = None
         self._driver_task: asyncio.Task[None] | None = None
         self._admission: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
@@ -177,6 +185,15 @@ class NodeServer:
             if self.health_server.add_insecure_port(self.config.health_listen) == 0:
                 raise OSError(f"cannot listen on {self.config.health_listen} (--health-listen)")
             await self.health_server.start()
+        if self.config.metrics_listen is not None:
+            self._counters_seen = self.driver.counter_values()
+            self._metrics_copier = asyncio.create_task(self._copy_counters())
+            try:
+                self._stop_metrics = serve_metrics(self.config.metrics_listen,
+                                                   lambda: self._counters_seen)
+            except OSError as error:
+                raise OSError(f"cannot listen on {self.config.metrics_listen} "
+                              f"(--metrics-listen): {error}") from error
         # "liveness" answers SERVING while the process runs (for liveness probes); the
         # rest only once the node takes part in Paxos (for readiness probes).
         await self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
@@ -227,7 +244,16 @@ class NodeServer:
     def request_stop(self) -> None:
         self._stopped.set()
 
+    async def _copy_counters(self) -> None:
+        while True:
+            await asyncio.sleep(METRICS_COPY_INTERVAL_S)
+            self._counters_seen = self.driver.counter_values()
+
     async def stop(self) -> None:
+        if self._metrics_copier is not None:
+            self._metrics_copier.cancel()
+        if self._stop_metrics is not None:
+            self._stop_metrics()
         if self._admission is not None and not self._admission.done():
             self._admission.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -1,0 +1,55 @@
+"""`ledger serve --metrics-listen`: a real node's /metrics, scraped over HTTP while a small
+workload runs, moves as the workload implies; no series names an account."""
+
+from __future__ import annotations
+
+import pathlib
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from ledger.client import InsufficientFunds, LedgerClient
+from ledger.server.metrics import COUNTERS, GAUGES
+from ledger.tools.localcluster import ProcessCluster, free_ports
+from tests.support.polling import eventually
+
+pytestmark = pytest.mark.xdist_group("processes")
+
+
+def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+def test_metrics_move_as_the_workload_implies(tmp_path: pathlib.Path) -> None:
+    [port] = free_ports(1)
+    with ProcessCluster(tmp_path / "cluster", 1,
+                        extra_args=["--metrics-listen", f"127.0.0.1:{port}"]) as cluster:
+        before = scrape(port)
+        names = {name for name, _ in before}
+        assert {name for name, _ in COUNTERS.values()} <= names
+        assert {name for name, _ in GAUGES.values()} <= names
+        with LedgerClient(cluster.addresses, security=cluster.security) as bank:
+            bank.open_account("metered", 100)
+            for _ in range(5):
+                bank.deposit("metered", 1)
+            with pytest.raises(InsufficientFunds):
+                bank.withdraw("metered", 10_000)
+
+        def moved() -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+            after = scrape(port)
+            applied = after[("ledger_log_entries_applied_total", ())] - \
+                before[("ledger_log_entries_applied_total", ())]
+            return after if applied >= 7 else None  # the open, 5 deposits, the refusal
+
+        after = eventually(moved, what="the applied entries show in /metrics")
+        assert after[("ledger_paxos_proposals_total", ())] >= 7
+        assert after[("ledger_storage_syncs_total", ())] > before[("ledger_storage_syncs_total",
+                                                                     ())]
+        assert after[("ledger_peer_messages_dropped_total", ())] == 0
+        assert after[("ledger_accounts_unreadable", ())] == 0
+        # Nothing names an account (a million accounts must not make a million series).
+        assert not any("metered" in str(labels) for _, labels in after)
