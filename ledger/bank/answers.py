@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from ledger import errors
 from ledger.accounts import Kind, same_request
 from ledger.bank.codec import Decision
@@ -15,6 +17,8 @@ class Answers:
 
     def __init__(self, machine: LedgerStateMachine) -> None:
         self._machine = machine
+        # Writes answered, by kind and outcome (applied, refused, duplicate), for metrics.
+        self.answered: Counter[tuple[str, str]] = Counter()
 
     def known(self, request: PendingWrite) -> bool:
         """Answer from the applied prefix if it already decides the request."""
@@ -47,8 +51,7 @@ class Answers:
             return
         self.answer(request, decision, duplicate=decision.slot != slot)
 
-    @staticmethod
-    def answer(request: PendingWrite, decision: Decision, duplicate: bool) -> None:
+    def answer(self, request: PendingWrite, decision: Decision, duplicate: bool) -> None:
         operation = request.operation
         if not same_request(decision.operation, operation):
             request.fail(errors.AccountExists(
@@ -56,6 +59,8 @@ class Answers:
                 f"{request.account!r} for a {decision.operation.kind.value} of "
                 f"{decision.operation.amount}; use a new request id for a new request"))
             return
+        outcome = "duplicate" if duplicate else "refused" if decision.rejected else "applied"
+        self.answered[(operation.kind.value, outcome)] += 1
         if decision.rejected:
             request.fail(refusal(decision, request.account))
             return

@@ -65,6 +65,12 @@ class Bank:
     def forwarded_batches(self) -> int:
         return self._forwarding.forwarded_batches
 
+    def writes_answered(self) -> dict[str, int]:
+        """Writes answered by this node, as counters named "writes:KIND:OUTCOME" (outcome:
+        applied, refused or duplicate); a write forwarded to a leader counts there."""
+        return {f"writes:{kind}:{outcome}": count
+                for (kind, outcome), count in self._writers.answered().items()}
+
     def leader_of(self, account: str) -> int | None:
         """Another node that leads `account`, as far as this node knows (None: this node,
         or nobody): a hint for clients, never a promise."""

@@ -67,6 +67,10 @@ class AccountWriters:
         self._turns: deque[str] = deque()  # accounts waiting for a worker, in order
         self._closing = False
 
+    def answered(self) -> dict[tuple[str, str], int]:
+        """Writes answered so far, by kind and outcome (applied, refused, duplicate)."""
+        return dict(self._answers.answered)
+
     def enqueue(self, account: str, operation: Operation, deadline: float,
                 forwarded: bool = False) -> PendingWrite:
         """Queue a request on its account's worker (starting it if idle)."""

@@ -53,6 +53,7 @@ GAUGES = {
                             "1 when the next start must go through `ledger recover`."),
 }
 RECEIVED_PREFIX = "received_"  # messages handled, by kind: one labelled counter
+WRITES_PREFIX = "writes:"  # writes answered, as writes:KIND:OUTCOME
 
 
 class NodeCollector(Collector):
@@ -75,6 +76,14 @@ class NodeCollector(Collector):
             if key.startswith(RECEIVED_PREFIX):
                 by_kind.add_metric([key.removeprefix(RECEIVED_PREFIX)], count)
         yield by_kind
+        writes = CounterMetricFamily(
+            "ledger_writes", "Writes this node answered, by kind and outcome (applied, "
+            "refused, duplicate).", labels=["kind", "outcome"])
+        for key, count in sorted(values.items()):
+            if key.startswith(WRITES_PREFIX):
+                kind, _, outcome = key.removeprefix(WRITES_PREFIX).partition(":")
+                writes.add_metric([kind, outcome], count)
+        yield writes
 
 
 def serve_metrics(listen: str, counters: Callable[[], dict[str, int]]) -> Callable[[], None]:

@@ -91,6 +91,7 @@ class NodeServer:
             "marked_for_recovery": int(self.identity.recovery_required is not None),
             "calls_unauthenticated": self.guard.unauthenticated,
             "calls_denied": self.guard.denied,
+            **self.bank.writes_answered(),
         }
         self.peer_copies = PeerCopies(config.cluster, index, config.security)
         self.driver.fetch_chosen = self.peer_copies.fetch

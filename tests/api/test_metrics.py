@@ -51,5 +51,11 @@ def test_metrics_move_as_the_workload_implies(tmp_path: pathlib.Path) -> None:
                                                                      ())]
         assert after[("ledger_peer_messages_dropped_total", ())] == 0
         assert after[("ledger_accounts_unreadable", ())] == 0
+        # Each write counted once, by kind and outcome.
+        def writes(kind: str, outcome: str) -> float:
+            return after.get(("ledger_writes_total", (("kind", kind), ("outcome", outcome))), 0)
+
+        assert (writes("open", "applied"), writes("deposit", "applied"),
+                writes("withdrawal", "refused"), writes("deposit", "duplicate")) == (1, 5, 1, 0)
         # Nothing names an account (a million accounts must not make a million series).
         assert not any("metered" in str(labels) for _, labels in after)
