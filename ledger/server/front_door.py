@@ -106,6 +106,8 @@ class Guard:
         self.authenticator = authenticator
         self.unauthenticated = 0
         self.denied = 0
+        # Told how long each unary call took (method, seconds) when metrics are served.
+        self.timed: Callable[[str, float], None] | None = None
         self._refusals_logged_s = -REFUSALS_LOGGED_EVERY_S
 
     def _refused(self, method: str, reason: str) -> None:
@@ -153,6 +155,16 @@ Streaming = Callable[[AsyncIterator[Any], grpc.aio.ServicerContext], Awaitable[A
 
 def guarded(method: Unary, gate: CallGate | None, guard: Guard, name: str) -> Unary:
     async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        timed = guard.timed
+        if timed is None:
+            return await admitted(request, context)
+        started_s = time.perf_counter()
+        try:
+            return await admitted(request, context)
+        finally:
+            timed(name, time.perf_counter() - started_s)
+
+    async def admitted(request: Any, context: grpc.aio.ServicerContext) -> Any:
         await guard.admit(name, context)
         if isinstance(request, Refused):
             await context.abort(request.code, request.message)

@@ -12,8 +12,9 @@ Plaintext HTTP: bind it to 127.0.0.1 or a private interface (see README).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
-from prometheus_client import start_http_server
+from prometheus_client import Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
@@ -52,6 +53,9 @@ GAUGES = {
     "marked_for_recovery": ("ledger_marked_for_recovery",
                             "1 when the next start must go through `ledger recover`."),
 }
+#: Request durations' buckets: the fast path's ~1 ms up to a client's 10 s deadline.
+DURATION_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                      2.5, 5.0, 10.0)
 RECEIVED_PREFIX = "received_"  # messages handled, by kind: one labelled counter
 WRITES_PREFIX = "writes:"  # writes answered, as writes:KIND:OUTCOME
 
@@ -86,12 +90,21 @@ class NodeCollector(Collector):
         yield writes
 
 
-def serve_metrics(listen: str, counters: Callable[[], dict[str, int]]) -> Callable[[], None]:
-    """Serve `/metrics` on `listen` (HOST:PORT) from a thread; returns how to stop it."""
+@dataclass(frozen=True)
+class MetricsServer:
+    stop: Callable[[], None]  # stops serving (joins the thread)
+    timed: Callable[[str, float], None]  # records a call: its method, how long it took
+
+
+def serve_metrics(listen: str, counters: Callable[[], dict[str, int]]) -> MetricsServer:
+    """Serve `/metrics` on `listen` (HOST:PORT) from a thread."""
     host, port = parse_address(listen)
     host = host.removeprefix("[").removesuffix("]")  # an IPv6 host, as a socket wants it
     registry = CollectorRegistry()
     registry.register(NodeCollector(counters))
+    durations = Histogram("ledger_request_duration_seconds",
+                          "How long unary calls took at this node, from admission to answer.",
+                          ["method"], buckets=DURATION_BUCKETS_S, registry=registry)
     server, thread = start_http_server(port, addr=host, registry=registry)
 
     def stop() -> None:
@@ -99,4 +112,4 @@ def serve_metrics(listen: str, counters: Callable[[], dict[str, int]]) -> Callab
         server.server_close()
         thread.join()
 
-    return stop
+    return MetricsServer(stop, lambda method, seconds: durations.labels(method).observe(seconds))

@@ -190,11 +190,12 @@ class NodeServer:
             self._counters_seen = self.driver.counter_values()
             self._metrics_copier = asyncio.create_task(self._copy_counters())
             try:
-                self._stop_metrics = serve_metrics(self.config.metrics_listen,
-                                                   lambda: self._counters_seen)
+                metrics = serve_metrics(self.config.metrics_listen, lambda: self._counters_seen)
             except OSError as error:
                 raise OSError(f"cannot listen on {self.config.metrics_listen} "
                               f"(--metrics-listen): {error}") from error
+            self._stop_metrics = metrics.stop
+            self.guard.timed = metrics.timed
         # "liveness" answers SERVING while the process runs (for liveness probes); the
         # rest only once the node takes part in Paxos (for readiness probes).
         await self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)

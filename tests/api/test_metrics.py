@@ -1,5 +1,6 @@
 """`ledger serve --metrics-listen`: a real node's /metrics, scraped over HTTP while a small
-workload runs, moves as the workload implies; no series names an account."""
+workload runs, moves as the workload implies (each write counted once, each call timed
+under its method); no series names an account."""
 
 from __future__ import annotations
 
@@ -32,7 +33,9 @@ def test_metrics_move_as_the_workload_implies(tmp_path: pathlib.Path) -> None:
         names = {name for name, _ in before}
         assert {name for name, _ in COUNTERS.values()} <= names
         assert {name for name, _ in GAUGES.values()} <= names
-        with LedgerClient(cluster.addresses, security=cluster.security) as bank:
+        # Unary calls (not the write stream): each is timed under its method.
+        with LedgerClient(cluster.addresses, security=cluster.security,
+                          stream_writes=False) as bank:
             bank.open_account("metered", 100)
             for _ in range(5):
                 bank.deposit("metered", 1)
@@ -57,5 +60,10 @@ def test_metrics_move_as_the_workload_implies(tmp_path: pathlib.Path) -> None:
 
         assert (writes("open", "applied"), writes("deposit", "applied"),
                 writes("withdrawal", "refused"), writes("deposit", "duplicate")) == (1, 5, 1, 0)
+        def calls(method: str) -> float:
+            return after[("ledger_request_duration_seconds_count",
+                          (("method", f"/ledger.v1.Ledger/{method}"),))]
+
+        assert (calls("OpenAccount"), calls("Deposit"), calls("Withdraw")) == (1, 5, 1)
         # Nothing names an account (a million accounts must not make a million series).
         assert not any("metered" in str(labels) for _, labels in after)
