@@ -4,7 +4,9 @@ under its method); no series names an account."""
 
 from __future__ import annotations
 
+import json
 import pathlib
+import re
 import urllib.request
 
 import pytest
@@ -67,3 +69,18 @@ def test_metrics_move_as_the_workload_implies(tmp_path: pathlib.Path) -> None:
         assert (calls("OpenAccount"), calls("Deposit"), calls("Withdraw")) == (1, 5, 1)
         # Nothing names an account (a million accounts must not make a million series).
         assert not any("metered" in str(labels) for _, labels in after)
+        # Every metric the Grafana dashboard charts is one this node serves.
+        served = {name for name, _ in after}
+        assert dashboard_metrics() and dashboard_metrics() <= served, \
+            dashboard_metrics() - served
+
+
+DASHBOARD = pathlib.Path(__file__).resolve().parents[2] / "deploy" / "grafana" / \
+    "ledger-dashboard.json"
+
+
+def dashboard_metrics() -> set[str]:
+    """The series names the dashboard's queries use."""
+    queries = [target["expr"] for panel in json.loads(DASHBOARD.read_text())["panels"]
+               for target in panel["targets"]]
+    return {name for query in queries for name in re.findall(r"\bledger_\w+", query)}
