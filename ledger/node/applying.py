@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from ledger.node.consensus import StateMachine
+from ledger.node.consensus import AccountQuarantined, StateMachine
 from ledger.node.counters import DriverCounters
 from ledger.node.durability import DurabilityGate
 from ledger.node.inbox import Inbox, Turn
@@ -93,6 +93,12 @@ class Applying:
     def _answer_when_applied(self, done: Outcome | BarrierDone) -> None:
         """Answer a proposal's outcome or a passed barrier once its slot is applied here."""
         if self._state_machine.applied_slot(done.account) < done.slot:
+            reason = self._core.quarantine_reason(done.account)
+            if reason is not None:  # it will not be applied here: its callers hear why
+                error = AccountQuarantined(reason)
+                self._proposals.fail_account(done.account, error)
+                self._reads.fail_account(done.account, error)
+                return
             self._parked.setdefault(done.account, []).append(done)
         elif isinstance(done, BarrierDone):
             self._reads.passed(done)

@@ -82,7 +82,8 @@ class ProposalQueues:
             expected = proposal.expected_slot
             if expected is not None and core.chosen_through(account) + 1 != expected:
                 queue.popleft()
-                if applied_slot(account) < core.chosen_through(account):
+                if (applied_slot(account) < core.chosen_through(account)
+                        and core.quarantine_reason(account) is None):
                     # The state machine holds chosen entries back: answer once it has
                     # applied them, so the caller checks against a prefix that moved.
                     self.behind.setdefault(account, []).append(proposal)
