@@ -176,11 +176,11 @@ def test_a_transfer_whose_node_dies_after_the_debit_is_completed_by_another(
                 transfer(stubs[0], source, target, 40, "orphan")
             assert cluster.nodes[0].process is not None
             assert cluster.nodes[0].process.wait(timeout=TIMEOUT_S) == failpoints.EXIT_CODE
-            seen: set[tuple[int, int, int]] = set()
-
-            def completed() -> bool:
-                """Every audit meanwhile is a consistent cut: the 40 not debited yet (a node
-                that has not learned the debit), in flight, or credited."""
+            def shapes() -> list[tuple[int, int, int]]:
+                """What the other two nodes' audits show of the 40: every one a consistent
+                cut (not debited yet on a node that has not learned the debit, in flight,
+                or credited), never money created or lost."""
+                found = []
                 for stub in stubs[1:]:
                     cut = {a.account_id: a for a in audit(stub)[1]}
                     if source not in cut:
@@ -189,11 +189,12 @@ def test_a_transfer_whose_node_dies_after_the_debit_is_completed_by_another(
                     credited = cut[target].balance if target in cut else 0
                     shape = (cut[source].balance, cut[source].in_flight, credited)
                     assert shape in ((100, 0, 0), (60, 40, 0), (60, 0, 40)), shape
-                    seen.add(shape)
-                return balance(stubs[1], target) == 40
+                    found.append(shape)
+                return found
 
-            eventually(completed, timeout_s=60, what="another node credits the orphaned transfer")
-            assert (60, 0, 40) in seen
+            eventually(lambda: shapes() == [(60, 0, 40)] * 2, timeout_s=60,
+                       what="another node credits the orphaned transfer, and both show it")
+            assert balance(stubs[1], target) == 40
             assert balance(stubs[2], source) == 60
             # Asking again finds it done: debited once, credited once. (On node 1 back
             # without the failpoint: every node of this cluster has it.)
