@@ -194,19 +194,21 @@ def wait_for_transfers(addresses: list[str], security: Security,
     """Poll until no node's audit has a transfer in flight: those whose proposer gave up
     (or died) are completed by the nodes' couriers, without a client asking again."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            audits = []
-            for address in addresses:
-                with LedgerClient([address], timeout_s=STATUS_TIMEOUT_S,
-                                  security=security) as bank:
-                    audits.append(bank.audit(totals_only=True))
-        except LedgerError:
-            audits = []
-        if audits and all(audit.transfers_in_flight == 0 for audit in audits):
-            return True
-        time.sleep(0.25)
-    return False
+    banks = [LedgerClient([address], timeout_s=STATUS_TIMEOUT_S, security=security)
+             for address in addresses]  # one channel per node for every poll
+    try:
+        while time.monotonic() < deadline:
+            try:
+                if all(bank.audit(totals_only=True).transfers_in_flight == 0
+                       for bank in banks):
+                    return True
+            except LedgerError:
+                pass  # a node not answering yet: poll again
+            time.sleep(0.25)
+        return False
+    finally:
+        for bank in banks:
+            bank.close()
 
 
 def settled_logs(addresses: list[str], security: Security
