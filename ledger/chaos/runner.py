@@ -26,7 +26,7 @@ from ledger.chaos.workload import Recorder, WorkloadConfig, open_hot_accounts, r
 from ledger.client import AccountNotFound, LedgerClient, LedgerError
 from ledger.security.tls import Security
 from ledger.tools.localcluster import ProcessCluster
-from ledger.tools.replicas import converged, node_view, node_views
+from ledger.tools.replicas import NodeView, converged, node_view, node_views
 
 CONVERGENCE_TIMEOUT_S = 90.0
 STATUS_TIMEOUT_S = 5.0  # per node, per status read
@@ -121,9 +121,10 @@ def run(config: ChaosConfig, topology: Topology | None = None) -> Report:
                 all_serving = False
                 problems.append(Violation("nemesis", node.node_id,
                                           f"not serving after the heal: {error}"))
-        converged = all_serving and wait_for_transfers(addresses, security) and \
-            wait_for_convergence(addresses, security)
-        record = RunRecord(recorder.ops, nemesis.events, settled_logs(addresses, security))
+        with Audits(addresses, security) as audits:
+            converged = all_serving and wait_until_idle(addresses, security, audits)
+            record = RunRecord(recorder.ops, nemesis.events,
+                               settled_logs(addresses, security, audits))
     violations = problems + check(record)
     report = summarize(config, record, converged, violations)
     write_jsonl(config.out_dir / "history.jsonl", record.ops)
@@ -178,57 +179,76 @@ def summarize(config: ChaosConfig, record: RunRecord, converged: bool,
     )
 
 
-def wait_for_convergence(addresses: list[str], security: Security,
-                         timeout_s: float = CONVERGENCE_TIMEOUT_S) -> bool:
-    """Poll until every replica holds and has applied the same log for every account."""
+class Audits:
+    """One bank client per node, to read each node's audit totals: one channel each for
+    every poll of a wait."""
+
+    def __init__(self, addresses: list[str], security: Security) -> None:
+        self._banks = [LedgerClient([address], timeout_s=STATUS_TIMEOUT_S, security=security)
+                       for address in addresses]
+
+    def transfers_idle(self) -> bool:
+        """No node's applied cut has a transfer in flight (False if a node does not answer)."""
+        try:
+            return all(bank.audit(totals_only=True).transfers_in_flight == 0
+                       for bank in self._banks)
+        except LedgerError:
+            return False
+
+    def __enter__(self) -> Audits:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for bank in self._banks:
+            bank.close()
+
+
+def idle_view(addresses: list[str], security: Security, audits: Audits) -> NodeView | None:
+    """The replicas' common view if they agree and no transfer is in flight on any node,
+    checked before and after the audits so nothing moved in between; else None.
+
+    Both at once: a write whose client gave up may still be chosen after the heal (its
+    proposer retries until a majority answers), and a transfer's debit chosen that late
+    leaves it in flight until a courier completes it, which writes again.
+    """
+    before = converged(node_views(addresses, STATUS_TIMEOUT_S, security))
+    if before is None or not audits.transfers_idle():
+        return None
+    after = converged(node_views(addresses, STATUS_TIMEOUT_S, security))
+    return before if before == after else None
+
+
+def wait_until_idle(addresses: list[str], security: Security, audits: Audits,
+                    timeout_s: float = CONVERGENCE_TIMEOUT_S) -> bool:
+    """Poll until every replica holds and has applied the same log for every account,
+    with no transfer in flight: those whose proposer gave up (or died) are completed by
+    the nodes' couriers, without a client asking again."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if converged(node_views(addresses, STATUS_TIMEOUT_S, security)) is not None:
+        if idle_view(addresses, security, audits) is not None:
             return True
         time.sleep(0.25)
     return False
 
 
-def wait_for_transfers(addresses: list[str], security: Security,
-                       timeout_s: float = CONVERGENCE_TIMEOUT_S) -> bool:
-    """Poll until no node's audit has a transfer in flight: those whose proposer gave up
-    (or died) are completed by the nodes' couriers, without a client asking again."""
-    deadline = time.monotonic() + timeout_s
-    banks = [LedgerClient([address], timeout_s=STATUS_TIMEOUT_S, security=security)
-             for address in addresses]  # one channel per node for every poll
-    try:
-        while time.monotonic() < deadline:
-            try:
-                if all(bank.audit(totals_only=True).transfers_in_flight == 0
-                       for bank in banks):
-                    return True
-            except LedgerError:
-                pass  # a node not answering yet: poll again
-            time.sleep(0.25)
-        return False
-    finally:
-        for bank in banks:
-            bank.close()
-
-
-def settled_logs(addresses: list[str], security: Security
+def settled_logs(addresses: list[str], security: Security, audits: Audits
                  ) -> dict[str, dict[str, list[LogEntry]]]:
     """Every replica's histories, read while no log moved.
 
     A write whose client gave up (its outcome unknown) may still be chosen after the
     replicas converged: its proposer retries until a majority answers. Read across
     such a decision, the replicas read first would look a slot short. So the logs are
-    read again until the replicas' views before and after the reading are the same
-    converged view (the last reading is kept if they never settle).
+    read again until the replicas' idle views before and after the reading are the same
+    (the last reading is kept if they never settle).
     """
     logs: dict[str, dict[str, list[LogEntry]]] = {}
     for _ in range(SETTLE_ATTEMPTS):
-        before = converged(node_views(addresses, STATUS_TIMEOUT_S, security))
+        before = idle_view(addresses, security, audits)
         logs = read_logs(addresses, security)
-        after = converged(node_views(addresses, STATUS_TIMEOUT_S, security))
+        after = idle_view(addresses, security, audits)
         if before is not None and before == after:
             return logs
-        wait_for_convergence(addresses, security)
+        wait_until_idle(addresses, security, audits)
     return logs
 
 
