@@ -228,6 +228,13 @@ def test_the_statefulset_nodes_agree_with_the_headless_service(tmp_path: pathlib
 
     health = flag(container["args"], "--health-listen")
     assert parse_address(health) == ("0.0.0.0", health_port), "the kubelet probes the pod IP"
+    # Prometheus scrapes the pod's IP where the annotations say, and nothing exposes it.
+    metrics = flag(container["args"], "--metrics-listen")
+    annotations = sts["spec"]["template"]["metadata"]["annotations"]
+    assert parse_address(metrics) == ("0.0.0.0", ports["metrics"])
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == str(ports["metrics"])
+    assert annotations["prometheus.io/path"] == "/metrics"
     for ordinal in range(replicas):
         pod_name = f"{name}-{ordinal}"
         args = entrypoint_flags() + [a.replace("$(POD_NAME)", pod_name) for a in container["args"]]
@@ -238,12 +245,15 @@ def test_the_statefulset_nodes_agree_with_the_headless_service(tmp_path: pathlib
         assert member.port == container_port
         assert f"node {pod_name}" in check_security(args, certs_dir)
     # The init container recovers a lost or rolled-back volume with the same identity and
-    # certificate: the server's arguments but --health-listen.
+    # certificate: the server's arguments but its listeners.
     (init,) = pod["initContainers"]
     assert init["command"][:3] == ["ledger", "recover", "--if-needed"]
     assert flag(init["command"], "--data-dir") == mount["mountPath"]
-    index = container["args"].index("--health-listen")
-    assert init["args"] == container["args"][:index] + container["args"][index + 2:]
+    server_args = list(container["args"])
+    for listener in ("--health-listen", "--metrics-listen"):
+        index = server_args.index(listener)
+        del server_args[index:index + 2]
+    assert init["args"] == server_args
     assert init["volumeMounts"] == container["volumeMounts"]
     init_words = [*init["command"][2:], *init["args"]]
     assert "--insecure" not in init_words

@@ -65,6 +65,13 @@ class Bank:
     def forwarded_batches(self) -> int:
         return self._forwarding.forwarded_batches
 
+    def memory_bounds(self) -> dict[str, tuple[int, int]]:
+        """What the bank's bounded memory holds, and each bound: (used, limit) by name."""
+        return {**self._machine.bounds(), "account_workers": self._writers.workers()}
+
+    def held_entries(self) -> int:
+        return self._machine.held_entries()
+
     def writes_answered(self) -> dict[str, int]:
         """Writes answered by this node, as counters named "writes:KIND:OUTCOME" (outcome:
         applied, refused or duplicate); a write forwarded to a leader counts there."""

@@ -99,6 +99,15 @@ class LedgerStateMachine:
             self._release(released, decided, pending, writes)
         return writes
 
+    def bounds(self) -> dict[str, tuple[int, int]]:
+        """What its bounded memory holds now, and each bound: (used, limit) by name."""
+        return {"applied_accounts_cached": (len(self._accounts), MAX_CACHED_ACCOUNTS),
+                "recent_decisions": (self._recent_decisions, MAX_RECENT_DECISIONS)}
+
+    def held_entries(self) -> int:
+        """Chosen entries held back, waiting for another account's slot to be applied."""
+        return sum(len(held) for held in self._held.values())
+
     def waiting_on(self) -> dict[str, int]:
         """The slots other accounts must be applied through before held entries can apply:
         what this node must learn (catch up on) to move on."""

@@ -71,6 +71,10 @@ class AccountWriters:
         """Writes answered so far, by kind and outcome (applied, refused, duplicate)."""
         return dict(self._answers.answered)
 
+    def workers(self) -> tuple[int, int]:
+        """Account workers running, and the bound on them."""
+        return self._running, MAX_ACCOUNT_WORKERS
+
     def enqueue(self, account: str, operation: Operation, deadline: float,
                 forwarded: bool = False) -> PendingWrite:
         """Queue a request on its account's worker (starting it if idle)."""

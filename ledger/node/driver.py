@@ -32,7 +32,7 @@ from ledger.node.consensus import (
     StateMachine,
     StorageUnavailable,
 )
-from ledger.node.counters import DriverCounters
+from ledger.node.counters import DriverCounters, Histogram
 from ledger.node.durability import DurabilityGate
 from ledger.node.flushing import Flushing
 from ledger.node.inbox import Call, Inbox, Turn
@@ -78,7 +78,8 @@ class NodeDriver(Flushing, Applying):
         self._send = send
         self._clock_ms = clock_ms
         self._state_machine = state_machine
-        self._core = PaxosNode(node_index, config, store, rng, clock_ms())
+        self._started_ms = clock_ms()
+        self._core = PaxosNode(node_index, config, store, rng, self._started_ms)
         self._inbox = Inbox()
         self._proposals = ProposalQueues()
         self._reads = ReadBarriers()
@@ -94,6 +95,7 @@ class NodeDriver(Flushing, Applying):
         self._repairs = Repairs(self)
         self.counters = DriverCounters()
         self.storage_error: str | None = None
+        self._writes_staged = 0
         self._init_applying()
 
     # ------------------------------------------------------------------ inputs
@@ -209,7 +211,27 @@ class NodeDriver(Flushing, Applying):
         self._core.forget_peer(peer)
 
     def counter_values(self) -> dict[str, int]:
-        return {**self.counters.as_dict(), "recovering_accounts": self._core.recovering_accounts()}
+        """Every counter and gauge the node keeps, by name (see `ledger.server.metrics`)."""
+        core = self._core
+        in_memory, memory_bound = core.in_memory()
+        now_ms = self._clock_ms()
+        peers = [node for node in range(core.config.cluster_size) if node != core.node_index]
+        lag, heard_ms = core.peer_lag(), core.heard_ms()
+        return {**self.counters.as_dict(), **core.stats.as_dict(),
+                "recovering_accounts": core.recovering_accounts(),
+                **{f"peer_lag:{node}": lag[node] for node in peers},
+                # (Never heard since this start: as long as the node has run, at most.)
+                **{f"peer_silent_ms:{node}": min(now_ms - heard_ms[node],
+                                                 now_ms - self._started_ms) for node in peers},
+                "bound:paxos_accounts_in_memory:used": in_memory,
+                "bound:paxos_accounts_in_memory:limit": memory_bound}
+
+    def histograms(self) -> dict[str, Histogram]:
+        """The node's histograms, copied (a scrape reads them on another thread)."""
+        counters = self.counters
+        return {name: Histogram(h.bounds, list(h.counts), h.total) for name, h in
+                (("flush_seconds", counters.flush_seconds),
+                 ("flush_writes", counters.flush_writes))}
 
     # -------------------------------------------------------------------- loop
 
@@ -326,6 +348,7 @@ class NodeDriver(Flushing, Applying):
             readies.append(ready)
             if ready.writes:
                 self._gate.staged()
+                self._writes_staged += len(ready.writes)
                 self._store.stage(ready.writes)
             for alarm in ready.alarms:
                 self._raise_alarm(alarm)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from ledger.node.consensus import StorageUnavailable
@@ -34,6 +35,7 @@ class Flushing:
     _proposals: ProposalQueues
     counters: DriverCounters
     storage_error: str | None
+    _writes_staged: int  # since the last flush began: that flush's batch, for metrics
 
     def _release(self, turn: Turn) -> None:
         raise NotImplementedError
@@ -47,17 +49,23 @@ class Flushing:
         number = self._gate.begin_flush(self._clock_ms())
         if number is None:
             return
+        self.counters.flush_writes.observe(self._writes_staged)
+        self._writes_staged = 0
         started_ms = self._clock_ms()
+        started_s = time.perf_counter()  # (the node's clock counts whole milliseconds)
         future = asyncio.wrap_future(self._store.flush_async())
-        future.add_done_callback(lambda done: self._flushed(done, number, started_ms))
+        future.add_done_callback(lambda done: self._flushed(done, number, started_ms,
+                                                            started_s))
 
-    def _flushed(self, future: asyncio.Future[None], number: int, started_ms: int) -> None:
+    def _flushed(self, future: asyncio.Future[None], number: int, started_ms: int,
+                 started_s: float) -> None:
         try:
-            self._on_flushed(future, number, started_ms)
+            self._on_flushed(future, number, started_ms, started_s)
         except Exception as error:  # a callback's exception would only be logged: stop
             self._fail(error)
 
-    def _on_flushed(self, future: asyncio.Future[None], number: int, started_ms: int) -> None:
+    def _on_flushed(self, future: asyncio.Future[None], number: int, started_ms: int,
+                    started_s: float) -> None:
         if self._fatal is not None:
             return  # the node is stopping: nothing more leaves
         if future.cancelled():
@@ -78,6 +86,7 @@ class Flushing:
             return
         self.counters.syncs += 1
         self.counters.last_flush_ms = self._clock_ms() - started_ms
+        self.counters.flush_seconds.observe(time.perf_counter() - started_s)
         if self.storage_error is not None:
             log.warning("storage is writable again")
             self.storage_error = None
@@ -88,6 +97,7 @@ class Flushing:
 
     def _stage(self, writes: list[Write] | list[AppWrite]) -> None:
         """Stage writes; a store that cannot take them keeps them staged for the next sync."""
+        self._writes_staged += len(writes)
         try:
             self._store.stage(writes)
         except StorageError as error:

@@ -43,7 +43,7 @@ def to_pb(message: m.Message) -> pb.PeerMessage:
     if isinstance(message, m.Accepted):
         return pb.PeerMessage(accepted=pb.Accepted(
             account=message.account, slot=message.slot,
-            ballot=_ballot_pb(message.ballot)))
+            ballot=_ballot_pb(message.ballot), chosen_through=message.chosen_through))
     if isinstance(message, m.Learn):
         return pb.PeerMessage(learn=pb.Learn(
             account=message.account, slot=message.slot, value=message.value))
@@ -145,7 +145,8 @@ def _accept(x: pb.Accept, limits: PeerLimits) -> m.Accept:
 
 def _accepted(x: pb.Accepted, limits: PeerLimits) -> m.Accepted:
     return m.Accepted(limits.account(x.account, "account"), limits.slot(x.slot, "slot"),
-                      limits.ballot(x.ballot.round, x.ballot.node_index, "ballot"))
+                      limits.ballot(x.ballot.round, x.ballot.node_index, "ballot"),
+                      limits.tail(x.chosen_through, "chosen_through"))
 
 
 def _nack(x: pb.Nack, limits: PeerLimits) -> m.Nack:

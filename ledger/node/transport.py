@@ -115,6 +115,7 @@ class PeerTransport:
         self._learn_timers: dict[int, asyncio.TimerHandle | None] = {}
         self.calls_failed = 0
         self.calls_made = 0
+        self._streams_opened: dict[int, int] = {}  # per peer: a rising count is a flapping link
 
     def start(self) -> None:
         for index, member in enumerate(self._cluster.members):
@@ -208,7 +209,21 @@ class PeerTransport:
             stream = _Stream(self._stubs[peer].Stream())
             stream.reader = asyncio.create_task(self._read(peer, stream))
             self._streams[peer] = stream
+            self._streams_opened[peer] = self._streams_opened.get(peer, 0) + 1
         return stream
+
+    def health(self) -> dict[str, int]:
+        """Per peer (by node index): is its stream up, how many streams were opened to
+        it, requests on it not answered yet, and messages waiting in its outbox."""
+        values: dict[str, int] = {}
+        for peer, outbox in self._outboxes.items():
+            stream = self._streams.get(peer)
+            up = stream is not None and not stream.broken
+            values[f"peer_stream_up:{peer}"] = int(up)
+            values[f"peer_streams_opened:{peer}"] = self._streams_opened.get(peer, 0)
+            values[f"peer_unanswered:{peer}"] = stream.unanswered if up and stream else 0
+            values[f"peer_outbox:{peer}"] = len(outbox)
+        return values
 
     async def _read(self, peer: int, stream: _Stream) -> None:
         try:

@@ -149,4 +149,4 @@ def on_accept(
     if state.votes.get(accept.slot) != vote:
         state.votes[accept.slot] = vote
         writes.append(AcceptWrite(accept.account, accept.slot, accept.ballot, accept.value))
-    return Accepted(accept.account, accept.slot, accept.ballot), writes
+    return Accepted(accept.account, accept.slot, accept.ballot, chosen_through), writes

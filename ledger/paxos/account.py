@@ -30,6 +30,24 @@ class Leadership:
     next_slot: int
     later_votes: dict[int, AcceptedEntry]
     since_slot: int  # the Prepare that won the promise named this slot
+    # For operators, how far behind each node is (see `peer_progress`): per node, the
+    # highest slot it voted for under `ballot`, and the end of its chosen prefix as its
+    # promise or latest vote reported it (both the slot before `since_slot` for one that
+    # did not promise).
+    peer_voted: list[int]
+    peer_chosen_through: list[int]
+
+
+#: A voter's chosen prefix may trail its vote by this many slots and still count as
+#: whole: the Learns of the last slots may reach it after the next Accept.
+LEARN_SLACK_SLOTS = 4
+
+
+def peer_progress(voted: int, chosen_through: int) -> int:
+    """How far a node holds an account's log, as a leader sees it: through its latest
+    vote (the leader's value there, chosen or about to be) if its chosen prefix reaches
+    nearly that far, else only through that prefix (it missed slots: it is catching up)."""
+    return voted if chosen_through >= voted - 1 - LEARN_SLACK_SLOTS else chosen_through
 
 
 @dataclass(slots=True)

@@ -18,6 +18,7 @@ from ledger.paxos.errors import RoundsExhausted
 from ledger.paxos.proposer import Phase, Proposer
 from ledger.paxos.ready import ReadyBuilder
 from ledger.paxos.rounds import Rounds
+from ledger.paxos.stats import PaxosStats
 from ledger.paxos.timers import TimerQueue
 
 
@@ -25,16 +26,18 @@ class Liveness:
     """One node's timers and the work they do, for all accounts.
 
     `rounds` issues the node's ballots; `heard_ms[n]` is when node n was last
-    heard from (the node updates it); `proposer_class` makes the proposers.
+    heard from (the node updates it); `proposer_class` makes the proposers; `stats`
+    counts the rounds, takeovers, resends and catch-ups it starts.
     """
 
     __slots__ = ("_config", "_heard_ms", "_node_index", "_proposer_class", "_rng", "_rounds",
-                 "_timers")
+                 "_timers", "stats")
 
     def __init__(
         self, node_index: int, config: PaxosConfig, rng: RandomSource, rounds: Rounds,
-        heard_ms: list[int], proposer_class: type[Proposer],
+        heard_ms: list[int], proposer_class: type[Proposer], stats: PaxosStats,
     ) -> None:
+        self.stats = stats
         self._node_index = node_index
         self._config = config
         self._rng = rng
@@ -89,6 +92,7 @@ class Liveness:
                                out)
             return
         rounds.prepare_seq += 1
+        self.stats.phase_one_rounds += 1
         proposer.prepare_seq = rounds.prepare_seq
         prepare = proposer.begin_prepare(ballot, now_ms, self._config.resend_ms)
         out.broadcast(self._node_index, self._config.cluster_size, prepare)
@@ -100,6 +104,7 @@ class Liveness:
         peer = state.catch_up_source
         if peer is None or peer == self._node_index:
             peer = random_peer(self._rng, self._node_index, self._config.cluster_size)
+        self.stats.catch_up_requests += 1
         catchup.ask(account, state, peer, now_ms, self._config, self._node_index, out)
 
     def settle(self, account: str, state: AccountState, now_ms: int, out: ReadyBuilder) -> None:
@@ -113,6 +118,7 @@ class Liveness:
         proposer = self._proposer_class(account, slot, None,
                                         fallback=own_vote.value if own_vote else None)
         state.proposer = proposer
+        self.stats.takeovers += 1
         self.begin_prepare(state, proposer, now_ms, out)
 
     def _on_timer(
@@ -124,6 +130,7 @@ class Liveness:
             if proposer.phase is Phase.BACKOFF:
                 self.begin_prepare(state, proposer, now_ms, out)
             else:
+                self.stats.resends += 1
                 phases.resend(proposer, now_ms, self._node_index, config, out)
         if state.catch_up_at_ms is not None and state.catch_up_at_ms <= now_ms:
             self.request_catch_up(account, state, now_ms, out)

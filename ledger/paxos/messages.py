@@ -59,11 +59,15 @@ class Accept:
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
-    """Phase 2b: the acceptor accepted the proposer's value at `slot` under `ballot`."""
+    """Phase 2b: the acceptor accepted the proposer's value at `slot` under `ballot`.
+
+    `chosen_through` is the end of the acceptor's chosen prefix as it voted: a leader
+    sees from it how far behind each peer is (nothing in Paxos depends on it)."""
 
     account: str
     slot: int
     ballot: Ballot
+    chosen_through: int = -1
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ slots nobody decides, which `recovery` plans). `rounds` issues its ballots.
 from __future__ import annotations
 
 from ledger.paxos import barriers, catchup, learner, phases
-from ledger.paxos.account import AccountState, Leadership, load_account_state
+from ledger.paxos.account import AccountState, Leadership, load_account_state, peer_progress
 from ledger.paxos.backoff import RandomSource
 from ledger.paxos.ballot import NULL_BALLOT
 from ledger.paxos.catchup import AntiEntropy
@@ -44,6 +44,7 @@ from ledger.paxos.ready import Ready, ReadyBuilder
 from ledger.paxos.records import AccountRecord, DurableView
 from ledger.paxos.residency import AccountTable
 from ledger.paxos.rounds import Rounds
+from ledger.paxos.stats import PaxosStats
 
 __all__ = ["PaxosNode", "ProposalInProgress", "Quarantined"]
 
@@ -78,8 +79,9 @@ class PaxosNode:
         # When each peer was last heard from: a follower does not take over an account
         # whose proposer is still talking to it (a busy leader's Learns come late).
         self._heard_ms = [-(1 << 62)] * config.cluster_size
+        self.stats = PaxosStats()
         self._liveness = self.liveness_class(node_index, config, rng, self._rounds,
-                                             self._heard_ms, self.proposer_class)
+                                             self._heard_ms, self.proposer_class, self.stats)
         # Read barrier nonces start at a random point of a 61-bit space: a restarted
         # node must not take a TailReport answering its previous life's barrier (same
         # nonce, older state) as an answer to a new one.
@@ -135,6 +137,32 @@ class PaxosNode:
         promised = state.acceptor.promised
         return None if promised.node_index < 0 else promised.node_index
 
+    def peer_lag(self) -> list[int]:
+        """Per node, the slots chosen here in the accounts this node leads beyond how far
+        the node holds them (`peer_progress`; 0 for this node): how far behind each peer
+        is, as a leader sees it. It rises while a peer is down and falls once it has
+        caught up (its votes report its prefix)."""
+        lag = [0] * self.config.cluster_size
+        for state in self._accounts.states.values():
+            leader = state.leader
+            if leader is not None:
+                chosen_through = state.chosen_through
+                for node, (voted, reported) in enumerate(zip(
+                        leader.peer_voted, leader.peer_chosen_through, strict=True)):
+                    progress = peer_progress(voted, reported)
+                    if progress < chosen_through:
+                        lag[node] += chosen_through - progress
+        lag[self.node_index] = 0
+        return lag
+
+    def heard_ms(self) -> list[int]:
+        """When each node was last heard from (a very old time: not since this start)."""
+        return list(self._heard_ms)
+
+    def in_memory(self) -> tuple[int, int]:
+        """Account states held in memory, and the bound on them."""
+        return len(self._accounts), self.config.max_accounts_in_memory
+
     def unreadable_count(self) -> int:
         """Accounts quarantined because their records are damaged."""
         return len(self._unreadable)
@@ -184,8 +212,9 @@ class PaxosNode:
             return out.build()
         proposer = self.proposer_class(account, state.chosen_through + 1, value)
         state.proposer = proposer
-        if not phases.accept_fast(state, proposer, value, now_ms, self.node_index, self.config,
-                                  out):
+        if phases.accept_fast(state, proposer, value, now_ms, self.node_index, self.config, out):
+            self.stats.fast_path_proposals += 1
+        else:
             self._liveness.begin_prepare(state, proposer, now_ms, out)
         self._liveness.after_event(account, state, now_ms, out)
         return out.build()
@@ -259,6 +288,7 @@ class PaxosNode:
         if not 0 <= peer < self.config.cluster_size or peer == self.node_index:
             raise InvariantViolation(f"node {self.node_index} cannot forget node {peer}")
         for state in self._accounts.states.values():
+            self.stats.leaderships_lost += state.leader is not None
             state.leader = None
             proposer = state.proposer
             if proposer is not None:
@@ -310,6 +340,7 @@ class PaxosNode:
             return  # this node no longer acts on the account (an alarm said why)
         index = self.node_index
         config = self.config
+        leader = state.leader
         if isinstance(message, Prepare):
             phases.on_prepare(state, source, message, now_ms, index, self._store, config, out)
         elif isinstance(message, Accept):
@@ -322,7 +353,8 @@ class PaxosNode:
             phases.on_accepted(state, source, message, index, self.quorum, config.cluster_size,
                                out)
         elif isinstance(message, Nack):
-            phases.on_nack(state, source, message, now_ms, index, self._rng, config)
+            if phases.on_nack(state, source, message, now_ms, index, self._rng, config):
+                self.stats.backoffs += 1
         elif isinstance(message, Learn):
             if source != index:
                 state.last_activity_ms = now_ms
@@ -345,6 +377,9 @@ class PaxosNode:
                 self._liveness.request_catch_up(account, state, now_ms, out)
         else:
             raise InvariantViolation(f"not a Paxos message: {message!r}")
+        if state.leader is not leader:
+            self.stats.leaderships_lost += leader is not None
+            self.stats.leaderships_won += state.leader is not None
         self._liveness.after_event(account, state, now_ms, out)
         self._accounts.release(account, state)
 

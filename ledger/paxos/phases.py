@@ -121,8 +121,11 @@ def on_promise(
                           log_end_seq=proposer.prepare_seq)
         return
     if config.fast_path:
+        reported = [proposer.slot - 1] * config.cluster_size  # (a node that did not answer)
+        for node, reply in proposer.promises.items():
+            reported[node] = reply.chosen_through
         state.leader = Leadership(proposer.ballot, proposer.slot, phase_one.later_votes,
-                                  proposer.slot)
+                                  proposer.slot, list(reported), reported)
     accept = proposer.begin_accept(proposer.ballot, phase_one.value, now_ms, config.resend_ms)
     out.broadcast(node_index, config.cluster_size, accept)
 
@@ -132,6 +135,12 @@ def on_accepted(
     cluster_size: int, out: ReadyBuilder,
 ) -> None:
     """Count a vote for our proposal; with a majority it is chosen: commit, tell the peers."""
+    leader = state.leader
+    if leader is not None and accepted.ballot == leader.ballot:
+        # (Late votes count too: they say how far the voter has got.)
+        leader.peer_voted[source] = max(leader.peer_voted[source], accepted.slot)
+        reported = leader.peer_chosen_through
+        reported[source] = max(reported[source], accepted.chosen_through)
     proposer = state.proposer
     if (
         proposer is None
@@ -158,8 +167,9 @@ def on_accepted(
 def on_nack(
     state: AccountState, source: int, nack: Nack, now_ms: int, node_index: int,
     rng: RandomSource, config: PaxosConfig,
-) -> None:
-    """A higher ballot refused ours: drop the range promise, back off before a new round."""
+) -> bool:
+    """A higher ballot refused ours: drop the range promise, back off before a new round
+    (True if this refusal made the proposer back off; False if it was stale)."""
     state.max_seen_round = max(state.max_seen_round, nack.promised.round)
     state.note_tail(nack.chosen_through, source, node_index)
     if state.leader is not None and nack.ballot == state.leader.ballot:
@@ -171,9 +181,10 @@ def on_nack(
         or nack.ballot != proposer.ballot
         or nack.slot != proposer.slot
     ):
-        return
+        return False
     delay_ms = backoff_ms(proposer.attempt, rng, config.backoff_base_ms, config.backoff_cap_ms)
     proposer.back_off(now_ms + delay_ms)
+    return True
 
 
 def accept_fast(

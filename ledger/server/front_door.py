@@ -110,6 +110,12 @@ class Guard:
         self.timed: Callable[[str, float], None] | None = None
         self._refusals_logged_s = -REFUSALS_LOGGED_EVERY_S
 
+    def record(self, method: str, seconds: float) -> None:
+        """A call (or a write stream's batch) took `seconds`: timed when metrics are served."""
+        timed = self.timed
+        if timed is not None:
+            timed(method, seconds)
+
     def _refused(self, method: str, reason: str) -> None:
         """Log a refusal (one line per REFUSALS_LOGGED_EVERY_S: a stranger hammering the
         port must not flood the log), with the totals so far."""

@@ -51,11 +51,12 @@ def _submitted(outcome: TransactionResult | TransferResult | errors.LedgerError,
 class LedgerServicer(pb_grpc.LedgerServicer):
     def __init__(self, bank: Bank, max_deadline_s: float,
                  addresses: Sequence[str] = (), gate: CallGate | None = None,
-                 node_id: str = "") -> None:
+                 node_id: str = "", record: write_stream.Record | None = None) -> None:
         """`addresses`: every member's address by node index, for the leader hints;
         `gate`: the front door's count of calls in flight, which each batch of a write
         stream joins (unary calls join it at the door); `node_id`: this node's, named
-        in its audits."""
+        in its audits; `record`: told how long each write stream batch took."""
+        self._record = record
         self._bank = bank
         self._node_id = node_id
         self._gate = gate
@@ -172,7 +173,8 @@ class LedgerServicer(pb_grpc.LedgerServicer):
                                                      len(request.operations))
             return await self._decide(request.operations, principals, budget_s, forwarded)
 
-        await write_stream.serve(requests, context, decide, self._gate, self._max_deadline_s)
+        await write_stream.serve(requests, context, decide, self._gate, self._max_deadline_s,
+                                 self._record or write_stream.unrecorded)
 
     async def _decide(self, operations: Sequence[pb.BatchOperation],
                       principals: Sequence[str], budget_s: float, forwarded: bool,

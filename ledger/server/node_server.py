@@ -17,6 +17,7 @@ from grpc_health.v1 import health, health_pb2
 
 from ledger.bank.service import Bank
 from ledger.bank.state_machine import LedgerStateMachine
+from ledger.node.counters import Histogram
 from ledger.node.driver import NodeDriver, NodeFailed
 from ledger.node.dropped import DroppedMessages
 from ledger.node.peer_book import PeerBook
@@ -31,7 +32,7 @@ from ledger.server.forwarder import Forwarder
 from ledger.server.front_door import CallGate, Guard, add_health, add_service
 from ledger.server.ledger_servicer import LedgerServicer
 from ledger.server.limits import ServerLimits
-from ledger.server.metrics import serve_metrics
+from ledger.server.metrics import bound_values, serve_metrics
 from ledger.server.peer_copies import PeerCopies
 from ledger.server.recover import recover
 from ledger.server.reflection import add_reflection
@@ -91,7 +92,11 @@ class NodeServer:
             "marked_for_recovery": int(self.identity.recovery_required is not None),
             "calls_unauthenticated": self.guard.unauthenticated,
             "calls_denied": self.guard.denied,
+            "held_entries": self.bank.held_entries(),
             **self.bank.writes_answered(),
+            **self.transport.health(),
+            **bound_values({**self.bank.memory_bounds(), "client_calls": (
+                self.front_door.in_flight, self.front_door.limit)}),
         }
         self.peer_copies = PeerCopies(config.cluster, index, config.security)
         self.driver.fetch_chosen = self.peer_copies.fetch
@@ -118,7 +123,8 @@ class NodeServer:
         self.front_door = CallGate(limits.max_client_calls_in_flight)
         add_service(LedgerServicer(self.bank, limits.max_deadline_s,
                                    [m.address for m in config.cluster.members],
-                                   self.front_door, config.node_id), self.server,
+                                   self.front_door, config.node_id, self.guard.record),
+                    self.server,
                     LEDGER_SERVICE, ledger_pb2, limits.max_client_request_bytes, self.guard,
                     self.front_door)
         # The standard gRPC health service, for orchestrators' probes: on the node's own
@@ -139,6 +145,7 @@ class NodeServer:
         # Prometheus reads a copy of the counters, made on this loop once a second: the
         # scrape's thread never touches the node's own structures.
         self._counters_seen: dict[str, int] = {}
+        self._histograms_seen: dict[str, Histogram] = {}
         self._metrics_copier: asyncio.Task[None] | None = None
         self._stop_metrics: Callable[[], None] | None = None
         self._driver_task: asyncio.Task[None] | None = None
@@ -187,10 +194,13 @@ class NodeServer:
                 raise OSError(f"cannot listen on {self.config.health_listen} (--health-listen)")
             await self.health_server.start()
         if self.config.metrics_listen is not None:
-            self._counters_seen = self.driver.counter_values()
+            self._copy_metrics()
             self._metrics_copier = asyncio.create_task(self._copy_counters())
             try:
-                metrics = serve_metrics(self.config.metrics_listen, lambda: self._counters_seen)
+                metrics = serve_metrics(
+                    self.config.metrics_listen, lambda: self._counters_seen,
+                    lambda: self._histograms_seen,
+                    [member.node_id for member in self.config.cluster.members])
             except OSError as error:
                 raise OSError(f"cannot listen on {self.config.metrics_listen} "
                               f"(--metrics-listen): {error}") from error
@@ -249,7 +259,12 @@ class NodeServer:
     async def _copy_counters(self) -> None:
         while True:
             await asyncio.sleep(METRICS_COPY_INTERVAL_S)
-            self._counters_seen = self.driver.counter_values()
+            self._copy_metrics()
+
+    def _copy_metrics(self) -> None:
+        """On the loop: what a scrape (on the metrics thread) reads next."""
+        self._counters_seen = self.driver.counter_values()
+        self._histograms_seen = self.driver.histograms()
 
     async def stop(self) -> None:
         if self._metrics_copier is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import grpc
@@ -35,6 +36,13 @@ MAX_IDLE_S = 120.0
 #: Decides one batch within a time budget: one result per operation (a LedgerError
 #: refuses the batch whole).
 Decide = Callable[[pb.StreamRequest, float], Awaitable[list[pb.OperationResult]]]
+#: Told how long a batch took (the method's name, seconds), for the latency histogram.
+Record = Callable[[str, float], None]
+STREAM_METHOD = "SubmitStream"
+
+
+def unrecorded(method: str, seconds: float) -> None:
+    """Nobody measures this stream's batches."""
 
 
 def batch_budget_s(timeout_ms: int, max_deadline_s: float) -> float:
@@ -51,14 +59,16 @@ def refused_whole(operations: int, error: errors.LedgerError) -> list[pb.Operati
 
 async def serve(requests: AsyncIterator[pb.StreamRequest],
                 context: grpc.aio.ServicerContext, decide: Decide, gate: CallGate | None,
-                max_deadline_s: float) -> None:
+                max_deadline_s: float, record: Record = unrecorded) -> None:
     """Answer every batch the client sends until it half-closes (then the rest are
-    answered before the stream ends) or the call ends."""
+    answered before the stream ends) or the call ends; `record` is told how long each
+    batch took, as method "SubmitStream"."""
     finished: asyncio.Queue[pb.StreamReply | Exception | None] = asyncio.Queue()
     places = asyncio.Semaphore(MAX_BATCHES_IN_FLIGHT)
     deciding: set[asyncio.Task[None]] = set()
 
     async def answer(request: pb.StreamRequest) -> None:
+        started_s = time.perf_counter()
         operations = request.operations
         if gate is not None and not gate.enter():
             results = refused_whole(len(operations), errors.Busy(
@@ -78,6 +88,7 @@ async def serve(requests: AsyncIterator[pb.StreamRequest],
                 if gate is not None:
                     gate.leave()
         finished.put_nowait(pb.StreamReply(tag=request.tag, results=results))
+        record(STREAM_METHOD, time.perf_counter() - started_s)
 
     async def read() -> None:
         incoming = aiter(requests)

@@ -63,14 +63,16 @@ class Accept(_message.Message):
     def __init__(self, account: _Optional[str] = ..., slot: _Optional[int] = ..., ballot: _Optional[_Union[Ballot, _Mapping]] = ..., value: _Optional[bytes] = ...) -> None: ...
 
 class Accepted(_message.Message):
-    __slots__ = ("account", "slot", "ballot")
+    __slots__ = ("account", "slot", "ballot", "chosen_through")
     ACCOUNT_FIELD_NUMBER: _ClassVar[int]
     SLOT_FIELD_NUMBER: _ClassVar[int]
     BALLOT_FIELD_NUMBER: _ClassVar[int]
+    CHOSEN_THROUGH_FIELD_NUMBER: _ClassVar[int]
     account: str
     slot: int
     ballot: Ballot
-    def __init__(self, account: _Optional[str] = ..., slot: _Optional[int] = ..., ballot: _Optional[_Union[Ballot, _Mapping]] = ...) -> None: ...
+    chosen_through: int
+    def __init__(self, account: _Optional[str] = ..., slot: _Optional[int] = ..., ballot: _Optional[_Union[Ballot, _Mapping]] = ..., chosen_through: _Optional[int] = ...) -> None: ...
 
 class Nack(_message.Message):
     __slots__ = ("account", "slot", "ballot", "promised", "chosen_through")

@@ -69,10 +69,6 @@ def test_metrics_move_as_the_workload_implies(tmp_path: pathlib.Path) -> None:
         assert (calls("OpenAccount"), calls("Deposit"), calls("Withdraw")) == (1, 5, 1)
         # Nothing names an account (a million accounts must not make a million series).
         assert not any("metered" in str(labels) for _, labels in after)
-        # Every metric the Grafana dashboard charts is one this node serves.
-        served = {name for name, _ in after}
-        assert dashboard_metrics() and dashboard_metrics() <= served, \
-            dashboard_metrics() - served
 
 
 DASHBOARD = pathlib.Path(__file__).resolve().parents[2] / "deploy" / "grafana" / \
@@ -84,3 +80,59 @@ def dashboard_metrics() -> set[str]:
     queries = [target["expr"] for panel in json.loads(DASHBOARD.read_text())["panels"]
                for target in panel["targets"]]
     return {name for query in queries for name in re.findall(r"\bledger_\w+", query)}
+
+
+def test_a_killed_peers_lag_rises_then_falls(tmp_path: pathlib.Path) -> None:
+    """Three real nodes, the first serving metrics: while the third is killed its lag
+    (as the account's leader sees it) rises with every write, and once it is back and
+    has caught up, falls to nothing. The other series move with the same workload, and
+    the Grafana dashboard charts only series such a node serves."""
+    [port] = free_ports(1)
+
+    def with_metrics(index: int, command: list[str]) -> list[str]:
+        return [*command, "--metrics-listen", f"127.0.0.1:{port}"] if index == 0 else command
+
+    def peer(name: str, node_id: str = "n3") -> tuple[str, tuple[tuple[str, str], ...]]:
+        return (name, (("peer", node_id),))
+
+    with ProcessCluster(tmp_path / "cluster", 3, wrap=with_metrics) as cluster:
+        # Through the first node only (over the write stream): it leads the account.
+        with LedgerClient(cluster.addresses[:1], security=cluster.security) as bank:
+            bank.open_account("lagging", 0)
+            bank.deposit("lagging", 1)
+            cluster.kill(2)
+            for _ in range(20):
+                bank.deposit("lagging", 1)
+            eventually(lambda: scrape(port)[peer("ledger_peer_lag_log_entries")] >= 20,
+                       what="n3's lag counts the 20 writes it missed")
+            assert scrape(port)[peer("ledger_peer_lag_log_entries", "n2")] < 20
+            cluster.restart(2)
+
+            def caught_up() -> bool:
+                bank.deposit("lagging", 1)  # its votes on new slots report its prefix
+                return scrape(port)[peer("ledger_peer_lag_log_entries")] == 0
+
+            eventually(caught_up, what="n3's lag back to 0 once it has caught up")
+        after = scrape(port)
+    assert after[peer("ledger_peer_stream_up")] == 1
+    assert after[peer("ledger_peer_streams_opened_total")] >= 2  # reopened after the kill
+    assert after[peer("ledger_peer_silence_seconds")] < 60
+    # The first write ran Phase 1 and won the account; the others took the fast path.
+    assert after[("ledger_paxos_phase1_rounds_total", ())] >= 1
+    assert after[("ledger_paxos_leaderships_won_total", ())] >= 1
+    assert after[("ledger_paxos_fast_path_proposals_total", ())] >= 20
+    # Every group commit timed and sized; every write stream batch timed.
+    flushes = after[("ledger_storage_flush_seconds_count", ())]
+    assert flushes >= 20 and after[("ledger_storage_flush_seconds_sum", ())] > 0
+    assert after[("ledger_storage_flush_writes_count", ())] >= flushes - 1
+    assert after[("ledger_request_duration_seconds_count",
+                  (("method", "SubmitStream"),))] >= 22
+    bounds = {labels[0][1] for name, labels in after if name == "ledger_memory_bound_used"}
+    assert {"paxos_accounts_in_memory", "applied_accounts_cached", "recent_decisions",
+            "account_workers", "client_calls"} <= bounds
+    for bound in bounds:
+        used = after[("ledger_memory_bound_used", (("bound", bound),))]
+        assert 0 <= used <= after[("ledger_memory_bound_limit", (("bound", bound),))]
+    # Every metric the Grafana dashboard charts is one a node of a cluster serves.
+    served = {name for name, _ in after}
+    assert dashboard_metrics() and dashboard_metrics() <= served, dashboard_metrics() - served

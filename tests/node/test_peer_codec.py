@@ -22,7 +22,7 @@ EXAMPLES = [
     m.Promise("acct", 3, B, (VOTE,), (b"c0", b""), 4),
     m.Promise("acct", 0, B, (), (), -1),
     m.Accept("acct", 9, B, b"v"),
-    m.Accepted("acct", 9, B),
+    m.Accepted("acct", 9, B, 7),
     m.Nack("acct", 9, B, Ballot(8, 1), -1),
     m.Learn("acct", 0, b"x"),
     m.CatchUpRequest("acct", 5, 256),
@@ -69,6 +69,9 @@ BAD = {
     "a slot past the bound": (
         pb.PeerMessage(accepted=pb.Accepted(account="a", slot=MAX_SLOT + 1, ballot=ballot())),
         "slot"),
+    "a voter's chosen prefix below none": (
+        pb.PeerMessage(accepted=pb.Accepted(account="a", slot=1, ballot=ballot(),
+                                            chosen_through=-2)), "chosen_through: -2"),
     "an oversized value": (
         pb.PeerMessage(learn=pb.Learn(account="a", slot=0, value=bytes(MAX_VALUE_BYTES + 1))),
         "exceeds"),

@@ -64,7 +64,8 @@ def peer_messages(draw: st.DrawFn, accounts: st.SearchStrategy[str]) -> peer.Pee
         body = peer.Accept(account=account, slot=draw(uint64s()), ballot=draw(ballots()),
                            value=draw(values))
     elif kind == "accepted":
-        body = peer.Accepted(account=account, slot=draw(uint64s()), ballot=draw(ballots()))
+        body = peer.Accepted(account=account, slot=draw(uint64s()), ballot=draw(ballots()),
+                             chosen_through=draw(sint64s()))
     elif kind == "nack":
         body = peer.Nack(account=account, slot=draw(uint64s()), ballot=draw(ballots()),
                          promised=draw(ballots()), chosen_through=draw(sint64s()))
