@@ -8,6 +8,7 @@ from ledger.cli.backup import backup
 from ledger.cli.bench import bench
 from ledger.cli.certs import certs
 from ledger.cli.cluster import cluster
+from ledger.cli.dashboard import dashboard
 from ledger.cli.demo import demo
 from ledger.cli.health import health
 from ledger.cli.recover import recover
@@ -24,6 +25,7 @@ def main() -> None:
 main.add_command(serve)
 main.add_command(cluster)
 main.add_command(status)
+main.add_command(dashboard)
 main.add_command(demo)
 main.add_command(health)
 main.add_command(bench)

@@ -19,7 +19,7 @@ import time
 from ledger.client import LedgerClient
 from ledger.client.money import format_amount
 from ledger.demo.convergence import watch_convergence
-from ledger.demo.explain import explain_transactions
+from ledger.demo.explain import explain_transactions, write_page
 from ledger.demo.tellers import (
     OPENINGS,
     OPERATIONS_PER_TELLER,
@@ -32,21 +32,24 @@ from ledger.demo.transfers import show_transfers
 from ledger.tools.localcluster import ProcessCluster
 
 
-def run_demo(say: Say, explain: bool = False, seed: int = 7) -> bool:
-    """Run the whole demo; True when every replica converged to the expected balances."""
+def run_demo(say: Say, explain: bool = False, seed: int = 7,
+             html: pathlib.Path | None = None) -> bool:
+    """Run the whole demo; True when every replica converged to the expected balances.
+    With `explain`, `html` names a page to write the explained transactions' diagrams to."""
     base = pathlib.Path(tempfile.mkdtemp(prefix="ledger-demo-"))
     try:
         say(f"Starting a 3-node ledger cluster on 127.0.0.1 (data in {base})...")
         with ProcessCluster(base / "cluster", 3) as cluster:
             say(f"  nodes: {cluster.cluster_flag}; mutual TLS, certificates in "
                 f"{cluster.tls_dir}")
-            return _run(cluster, say, explain, seed)
+            return _run(cluster, say, explain, seed, html)
     finally:
         shutil.rmtree(base, ignore_errors=True)
         say(f"Stopped the cluster and removed {base}.")
 
 
-def _run(cluster: ProcessCluster, say: Say, explain: bool, seed: int) -> bool:
+def _run(cluster: ProcessCluster, say: Say, explain: bool, seed: int,
+         html: pathlib.Path | None) -> bool:
     servers = cluster.addresses
     security = cluster.security  # the cluster's local client certificate: every role
     for index, (account, opening) in enumerate(sorted(OPENINGS.items())):
@@ -96,7 +99,10 @@ def _run(cluster: ProcessCluster, say: Say, explain: bool, seed: int) -> bool:
     if not converged:
         say("The replicas did NOT converge in time: see the node logs.")
     if explain:
-        explain_transactions(cluster, say)
+        diagrams = explain_transactions(cluster, say)
+        if html is not None:
+            write_page(html, diagrams)
+            say(f"\nThe same transactions as sequence diagrams: {html}")
     return converged
 
 

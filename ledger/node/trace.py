@@ -19,6 +19,16 @@ class TraceEvent:
     direction: str  # "sent", "received" or "note"
     peer: int | None
     text: str
+    kind: str = ""  # the message's kind ("Accept"), for drawing; "" for a note
+    slot: int = -1  # the slot it is about (a Prepare's first slot); -1: none
+    ballot: str = ""  # the ballot it carries, as "round.node"; "" if none
+
+
+def message_fields(message: m.Message) -> tuple[str, int, str]:
+    """The message's kind, its slot (-1 if none) and its ballot ("" if none)."""
+    slot = getattr(message, "slot", getattr(message, "from_slot", -1))
+    ballot = getattr(message, "ballot", None)
+    return type(message).__name__, slot, "" if ballot is None else str(ballot)
 
 
 def describe(message: m.Message) -> str:
@@ -78,7 +88,7 @@ class Tracer:
         events = self._events.get(account) if account is not None else None
         if events is not None:
             events.append(TraceEvent(time.time_ns() // 1_000_000, direction, peer,
-                                     describe(message)))
+                                     describe(message), *message_fields(message)))
 
     def note(self, account: str, text: str) -> None:
         events = self._events.get(account)

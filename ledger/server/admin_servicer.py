@@ -85,7 +85,8 @@ class AdminServicer(pb_grpc.AdminServicer):
         members = self._cluster.members
         return pb.TraceReply(events=[
             pb.TraceEvent(at_ms=e.at_ms, node_id=self._node_id, direction=e.direction,
-                          peer_id="" if e.peer is None else members[e.peer].node_id, text=e.text)
+                          peer_id="" if e.peer is None else members[e.peer].node_id, text=e.text,
+                          kind=e.kind, slot=e.slot, ballot=e.ballot)
             for e in events
         ])
 

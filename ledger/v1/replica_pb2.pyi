@@ -384,18 +384,24 @@ class TraceRequest(_message.Message):
     def __init__(self, account: _Optional[str] = ..., start: _Optional[bool] = ..., stop: _Optional[bool] = ...) -> None: ...
 
 class TraceEvent(_message.Message):
-    __slots__ = ("at_ms", "node_id", "direction", "peer_id", "text")
+    __slots__ = ("at_ms", "node_id", "direction", "peer_id", "text", "kind", "slot", "ballot")
     AT_MS_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     DIRECTION_FIELD_NUMBER: _ClassVar[int]
     PEER_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    SLOT_FIELD_NUMBER: _ClassVar[int]
+    BALLOT_FIELD_NUMBER: _ClassVar[int]
     at_ms: int
     node_id: str
     direction: str
     peer_id: str
     text: str
-    def __init__(self, at_ms: _Optional[int] = ..., node_id: _Optional[str] = ..., direction: _Optional[str] = ..., peer_id: _Optional[str] = ..., text: _Optional[str] = ...) -> None: ...
+    kind: str
+    slot: int
+    ballot: str
+    def __init__(self, at_ms: _Optional[int] = ..., node_id: _Optional[str] = ..., direction: _Optional[str] = ..., peer_id: _Optional[str] = ..., text: _Optional[str] = ..., kind: _Optional[str] = ..., slot: _Optional[int] = ..., ballot: _Optional[str] = ...) -> None: ...
 
 class TraceReply(_message.Message):
     __slots__ = ("events",)

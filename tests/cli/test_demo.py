@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pathlib
 import re
 import signal
@@ -74,10 +75,28 @@ def test_the_demo_converges_narrates_and_cleans_up() -> None:
 
 
 @pytest.mark.xdist_group("processes")
-def test_the_demo_explains_paxos_from_the_nodes_traces() -> None:
-    result = run([*LEDGER, "demo", "--explain"], timeout_s=DEMO_TIMEOUT_S)
+def test_the_demo_explains_paxos_from_the_nodes_traces(tmp_path: pathlib.Path) -> None:
+    page = tmp_path / "explained.html"
+    result = run([*LEDGER, "demo", "--explain", "--html", str(page)],
+                 timeout_s=DEMO_TIMEOUT_S)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
+    assert f"sequence diagrams: {page}" in out
+    # The saved page holds the three transactions' diagrams: the first runs Phase 1,
+    # the second goes on the fast path (no Prepare, its Accepts dashed), each chosen.
+    embedded = re.search(r'<script id="ledger-data" type="application/json">(.*?)</script>',
+                         page.read_text(), re.DOTALL)
+    assert embedded is not None
+    diagrams = json.loads(embedded.group(1))["diagrams"]
+    assert [d["title"] for d in diagrams] == ["Open 'explained' through n1",
+                                             "Deposit 5.00 through n1 again",
+                                             "Deposit 7.00 through n2"]
+    kinds = [{a["kind"] for a in d["arrows"]} for d in diagrams]
+    assert {"Prepare", "Promise", "Accept", "Accepted", "Learn"} <= kinds[0]
+    assert "Prepare" not in kinds[1] and {"Accept", "Accepted", "Learn"} <= kinds[1]
+    assert all(a["fast"] for a in diagrams[1]["arrows"] if a["kind"] == "Accept")
+    assert "after Phase 1" in diagrams[0]["summary"][0]
+    assert "on the fast path" in diagrams[1]["summary"][0]
     explained = out[out.index("How Paxos decided"):]
     for message in ["Prepare", "Promise", "Accept", "Accepted"]:
         assert re.search(rf"^\s+n\d -> n\d.*: {message}\(.*ballot \d+\.\d+", explained,
@@ -88,6 +107,16 @@ def test_the_demo_explains_paxos_from_the_nodes_traces() -> None:
     section = explained[explained.index(fast[0]):].split("\n\n")[0]
     assert "Accept(" in section and "Prepare(" not in section
     assert_cleaned_up(out)
+
+
+def test_html_without_explain_is_refused_before_anything_starts(tmp_path: pathlib.Path) -> None:
+    page = tmp_path / "page.html"
+    result = run([*LEDGER, "demo", "--html", str(page)], timeout_s=30)
+    assert result.returncode == 2 and "give both" in result.stderr
+    result = run([*LEDGER, "demo", "--explain", "--html", str(tmp_path / "none" / "p.html")],
+                 timeout_s=30)
+    assert result.returncode == 2 and "no directory" in result.stderr
+    assert not page.exists() and "Starting" not in result.stdout
 
 
 @pytest.mark.xdist_group("processes")
