@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from ledger.bench.observed import start_observed
 from ledger.bench.spy import Profiler
 from ledger.tools.localcluster import READY_TIMEOUT_S, ProcessCluster, free_ports
 
@@ -137,7 +138,7 @@ def start_etcd(stack: contextlib.ExitStack, base: pathlib.Path, say: Say) -> Sys
 
 
 def start_systems(stack: contextlib.ExitStack, base: pathlib.Path, say: Say, vs_etcd: bool,
-                  floor: bool, vs_insecure: bool) -> list[System]:
+                  floor: bool, vs_insecure: bool, vs_metrics: bool = False) -> list[System]:
     """Everything the load will be sent to, started; the TLS ledger first."""
     systems = []
     ledger = stack.enter_context(ProcessCluster(base / "ledger", 3))
@@ -147,6 +148,11 @@ def start_systems(stack: contextlib.ExitStack, base: pathlib.Path, say: Say, vs_
         plain = stack.enter_context(ProcessCluster(base / "insecure", 3, tls=False))
         say(f"ledger cluster (--insecure, plaintext) on {plain.cluster_flag}")
         systems.append(ledger_system("insecure", plain))
+    if vs_metrics:
+        observed = start_observed(stack, base / "metrics")
+        say(f"ledger cluster (mutual TLS, metrics scraped every second, one account "
+            f"traced) on {observed.cluster_flag}")
+        systems.append(ledger_system("metrics", observed))
     if vs_etcd:
         systems.append(start_etcd(stack, base, say))
     if floor:
@@ -156,14 +162,29 @@ def start_systems(stack: contextlib.ExitStack, base: pathlib.Path, say: Say, vs_
     return systems
 
 
+#: Ledger clusters compared with the plain TLS one: (name, title, its column's heading,
+#: what the ratio shows).
+VARIANTS = (
+    ("insecure", "TLS against plaintext: the same load on a cluster started --insecure",
+     "insecure", "TLS / insecure (writes/s under 1x, latency and CPU over 1x: what TLS "
+     "costs)"),
+    ("metrics", "Watched against not: the same load on a cluster serving metrics (scraped "
+     "every second) with one account traced", "watched",
+     "watched / plain (writes/s under 1x, latency and CPU over 1x: what watching costs)"),
+)
+
+
 def round_order(systems: list[System], round_: int) -> list[System]:
-    """The systems in the order a round runs them: the TLS and the plaintext ledger swap
-    places every other round, so neither always runs right after the other."""
+    """The systems in the order a round runs them: the TLS ledger and each variant of it
+    swap places every other round, so neither always runs right after the other."""
     order = list(systems)
     names = [s.name for s in order]
-    if round_ % 2 == 1 and "insecure" in names:
-        first, second = names.index("ledger"), names.index("insecure")
-        order[first], order[second] = order[second], order[first]
+    if round_ % 2 == 1:
+        for variant, *_ in VARIANTS:
+            if variant in names:
+                first, second = names.index("ledger"), names.index(variant)
+                order[first], order[second] = order[second], order[first]
+                names = [s.name for s in order]
     return order
 
 
@@ -188,13 +209,15 @@ def profile_watch(profiler: Profiler | None, name: str, scenario: Scenario, syst
 
 def run_bench(say: Say, seconds: float, rounds: int, names: list[str], vs_etcd: bool,
               floor: bool = False, vs_insecure: bool = False,
-              profiler: Profiler | None = None) -> dict:  # type: ignore[type-arg]
+              profiler: Profiler | None = None,
+              vs_metrics: bool = False) -> dict:  # type: ignore[type-arg]
     """Run every scenario; returns {scenario: {"ledger": summary, "etcd": ..., "floor": ...,
     "insecure": ...}}, each the medians over the rounds.
 
     "ledger" is a cluster serving mutual TLS, as every ledger does unless told otherwise.
     With `vs_insecure`, a second cluster started --insecure (plaintext) takes the same
-    load, alternating with it round by round: what TLS costs. With `floor`, a do-nothing
+    load, alternating with it round by round: what TLS costs; with `vs_metrics`, so does a
+    cluster serving metrics with one account traced ("metrics"). With `floor`, a do-nothing
     Python gRPC server (ledger.bench.floor) takes the same load too: what the gRPC server
     alone costs, without consensus or disk. With `profiler`, py-spy watches the TLS
     ledger's first node during each scenario's first round (see `profiler.recordings`).
@@ -203,7 +226,7 @@ def run_bench(say: Say, seconds: float, rounds: int, names: list[str], vs_etcd: 
     with tempfile.TemporaryDirectory(prefix="ledger-bench-") as base_text, \
             contextlib.ExitStack() as stack:
         systems = start_systems(stack, pathlib.Path(base_text), say, vs_etcd, floor,
-                                vs_insecure)
+                                vs_insecure, vs_metrics)
         for name in names:
             scenario = SCENARIOS[name]
             runs: dict[str, list[dict[str, float]]] = {s.name: [] for s in systems}
@@ -285,35 +308,46 @@ def table(report: dict) -> str:  # type: ignore[type-arg]
     return "\n".join(lines)
 
 
-#: The figures of the TLS comparison: (summary key, label).
+#: The figures of the variants' comparisons: (summary key, label).
 TLS_FIGURES = (("throughput", "writes/s"), ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"),
                ("cpu_s_per_1000", "CPU s / 1,000 writes"))
 
 
-def tls_ratios(report: dict) -> dict[str, dict[str, float]]:  # type: ignore[type-arg]
-    """TLS / insecure for each of TLS_FIGURES, per scenario both ran (none is left out
-    unless the plaintext figure is 0)."""
+def variant_ratios(report: dict, variant: str = "insecure"  # type: ignore[type-arg]
+                   ) -> dict[str, dict[str, float]]:
+    """What the difference costs, per scenario both ran, for each of TLS_FIGURES: TLS /
+    insecure for the plaintext variant, watched / plain for the watched one (writes/s
+    under 1x, latency and CPU over 1x: a cost). None is left out unless its denominator
+    is 0."""
     ratios: dict[str, dict[str, float]] = {}
     for name, systems in report.items():
-        tls, plain = systems.get("ledger"), systems.get("insecure")
-        if tls is not None and plain is not None:
-            ratios[name] = {key: tls[key] / plain[key] for key, _ in TLS_FIGURES if plain[key]}
+        tls, other = systems.get("ledger"), systems.get(variant)
+        if tls is None or other is None:
+            continue
+        costly, base = (tls, other) if variant == "insecure" else (other, tls)
+        ratios[name] = {key: costly[key] / base[key] for key, _ in TLS_FIGURES if base[key]}
     return ratios
 
 
+def tls_ratios(report: dict) -> dict[str, dict[str, float]]:  # type: ignore[type-arg]
+    """TLS / insecure for each of TLS_FIGURES, per scenario both ran."""
+    return variant_ratios(report, "insecure")
+
+
 def tls_table(report: dict) -> list[str]:  # type: ignore[type-arg]
-    """The TLS cluster's figures beside the plaintext one's, and their ratio."""
-    ratios = tls_ratios(report)
-    if not ratios:
-        return []
-    lines = ["TLS against plaintext: the same load on a cluster started --insecure",
-             f"{'figure':<{LABEL}}{'TLS':>12}{'insecure':>12}{'ratio':>9}"]
-    for name, by_key in ratios.items():
-        tls, plain = report[name]["ledger"], report[name]["insecure"]
-        for key, label in TLS_FIGURES:
-            ratio = f"{by_key[key]:.2f}x" if key in by_key else ""
-            lines.append(f"{SCENARIOS[name].name + ': ' + label:<{LABEL}}{tls[key]:>12.2f}"
-                         f"{plain[key]:>12.2f}{ratio:>9}")
-    lines.append("ratio: TLS / insecure (writes/s under 1x, latency and CPU over 1x: what "
-                 "TLS costs)")
+    """Each variant's figures beside the TLS cluster's, and their ratio."""
+    lines = []
+    for variant, title, heading, meaning in VARIANTS:
+        ratios = variant_ratios(report, variant)
+        if not ratios:
+            continue
+        first = "TLS" if variant == "insecure" else "plain"
+        lines += [title, f"{'figure':<{LABEL}}{first:>12}{heading:>12}{'ratio':>9}"]
+        for name, by_key in ratios.items():
+            tls, other = report[name]["ledger"], report[name][variant]
+            for key, label in TLS_FIGURES:
+                ratio = f"{by_key[key]:.2f}x" if key in by_key else ""
+                lines.append(f"{SCENARIOS[name].name + ': ' + label:<{LABEL}}"
+                             f"{tls[key]:>12.2f}{other[key]:>12.2f}{ratio:>9}")
+        lines.append(f"ratio: {meaning}")
     return lines

@@ -11,7 +11,7 @@ import tempfile
 import click
 
 from ledger.bench.recovery import measure_catch_up, measure_restart
-from ledger.bench.runner import SCENARIOS, run_bench, table, tls_ratios
+from ledger.bench.runner import SCENARIOS, run_bench, table, tls_ratios, variant_ratios
 from ledger.bench.spy import INSTALL, Profiler, py_spy, summarise_recordings
 
 
@@ -30,6 +30,9 @@ from ledger.bench.spy import INSTALL, Profiler, py_spy, summarise_recordings
 @click.option("--vs-insecure", is_flag=True,
               help="Also run a plaintext (--insecure) ledger cluster, alternating with the "
                    "TLS one: what TLS costs.")
+@click.option("--vs-metrics", is_flag=True,
+              help="Also run a ledger cluster serving metrics (scraped every second) with one "
+                   "account traced, alternating with the plain one: what watching costs.")
 @click.option("--restart-entries", default=0, metavar="N",
               help="Also time the restart of a node holding N log entries (e.g. 1000000).")
 @click.option("--catch-up-entries", default=0, metavar="N",
@@ -43,7 +46,7 @@ from ledger.bench.spy import INSTALL, Profiler, py_spy, summarise_recordings
                    "its CPU went in DIR/<scenario>-n1-summary.txt (printed too).")
 @click.option("--json", "as_json", is_flag=True, help="Print the raw results as JSON.")
 def bench(seconds: float, rounds: int, scenarios: str, vs_etcd: bool, vs_insecure: bool,
-          restart_entries: int, catch_up_entries: int, floor: bool,
+          vs_metrics: bool, restart_entries: int, catch_up_entries: int, floor: bool,
           profile_dir: pathlib.Path | None, as_json: bool) -> None:
     """Start a 3-node ledger serving mutual TLS (and etcd, or a plaintext ledger) on
     loopback and measure them under the same load."""
@@ -63,7 +66,7 @@ def bench(seconds: float, rounds: int, scenarios: str, vs_etcd: bool, vs_insecur
         click.echo(text, err=True)
 
     report = run_bench(say, seconds, rounds, names, vs_etcd, floor, vs_insecure,
-                       profiler) if names else {}
+                       profiler, vs_metrics) if names else {}
     profiles = summarise_recordings(profiler.recordings if profiler else [])
     recovery: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="ledger-bench-recovery-") as base:
@@ -76,6 +79,8 @@ def bench(seconds: float, rounds: int, scenarios: str, vs_etcd: bool, vs_insecur
     if as_json:
         extra: dict[str, object] = {"tls_over_insecure": tls_ratios(report)} if vs_insecure \
             else {}
+        if vs_metrics:
+            extra["watched_over_plain"] = variant_ratios(report, "metrics")
         if profiler is not None:
             extra["profile"] = profiles.reports
         click.echo(json.dumps({"load": report, "recovery": recovery, **extra}))

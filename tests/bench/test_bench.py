@@ -15,7 +15,14 @@ import subprocess
 import sys
 
 from ledger.bench.load import server_addresses
-from ledger.bench.runner import SCENARIOS, System, round_order, table, tls_ratios
+from ledger.bench.runner import (
+    SCENARIOS,
+    System,
+    round_order,
+    table,
+    tls_ratios,
+    variant_ratios,
+)
 from ledger.tools.localcluster import ProcessCluster
 
 
@@ -70,6 +77,22 @@ def test_the_tls_comparison_reports_each_figure_and_tls_over_insecure() -> None:
     assert lines[start + 3].split()[-3:] == ["11.00", "10.00", "1.10x"]
     assert lines[-1].startswith("ratio: TLS / insecure")
     assert "TLS against plaintext" not in table({"single": {"ledger": summary(90, 11)}})
+
+
+def test_the_watched_comparison_reports_what_metrics_and_tracing_cost() -> None:
+    report = {"spread": {"ledger": summary(100, 10), "metrics": summary(95, 10.5)}}
+    assert variant_ratios(report, "metrics") == {"spread": {
+        "throughput": 0.95, "p50_ms": 1.05, "p99_ms": 1.05, "cpu_s_per_1000": 1.05}}
+    lines = table(report).splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Watched against not"))
+    assert lines[start + 1].split() == ["figure", "plain", "watched", "ratio"]
+    assert lines[start + 2].split()[-3:] == ["100.00", "95.00", "0.95x"]
+    assert lines[-1].startswith("ratio: watched / plain")
+
+
+def test_each_variant_and_the_tls_cluster_swap_places_every_other_round() -> None:
+    systems = [System(name, "ledger", ("a:1",), (), ()) for name in ("ledger", "metrics")]
+    assert [s.name for s in round_order(systems, 1)] == ["metrics", "ledger"]
 
 
 def test_the_tls_and_the_plaintext_cluster_swap_places_every_other_round() -> None:
