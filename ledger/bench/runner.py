@@ -208,9 +208,8 @@ def profile_watch(profiler: Profiler | None, name: str, scenario: Scenario, syst
 
 
 def run_bench(say: Say, seconds: float, rounds: int, names: list[str], vs_etcd: bool,
-              floor: bool = False, vs_insecure: bool = False,
-              profiler: Profiler | None = None,
-              vs_metrics: bool = False) -> dict:  # type: ignore[type-arg]
+              floor: bool = False, vs_insecure: bool = False, vs_metrics: bool = False,
+              profiler: Profiler | None = None) -> dict:  # type: ignore[type-arg]
     """Run every scenario; returns {scenario: {"ledger": summary, "etcd": ..., "floor": ...,
     "insecure": ...}}, each the medians over the rounds.
 

@@ -65,8 +65,8 @@ def bench(seconds: float, rounds: int, scenarios: str, vs_etcd: bool, vs_insecur
     def say(text: str) -> None:
         click.echo(text, err=True)
 
-    report = run_bench(say, seconds, rounds, names, vs_etcd, floor, vs_insecure,
-                       profiler, vs_metrics) if names else {}
+    report = run_bench(say, seconds, rounds, names, vs_etcd, floor, vs_insecure, vs_metrics,
+                       profiler) if names else {}
     profiles = summarise_recordings(profiler.recordings if profiler else [])
     recovery: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="ledger-bench-recovery-") as base:

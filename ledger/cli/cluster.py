@@ -46,18 +46,21 @@ def up(nodes: int, base_port: int, data_dir: pathlib.Path, insecure: bool) -> No
         _stop(local)
         click.echo("cluster stopped before it was up", err=True)
         return
-    click.echo(f"cluster {local.cluster_flag} is up; data and logs in {data_dir}/", err=True)
-    if local.certs is None:
-        click.echo("PLAINTEXT (--insecure): clients need LEDGER_INSECURE=1", err=True)
-        click.echo("export LEDGER_INSECURE=1")
-    else:
-        click.echo(f"mutual TLS, certificates in {local.tls_dir}/; for teller, ledger status "
-                   "and other clients, in another shell:", err=True)
-        for line in local.certs.export_lines():
-            click.echo(line)
-    click.echo("Ctrl-C (or SIGTERM) stops every node", err=True)
-    reported: set[str] = set()
+    # From here a signal at any instant (even while the lines below are printed, right
+    # after "is up") stops the nodes: everything runs inside the try.
     try:
+        click.echo(f"cluster {local.cluster_flag} is up; data and logs in {data_dir}/",
+                   err=True)
+        if local.certs is None:
+            click.echo("PLAINTEXT (--insecure): clients need LEDGER_INSECURE=1", err=True)
+            click.echo("export LEDGER_INSECURE=1")
+        else:
+            click.echo(f"mutual TLS, certificates in {local.tls_dir}/; for teller, ledger "
+                       "status and other clients, in another shell:", err=True)
+            for line in local.certs.export_lines():
+                click.echo(line)
+        click.echo("Ctrl-C (or SIGTERM) stops every node", err=True)
+        reported: set[str] = set()
         while True:
             for node in local.nodes:
                 if not node.running and node.node_id not in reported:
