@@ -150,8 +150,8 @@ def start_systems(stack: contextlib.ExitStack, base: pathlib.Path, say: Say, vs_
         systems.append(ledger_system("insecure", plain))
     if vs_metrics:
         observed = start_observed(stack, base / "metrics")
-        say(f"ledger cluster (mutual TLS, metrics scraped every second, one account "
-            f"traced) on {observed.cluster_flag}")
+        say(f"ledger cluster (mutual TLS, metrics scraped and the dashboard's reads every "
+            f"second, a loaded account traced) on {observed.cluster_flag}")
         systems.append(ledger_system("metrics", observed))
     if vs_etcd:
         systems.append(start_etcd(stack, base, say))
@@ -168,8 +168,8 @@ VARIANTS = (
     ("insecure", "TLS against plaintext: the same load on a cluster started --insecure",
      "insecure", "TLS / insecure (writes/s under 1x, latency and CPU over 1x: what TLS "
      "costs)"),
-    ("metrics", "Watched against not: the same load on a cluster serving metrics (scraped "
-     "every second) with one account traced", "watched",
+    ("metrics", "Watched against not: the same load on a cluster serving metrics, scraped "
+     "and read as the dashboard does every second, with a loaded account traced", "watched",
      "watched / plain (writes/s under 1x, latency and CPU over 1x: what watching costs)"),
 )
 

@@ -31,8 +31,9 @@ from ledger.bench.spy import INSTALL, Profiler, py_spy, summarise_recordings
               help="Also run a plaintext (--insecure) ledger cluster, alternating with the "
                    "TLS one: what TLS costs.")
 @click.option("--vs-metrics", is_flag=True,
-              help="Also run a ledger cluster serving metrics (scraped every second) with one "
-                   "account traced, alternating with the plain one: what watching costs.")
+              help="Also run a ledger cluster serving metrics, scraped and read as `ledger "
+                   "dashboard` does every second, with a loaded account traced, alternating "
+                   "with the plain one: what watching costs.")
 @click.option("--restart-entries", default=0, metavar="N",
               help="Also time the restart of a node holding N log entries (e.g. 1000000).")
 @click.option("--catch-up-entries", default=0, metavar="N",

@@ -37,14 +37,17 @@ def dashboard(servers: str, listen: str, tls: ClientTls) -> None:
     except (OSError, ConfigError) as error:
         probe.close()
         raise click.ClickException(f"cannot listen on {listen}: {error}") from error
-    stopped = threading.Event()
-    signal.signal(signal.SIGTERM, lambda signum, frame: stopped.set())
-    server.start()
-    click.echo(f"dashboard of {len(addresses)} nodes at {server.url} (Ctrl-C stops)")
+    signal.signal(signal.SIGTERM, _interrupt)  # as Ctrl-C: the main thread stops waiting
     try:
-        stopped.wait()
+        server.start()
+        click.echo(f"dashboard of {len(addresses)} nodes at {server.url} (Ctrl-C stops)")
+        threading.Event().wait()
     except KeyboardInterrupt:
         pass
     finally:
         server.stop()
         probe.close()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")

@@ -26,6 +26,7 @@ DEFAULT_PAGE_ACCOUNTS = 50
 MAX_PAGE_ACCOUNTS = 500
 CALL_TIMEOUT_S = 2.0
 #: Counters whose rates the page shows, per second.
+UNREACHABLE = {"unreachable": True}  # a replica's place when its node does not answer
 RATES = {"writes": "writes:", "applied": "applied", "proposals": "proposals",
          "fast_path": "fast_path_proposals"}
 
@@ -50,7 +51,6 @@ class ClusterProbe:
             self._nodes.append(_Node(address, channel, pb_grpc.AdminStub(channel),
                                      health_pb2_grpc.HealthStub(channel)))
         self._lock = threading.Lock()  # the counters' last readings, between threads
-        self._traced: set[str] = set()
 
     def close(self) -> None:
         for node in self._nodes:
@@ -70,17 +70,16 @@ class ClusterProbe:
                 "accounts": accounts_page(self.node_ids(), statuses, page_size)}
 
     def trace(self, account: str) -> dict[str, object]:
-        """The account's recent Paxos messages on every node; the first ask starts
-        tracing it (each node keeps its latest events for a few accounts)."""
-        start = account not in self._traced
+        """The account's recent Paxos messages on every node. Every ask also says "start"
+        (a node already tracing it keeps its events), so a node restarted since, or
+        that let the account go for others, traces it again."""
         events: list[pb.TraceEvent] = []
         for node in self._nodes:
             try:
-                events.extend(node.admin.Trace(pb.TraceRequest(account=account, start=start),
+                events.extend(node.admin.Trace(pb.TraceRequest(account=account, start=True),
                                                timeout=CALL_TIMEOUT_S).events)
             except grpc.RpcError:
                 continue  # a node down: the others' events still show
-        self._traced.add(account)
         return diagram(f"Paxos messages for account {account!r}", self.node_ids(),
                        events).as_json()
 
@@ -133,15 +132,18 @@ def counter_rates(before: dict[str, int], after: dict[str, int], seconds: float
 def accounts_page(node_ids: list[str], statuses: Sequence[pb.StatusReply | None],
                   page_size: int) -> dict[str, object]:
     """The first `page_size` accounts any node holds (after the cursor each was asked
-    with), each with every replica's view, and whether the replicas agree."""
+    with), each with every replica's view (None: not held there; UNREACHABLE: the node
+    did not answer), and whether the replicas that answered agree, as `ledger status`
+    compares them."""
     held = [{a.account: a for a in status.accounts} if status is not None else None
             for status in statuses]
     names = sorted({name for accounts in held if accounts is not None for name in accounts})
     names = names[:page_size]
     rows = []
     for name in names:
-        replicas = [None if accounts is None or name not in accounts else _replica(
-            accounts[name]) for accounts in held]
+        replicas = [UNREACHABLE if accounts is None else
+                    _replica(accounts[name]) if name in accounts else None
+                    for accounts in held]
         answered = [r for r, accounts in zip(replicas, held, strict=True) if accounts is not None]
         agree = bool(answered) and all(r == answered[0] for r in answered) and \
             answered[0] is not None and answered[0]["applied_slot"] == \

@@ -2,7 +2,11 @@
 
 Plain HTTP from the standard library, one thread per request (each reads the cluster
 through the probe's gRPC channels, which are thread-safe). Meant for 127.0.0.1: it
-shows what an operator may see, to whoever can reach it.
+shows what an operator may see, to whoever can reach it. Two guards keep other web
+pages in the same browser out: a request must name this server as its Host (a page
+on another site that rebinds its name to 127.0.0.1 names its own), and the JSON needs
+a header only this page's script sends (another site's page cannot send it without
+asking first, which this server never allows).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from ledger.tools.page import render
 log = logging.getLogger(__name__)
 
 TITLE = "Ledger cluster"
+API_HEADER = "X-Ledger-Dashboard"  # the page's script sends it with every /api call
+MAX_PAGE_SIZE_DIGITS = 6
 
 
 class DashboardServer:
@@ -32,6 +38,9 @@ class DashboardServer:
         self._page = render(TITLE, None).encode()
         self._http = ThreadingHTTPServer((host.strip("[]"), port), self._handler())
         self._http.daemon_threads = True
+        bound_port = self._http.server_address[1]
+        self._hosts = {f"{name}:{bound_port}" for name in
+                       (host, "localhost", "127.0.0.1", "[::1]")}
         self._thread: threading.Thread | None = None
 
     @property
@@ -45,10 +54,10 @@ class DashboardServer:
         self._thread.start()
 
     def stop(self) -> None:
-        self._http.shutdown()
-        self._http.server_close()
-        if self._thread is not None:
+        if self._thread is not None:  # (shutdown waits for a serving loop: only if one ran)
+            self._http.shutdown()
             self._thread.join()
+        self._http.server_close()
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -57,12 +66,23 @@ class DashboardServer:
             def do_GET(self) -> None:
                 url = urlsplit(self.path)
                 query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+                if self.headers.get("Host", "") not in server._hosts:
+                    self._send(HTTPStatus.FORBIDDEN, "text/plain",
+                               b"this dashboard answers only requests addressed to it\n")
+                    return
+                if url.path.startswith("/api/") and self.headers.get(API_HEADER) != "1":
+                    self._send(HTTPStatus.FORBIDDEN, "text/plain",
+                               f"the API answers only the dashboard's page ({API_HEADER})\n"
+                               .encode())
+                    return
                 try:
                     if url.path == "/":
                         self._send(HTTPStatus.OK, "text/html; charset=utf-8", server._page)
                     elif url.path == "/api/cluster":
-                        self._json(server._probe.cluster(query.get("after", ""),
-                                                         _page_size(query)))
+                        after = query.get("after", "")
+                        if after:
+                            check_account_id(after)
+                        self._json(server._probe.cluster(after, _page_size(query)))
                     elif url.path == "/api/trace":
                         account = query.get("account", "")
                         check_account_id(account)
@@ -93,6 +113,7 @@ def _page_size(query: dict[str, str]) -> int:
     raw = query.get("limit", "")
     if not raw:
         return DEFAULT_PAGE_ACCOUNTS
-    if not raw.isdigit():
-        raise errors.InvalidRequest(f"limit {raw!r} is not a whole number")
-    return int(raw)
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= MAX_PAGE_SIZE_DIGITS):
+        raise errors.InvalidRequest(f"limit {raw[:20]!r} is not a whole number of at most "
+                                    f"{MAX_PAGE_SIZE_DIGITS} digits")
+    return int(raw)  # (the probe caps it at its maximum page)

@@ -116,6 +116,7 @@ class Flushing:
             self._storage_failed(error)
             return False
         self.counters.syncs += 1
+        self._writes_staged = 0  # (made durable outside a flush: no flush's batch)
         self._gate.synced()
         if self.storage_error is not None:
             log.warning("storage is writable again")

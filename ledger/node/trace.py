@@ -73,7 +73,11 @@ class Tracer:
         return bool(self._events)
 
     def start(self, account: str) -> None:
-        if account not in self._events and len(self._events) >= MAX_TRACED_ACCOUNTS:
+        """Trace the account from now on (kept as it is if it is traced already, so a
+        watcher may say "start" on every look without losing what was recorded)."""
+        if account in self._events:
+            return
+        if len(self._events) >= MAX_TRACED_ACCOUNTS:
             self._events.pop(next(iter(self._events)))
         self._events[account] = deque(maxlen=MAX_EVENTS_PER_ACCOUNT)
 

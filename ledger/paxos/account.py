@@ -32,8 +32,8 @@ class Leadership:
     since_slot: int  # the Prepare that won the promise named this slot
     # For operators, how far behind each node is (see `peer_progress`): per node, the
     # highest slot it voted for under `ballot`, and the end of its chosen prefix as its
-    # promise or latest vote reported it (both the slot before `since_slot` for one that
-    # did not promise).
+    # promise or latest vote reported it (both -1 for one that did not promise: until it
+    # votes, nothing is known to be there).
     peer_voted: list[int]
     peer_chosen_through: list[int]
 

@@ -121,7 +121,7 @@ def on_promise(
                           log_end_seq=proposer.prepare_seq)
         return
     if config.fast_path:
-        reported = [proposer.slot - 1] * config.cluster_size  # (a node that did not answer)
+        reported = [-1] * config.cluster_size  # (one that did not promise: nothing known)
         for node, reply in proposer.promises.items():
             reported[node] = reply.chosen_through
         state.leader = Leadership(proposer.ballot, proposer.slot, phase_one.later_votes,

@@ -83,9 +83,10 @@ GAUGES = {
 #: per-peer value (key PREFIX:NODE_INDEX) -> (metric name, help, kind, scale).
 PEER_SERIES = {
     "peer_lag": ("ledger_peer_lag_log_entries",
-                 "Log entries chosen in the accounts this node leads that the peer has not "
-                 "voted for since: how far behind it is. Rises while it is down, falls once "
-                 "it votes again.", "gauge", 1.0),
+                 "Log entries chosen in the accounts this node leads beyond how far the peer "
+                 "holds them, from its promise and votes (which report its chosen prefix): "
+                 "how far behind it is. Rises while it is down, falls once it has caught up "
+                 "and votes again (on an idle account, at its next write).", "gauge", 1.0),
     "peer_silent_ms": ("ledger_peer_silence_seconds",
                        "Time since the peer was last heard from (any Paxos message).",
                        "gauge", 0.001),
@@ -103,7 +104,8 @@ PEER_SERIES = {
 #: histogram kept by the node -> (metric name, help).
 HISTOGRAMS = {
     "flush_seconds": ("ledger_storage_flush_seconds",
-                      "How long each group commit took: one commit and one fsync."),
+                      "How long each group commit took (one commit and one fsync, on the "
+                      "writer thread), from its start until the node's loop saw it end."),
     "flush_writes": ("ledger_storage_flush_writes",
                      "Writes each group commit made durable (its batch size)."),
 }

@@ -15,11 +15,15 @@ import urllib.request
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from ledger.client import LedgerClient
+from ledger.dashboard.probe import ClusterProbe
+from ledger.dashboard.server import API_HEADER, DashboardServer
+from ledger.security.tls import INSECURE
 from ledger.tools.localcluster import ProcessCluster, free_ports
 from ledger.tools.page import render
 from ledger.tools.sequence import diagram
@@ -47,6 +51,15 @@ def browser(profile: pathlib.Path) -> webdriver.Chrome:
     return webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
 
 
+def read(driver: webdriver.Chrome, selector: str, *attributes: str
+         ) -> list[dict[str, str]]:
+    """Every element `selector` matches, read in one go: its text and `attributes`."""
+    return driver.execute_script(  # type: ignore[no-any-return]
+        "return [...document.querySelectorAll(arguments[0])].map(e => Object.fromEntries("
+        "[['text', e.textContent], ...arguments[1].map(a => [a, e.getAttribute(a)])]))",
+        selector, list(attributes))
+
+
 def answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as reply:
@@ -71,32 +84,32 @@ def test_the_page_shows_the_members_agreement_and_how_a_deposit_was_decided(
                 bank.open_account("watched", 10_00)
                 driver = browser(tmp_path / "profile")
                 driver.get(url + "?account=watched")  # its first poll starts the traces
-                wait = WebDriverWait(driver, WAIT_S)
-                wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "section.sequence"))
-                members = driver.find_elements(By.CSS_SELECTOR, "#members tbody tr.serving")
-                assert sorted(m.get_attribute("data-node") for m in members) == \
-                    ["n1", "n2", "n3"]
-                wait.until(lambda d: d.find_elements(
-                    By.CSS_SELECTOR, 'tr.agree[data-account="watched"]'))
+                # (The page redraws itself every second: each look reads the DOM at once.)
+                wait = WebDriverWait(driver, WAIT_S,
+                                     ignored_exceptions=(StaleElementReferenceException,))
+                wait.until(lambda d: read(d, "section.sequence"))
+                members = read(driver, "#members tbody tr.serving", "data-node")
+                assert sorted(m["data-node"] for m in members) == ["n1", "n2", "n3"]
+                wait.until(lambda d: read(d, 'tr.agree[data-account="watched"]'))
                 deposited = bank.deposit("watched", 5_00)
             assert deposited.position == 1  # slot 1 of the log: the open took slot 0
 
             def arrows(kind: str) -> list[tuple[str, str]]:
-                return [(a.get_attribute("data-from"), a.get_attribute("data-to"))
-                        for a in driver.find_elements(  # type: ignore[union-attr]
-                            By.CSS_SELECTOR, f'g.arrow[data-kind="{kind}"][data-slot="1"]')]
+                return [(a["data-from"], a["data-to"]) for a in read(
+                    driver, f'g.arrow[data-kind="{kind}"][data-slot="1"]', "data-from",
+                    "data-to")]
 
             wait.until(lambda d: len(arrows("Learn")) == 2 and len(arrows("Accepted")) >= 2)
             accepts = arrows("Accept")
             (proposer,) = {source for source, _ in accepts}
             assert sorted(target for _, target in accepts) == ["n1", "n2", "n3"]
             assert all(target == proposer for _, target in arrows("Accepted"))
-            summary = driver.find_element(By.CSS_SELECTOR, "ul.summary").text
-            assert f"slot 1: {proposer} proposed" in summary
-            assert "chosen once 2 of 3 had voted" in summary
+            (summary,) = read(driver, "ul.summary")
+            assert f"slot 1: {proposer} proposed" in summary["text"]
+            assert "chosen once 2 of 3 had voted" in summary["text"]
             # The replicas still agree after it, at the deposit's slot.
-            wait.until(lambda d: "slot 1 ·" in d.find_element(
-                By.CSS_SELECTOR, 'tr.agree[data-account="watched"]').text)
+            wait.until(lambda d: any("slot 1 ·" in row["text"] for row in read(
+                d, 'tr.agree[data-account="watched"]')))
             screenshot = tmp_path / "dashboard.png"
             driver.save_screenshot(str(screenshot))
             record_property("screenshot", str(screenshot))
@@ -141,3 +154,38 @@ def test_a_saved_page_draws_its_diagrams_without_a_server(tmp_path: pathlib.Path
                            "once 2 of 3 had voted; Learn told n2, n3")
     finally:
         driver.quit()
+
+
+def test_the_server_answers_only_its_page_and_checks_what_it_is_asked(
+        tmp_path: pathlib.Path) -> None:
+    """Refused before the cluster is asked anything (the probe's node is never dialled):
+    another site's name for this address, an API call without the page's header, an
+    account id or a page size that are not one."""
+    [port] = free_ports(1)
+    probe = ClusterProbe(["127.0.0.1:1"], INSECURE)
+    server = DashboardServer(probe, f"127.0.0.1:{port}")
+    server.start()
+
+    def get(path: str, host: str = f"127.0.0.1:{port}", api: bool = True) -> tuple[int, str]:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={
+            "Host": host, **({API_HEADER: "1"} if api else {})})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as reply:
+                return reply.status, reply.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    try:
+        assert get("/")[0] == 200 and get("/", host=f"localhost:{port}")[0] == 200
+        assert get("/", host=f"attacker.example:{port}") == (
+            403, "this dashboard answers only requests addressed to it\n")
+        assert get("/api/trace?account=a", api=False)[0] == 403
+        status, text = get("/api/trace?account=no%20spaces")
+        assert status == 400 and "account id 'no spaces'" in text
+        assert get("/api/cluster?after=%3Cb%3E")[0] == 400
+        for limit in ("%C2%B2", "1" * 7, "-1"):  # "²", too many digits, a sign
+            assert get(f"/api/cluster?limit={limit}")[0] == 400, limit
+        assert get("/nothing")[0] == 404
+    finally:
+        server.stop()
+        probe.close()

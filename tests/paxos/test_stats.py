@@ -81,3 +81,12 @@ def test_a_voter_missing_more_than_the_slack_counts_only_its_prefix() -> None:
     assert peer_progress(voted=20, chosen_through=19 - LEARN_SLACK_SLOTS) == 20
     assert peer_progress(voted=20, chosen_through=18 - LEARN_SLACK_SLOTS) == \
         18 - LEARN_SLACK_SLOTS
+
+
+def test_a_peer_down_when_leadership_is_won_counts_as_holding_nothing() -> None:
+    cluster = LocalCluster(3)
+    cluster.down.add(2)
+    for number in range(5):
+        cluster.propose(0, "alice", b"v%d" % number)
+        cluster.deliver()
+    assert cluster.nodes[0].peer_lag() == [0, 0, 5]  # slots 0-4: nothing known at node 2
