@@ -8,6 +8,7 @@ import time
 
 import click
 
+from ledger.cli.interrupt import interrupt
 from ledger.security.certs import CertificateError
 from ledger.tools.localcluster import ProcessCluster
 
@@ -36,7 +37,7 @@ def up(nodes: int, base_port: int, data_dir: pathlib.Path, insecure: bool) -> No
     # SIGTERM (a supervisor, `kill`) and SIGHUP (a closed terminal) stop the nodes too,
     # as Ctrl-C does: by default they would end this process and leave them running.
     for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _interrupt)
+        signal.signal(signum, interrupt)
     try:
         local.start()
     except (RuntimeError, TimeoutError, CertificateError) as error:
@@ -78,7 +79,3 @@ def _stop(local: ProcessCluster) -> None:
     for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(signum, signal.SIG_IGN)  # stopping the nodes is not interrupted
     local.stop()
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")

@@ -7,6 +7,7 @@ import threading
 
 import click
 
+from ledger.cli.interrupt import interrupt
 from ledger.cli.security_options import ClientTls, client_options
 from ledger.cli.status import DEFAULT_SERVERS
 from ledger.dashboard.probe import ClusterProbe
@@ -37,7 +38,7 @@ def dashboard(servers: str, listen: str, tls: ClientTls) -> None:
     except (OSError, ConfigError) as error:
         probe.close()
         raise click.ClickException(f"cannot listen on {listen}: {error}") from error
-    signal.signal(signal.SIGTERM, _interrupt)  # as Ctrl-C: the main thread stops waiting
+    signal.signal(signal.SIGTERM, interrupt)  # as Ctrl-C: the main thread stops waiting
     try:
         server.start()
         click.echo(f"dashboard of {len(addresses)} nodes at {server.url} (Ctrl-C stops)")
@@ -47,7 +48,3 @@ def dashboard(servers: str, listen: str, tls: ClientTls) -> None:
     finally:
         server.stop()
         probe.close()
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")

@@ -13,7 +13,7 @@ from ledger.client import BankAudit, LedgerClient, LedgerError
 from ledger.client.admin import status_pages
 from ledger.client.money import format_amount
 from ledger.security.tls import Security, handshake_hint
-from ledger.tools.replicas import AccountView, NodeView, agreement
+from ledger.tools.replicas import NodeView, agreement, view_of
 from ledger.v1 import replica_pb2 as pb
 
 DEFAULT_SERVERS = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
@@ -126,9 +126,7 @@ def show(addresses: list[str], timeout: float, security: Security, as_json: bool
         nodes[address] = {"reachable": True, "node_id": view[0].node_id, "accounts": len(known),
                           **{key: counters.get(key, 0) for key in TROUBLE},
                           "audit": audit_json(audits[address])}
-        views.append({a.account: AccountView(a.applied_slot, a.chosen_through, a.digest,
-                                             a.balance if a.opened else None, a.highest_slot)
-                      for a in known})
+        views.append(view_of(known))
         for a in known:
             accounts.setdefault(a.account, {})[address] = {
                 "applied_position": a.applied_slot, "chosen_through": a.chosen_through,

@@ -18,6 +18,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ledger.security.tls import Security
+from ledger.tools.replicas import AccountView, agreement, view_of
 from ledger.tools.sequence import diagram
 from ledger.v1 import replica_pb2 as pb
 from ledger.v1 import replica_pb2_grpc as pb_grpc
@@ -25,8 +26,8 @@ from ledger.v1 import replica_pb2_grpc as pb_grpc
 DEFAULT_PAGE_ACCOUNTS = 50
 MAX_PAGE_ACCOUNTS = 500
 CALL_TIMEOUT_S = 2.0
-#: Counters whose rates the page shows, per second.
 UNREACHABLE = {"unreachable": True}  # a replica's place when its node does not answer
+#: Counters whose rates the page shows, per second.
 RATES = {"writes": "writes:", "applied": "applied", "proposals": "proposals",
          "fast_path": "fast_path_proposals"}
 
@@ -135,25 +136,21 @@ def accounts_page(node_ids: list[str], statuses: Sequence[pb.StatusReply | None]
     with), each with every replica's view (None: not held there; UNREACHABLE: the node
     did not answer), and whether the replicas that answered agree, as `ledger status`
     compares them."""
-    held = [{a.account: a for a in status.accounts} if status is not None else None
-            for status in statuses]
-    names = sorted({name for accounts in held if accounts is not None for name in accounts})
-    names = names[:page_size]
+    views = [None if status is None else view_of(status.accounts) for status in statuses]
+    names = sorted({name for view in views if view is not None for name in view})[:page_size]
+    agree = agreement(views)
     rows = []
     for name in names:
-        replicas = [UNREACHABLE if accounts is None else
-                    _replica(accounts[name]) if name in accounts else None
-                    for accounts in held]
-        answered = [r for r, accounts in zip(replicas, held, strict=True) if accounts is not None]
-        agree = bool(answered) and all(r == answered[0] for r in answered) and \
-            answered[0] is not None and answered[0]["applied_slot"] == \
-            answered[0]["chosen_through"]
-        rows.append({"account": name, "replicas": replicas, "agree": agree})
+        replicas = [UNREACHABLE if view is None else
+                    _replica(view[name]) if name in view else None for view in views]
+        first = next(view[name] for view in views if view is not None and name in view)
+        rows.append({"account": name, "replicas": replicas,
+                     "agree": agree[name] and first.caught_up})
     complete = all(s is None or s.complete for s in statuses) and len(names) < page_size
     return {"accounts": rows, "page_size": page_size, "complete": complete,
             "next_after": names[-1] if names else "", "nodes": node_ids}
 
 
-def _replica(status: pb.AccountStatus) -> dict[str, object]:
-    return {"applied_slot": status.applied_slot, "chosen_through": status.chosen_through,
-            "digest": status.digest.hex()}
+def _replica(view: AccountView) -> dict[str, object]:
+    return {"applied_slot": view.applied_slot, "chosen_through": view.chosen_through,
+            "digest": view.digest.hex()}

@@ -180,9 +180,7 @@ def guarded(method: Unary, gate: CallGate | None, guard: Guard, name: str) -> Un
                 if gate is not None:
                     gate.leave()
         finally:
-            timed = guard.timed
-            if timed is not None:
-                timed(name, time.perf_counter() - started_s)
+            guard.record(name, time.perf_counter() - started_s)
 
     return handle
 

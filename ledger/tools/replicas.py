@@ -9,11 +9,12 @@ settled.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ledger.client.admin import account_statuses
 from ledger.security.tls import Security
+from ledger.v1 import replica_pb2 as pb
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,11 @@ def node_view(address: str, timeout_s: float, security: Security) -> NodeView | 
     statuses = account_statuses(address, timeout_s, security)
     if statuses is None:
         return None
+    return view_of(statuses)
+
+
+def view_of(statuses: Iterable[pb.AccountStatus]) -> NodeView:
+    """A node's account statuses (Admin.Status) as its view."""
     return {a.account: AccountView(a.applied_slot, a.chosen_through, a.digest,
                                    a.balance if a.opened else None, a.highest_slot)
             for a in statuses}
